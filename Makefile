@@ -1,0 +1,23 @@
+# Two commands: `make demo` and `make test`. Each builds .venv on first use.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: install demo test test-fast bench
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml scripts/setup_venv.sh
+	bash scripts/setup_venv.sh $(VENV)
+	touch $@
+
+demo: install
+	$(PY) -m gansynth.demo
+
+test: install
+	$(PY) -m pytest
+
+test-fast: install
+	$(PY) -m pytest -m "not slow"
+
+bench: install
+	$(PY) benchmarks/run_all.py

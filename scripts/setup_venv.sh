@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Create the virtual environment and install the project into it.
+# A torch that the system Python already has (a CUDA build on a GPU box, say) is kept;
+# otherwise a machine without a GPU gets the CPU build, not a multi-GB CUDA download.
+set -euo pipefail
+venv=${1:-.venv}
+python3 -m venv --system-site-packages "$venv"
+py="$venv/bin/python"
+"$py" -m pip install -q --upgrade pip
+if ! "$py" -c "import torch" 2>/dev/null; then
+    if command -v nvidia-smi >/dev/null 2>&1; then
+        "$py" -m pip install -q "torch>=2.4"
+    else
+        # torch==2.13.0 is a local CPU wheel on this project's machines; elsewhere use the CPU index.
+        "$py" -m pip install -q torch==2.13.0 2>/dev/null \
+            || "$py" -m pip install -q torch --index-url https://download.pytorch.org/whl/cpu
+    fi
+fi
+"$py" -m pip install -q -e '.[test]'
+# tinysoundfont renders SoundFont notes; its metadata asks for pyaudio (live playback only,
+# needs PortAudio headers to build), which rendering never uses, so it is installed alone.
+"$py" -m pip install -q --no-deps "tinysoundfont==0.3.7"
+"$py" -c "import torch, pytorch_lightning, hydra, soundfile, soxr, pretty_midi, bezier, tinysoundfont; print('environment ready: torch', torch.__version__)"
