@@ -1,0 +1,96 @@
+"""Codec throughput: encode and decode images per second for the paper, fork and tiny geometries.
+
+Run as ``python benchmarks/bench_codec.py``; prints a table and writes ``benchmarks/results/codec.json``.
+The codec runs once per training clip (cached) and once per generated note, so this says whether it
+can ever be the bottleneck next to the networks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gansynth.spectral import SpecgramCodec  # noqa: E402
+
+GEOMETRIES = {
+    "paper (mono 16k 4 s)": {},
+    "fork (stereo 44.1k 1.5 s)": {"sample_rate": 44100, "audio_length": 1.5, "channel_mode": "stereo"},
+    "tiny (mono 16k 0.25 s, n_fft 512)": {"n_fft": 512, "hop_length": 128, "n_frames": 32,
+                                          "audio_length": 0.25},
+}
+RESULTS_PATH = Path(__file__).resolve().parent / "results" / "codec.json"
+
+
+def seconds_per_call(step, device: torch.device, min_seconds: float, max_calls: int = 50) -> float:
+    """Mean wall time of one call, after a warm-up call, over at least ``min_seconds``."""
+    step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    calls, start = 0, time.perf_counter()
+    while calls < max_calls and (calls < 2 or time.perf_counter() - start < min_seconds):
+        step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        calls += 1
+    return (time.perf_counter() - start) / calls
+
+
+def bench_geometry(settings: dict, batch: int, device: torch.device, min_seconds: float) -> dict:
+    codec = SpecgramCodec(**settings).to(device)
+    waves = 0.1 * torch.randn(batch, codec.audio_channels, codec.n_samples, device=device)  # [B, ch, n]
+    images = codec.encode(waves)  # [B, C, T, F]
+    with torch.inference_mode():
+        encode_s = seconds_per_call(lambda: codec.encode(waves), device, min_seconds)
+        decode_s = seconds_per_call(lambda: codec.decode(images), device, min_seconds)
+    return {
+        "settings": codec.to_dict(),
+        "image_shape": list(codec.image_shape),
+        "batch": batch,
+        "encode_images_per_s": batch / encode_s,
+        "decode_images_per_s": batch / decode_s,
+        "encode_ms_per_batch": 1000 * encode_s,
+        "decode_ms_per_batch": 1000 * decode_s,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--min-seconds", type=float, default=1.0, help="time spent per measurement")
+    parser.add_argument("--out", type=Path, default=RESULTS_PATH)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+
+    rows = {name: bench_geometry(settings, args.batch, device, args.min_seconds)
+            for name, settings in GEOMETRIES.items()}
+    print(f"codec throughput on {device} ({args.threads} threads), batch {args.batch}")
+    print(f"{'geometry':<36}{'image':>16}{'encode img/s':>14}{'decode img/s':>14}")
+    for name, row in rows.items():
+        shape = "x".join(map(str, row["image_shape"]))
+        print(f"{name:<36}{shape:>16}{row['encode_images_per_s']:>14.1f}{row['decode_images_per_s']:>14.1f}")
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    report = {
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "geometries": rows,
+    }
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
