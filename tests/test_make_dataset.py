@@ -1,0 +1,90 @@
+"""The dataset maker writes the notes it promises: count, names, format, pitch, level and panning."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from gansynth.make_dataset import MakeDatasetError, main, make_dataset, pan_gains
+from gansynth.pitch import estimate_f0, hz_to_midi
+
+PEAK = 10 ** (-3 / 20)
+
+
+def rms_db(x: np.ndarray) -> float:
+    return 10 * np.log10(np.mean(np.square(x, dtype=np.float64)))
+
+
+def test_files_have_the_requested_count_names_rate_channels_and_length(tmp_path):
+    paths = make_dataset(tmp_path, programs=(0, 40), pitch_low=60, pitch_high=62, velocities=(80, 120),
+                         clip_length=0.3, sample_rate=22050, channels=2, progress=False)
+    infos = [sf.info(str(p)) for p in paths]
+    assert len(paths) == 12 and len(list(tmp_path.iterdir())) == 12
+    assert paths[0].name == "acoustic_grand_piano_000-060-080.wav" and paths[-1].name == "violin_040-062-120.wav"
+    assert {(i.samplerate, i.channels, i.frames, i.subtype) for i in infos} == {(22050, 2, 6615, "PCM_16")}
+
+
+def test_soundfont_notes_have_their_pitch_within_50_cents(tmp_path):
+    paths = make_dataset(tmp_path, programs=(0, 40, 73), pitch_low=48, pitch_high=72, velocities=(100,),
+                         note_length=0.4, clip_length=0.5, progress=False)
+    waves = np.stack([sf.read(p, dtype="float32")[0] for p in paths])  # [75, n] mono
+    cents = 100 * (hz_to_midi(estimate_f0(waves, 16000).numpy()) - [int(p.stem[-7:-4]) for p in paths])
+    assert len(paths) == 75 and np.abs(cents).max() < 50
+
+
+def test_notes_are_peak_normalised_to_minus_3_dbfs(tmp_path):
+    paths = make_dataset(tmp_path, synthetic=True, programs=(5,), pitch_low=40, pitch_high=44,
+                         velocities=(20, 127), subtype="FLOAT", progress=False)
+    peaks = [np.abs(sf.read(p)[0]).max() for p in paths]
+    np.testing.assert_allclose(peaks, PEAK, rtol=1e-6)
+
+
+@pytest.mark.parametrize("synthetic, tolerance_db", [(True, 0.01), (False, 1.5)])
+def test_stereo_programs_are_panned_to_their_own_positions(tmp_path, synthetic, tolerance_db):
+    paths = make_dataset(tmp_path, synthetic=synthetic, programs=(0, 40, 73), pitch_low=60, pitch_high=60,
+                         velocities=(100,), channels=2, pan_spread=0.6, subtype="FLOAT", progress=False)
+    balance = [rms_db(x[:, 0]) - rms_db(x[:, 1]) for x in (sf.read(p)[0] for p in paths)]  # L - R in dB
+    left, right = pan_gains(-0.6)
+    expected = 20 * np.log10(left / right)  # 9.8 dB for a mono source
+    np.testing.assert_allclose(balance, [expected, 0.0, -expected], atol=tolerance_db)
+
+
+def test_synthetic_notes_fall_silent_after_the_release(tmp_path):
+    (path,) = make_dataset(tmp_path, synthetic=True, programs=(3,), pitch_low=50, pitch_high=50, velocities=(90,),
+                           note_length=0.1, clip_length=0.28, progress=False)
+    wave = sf.read(path)[0]
+    held, tail = wave[: 1600], wave[1600 + int(0.08 * 16000):]  # the longest release is 80 ms
+    assert rms_db(held) > -20 and len(tail) == 1600 and np.count_nonzero(tail) == 0
+
+
+def test_the_same_seed_renders_the_same_synthetic_notes(tmp_path):
+    kwargs = dict(synthetic=True, programs=(7,), pitch_low=60, pitch_high=61, velocities=(100,), progress=False)
+    first = [sf.read(p)[0] for p in make_dataset(tmp_path / "a", seed=3, **kwargs)]
+    again = [sf.read(p)[0] for p in make_dataset(tmp_path / "b", seed=3, **kwargs)]
+    other = [sf.read(p)[0] for p in make_dataset(tmp_path / "c", seed=4, **kwargs)]
+    assert np.array_equal(first, again) and np.abs(np.subtract(first, other)).max() > 0.01
+
+
+def test_cli_writes_the_notes_and_reports_the_rate(tmp_path, capsys):
+    main(["--out", str(tmp_path), "--synthetic", "--programs", "1", "2", "--pitch-low", "60", "--pitch-high", "63",
+          "--velocities", "100"])
+    assert len(list(tmp_path.glob("synth_00[12]-06[0-3]-100.wav"))) == 8
+    assert "wrote 8 notes" in capsys.readouterr().out
+
+
+def test_cli_turns_bad_arguments_into_one_line(tmp_path):
+    with pytest.raises(SystemExit, match="pitch_low=70 is above pitch_high=60"):
+        main(["--out", str(tmp_path), "--synthetic", "--pitch-low", "70", "--pitch-high", "60"])
+
+
+def test_missing_soundfont_is_named(tmp_path):
+    with pytest.raises(MakeDatasetError, match="nowhere.sf2: SoundFont file not found"):
+        make_dataset(tmp_path, soundfont=tmp_path / "nowhere.sf2", progress=False)
+
+
+def test_unreadable_soundfont_is_named(tmp_path):
+    bad = tmp_path / "bad.sf2"
+    bad.write_bytes(b"not a soundfont")
+    with pytest.raises(MakeDatasetError, match="bad.sf2: cannot load SoundFont"):
+        make_dataset(tmp_path, soundfont=bad, progress=False)
