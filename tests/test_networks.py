@@ -1,0 +1,331 @@
+"""Progressive G and D: shapes per stage, fade-in blending, attention, layer maths, parameter counts."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gansynth.layers import (
+    EqualizedConv2d,
+    LatentToGrid,
+    LayerError,
+    MinibatchStddev,
+    PixelNorm,
+    SelfAttention2d,
+)
+from gansynth.networks import Discriminator, Generator, NetworkError
+
+torch.set_num_threads(2)
+
+PAPER = dict(image_shape=(2, 128, 1024), num_blocks=7, attention_areas=())
+FORK = dict(image_shape=(4, 128, 1024), num_blocks=7)
+TINY = dict(image_shape=(4, 32, 256), num_blocks=5, fmap_base=1024, fmap_max=128)
+# attention moved to the 8x64 top block so gradient tests stay fast
+SMALL_ATTENTION = dict(image_shape=(4, 8, 64), num_blocks=3, fmap_base=256, fmap_max=64, attention_areas=(512,))
+# (blocks, alpha) for every stage of a 7-block schedule: stable stages alpha 1, fade-ins mid-way
+STAGES_7 = [(1, 1.0)] + [(k, a) for k in range(2, 8) for a in (0.5, 1.0)]
+
+
+def _latents(batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, 256, generator=generator), torch.randint(0, 61, (batch,), generator=generator)
+
+
+@pytest.fixture(scope="module")
+def paper_networks() -> tuple[Generator, Discriminator]:
+    torch.manual_seed(0)
+    return Generator(**PAPER).eval(), Discriminator(**PAPER).eval()
+
+
+@pytest.fixture(scope="module")
+def fork_networks_meta() -> tuple[Generator, Discriminator]:
+    """Full-size stereo networks on the meta device: shapes propagate through the real code without compute."""
+    with torch.device("meta"):
+        return Generator(**FORK), Discriminator(**FORK)
+
+
+@pytest.fixture(scope="module")
+def tiny_networks() -> tuple[Generator, Discriminator]:
+    torch.manual_seed(1)
+    return Generator(**TINY), Discriminator(**TINY)
+
+
+@pytest.mark.parametrize("blocks", range(1, 8))
+def test_paper_stage_shapes(paper_networks, blocks):
+    generator, discriminator = paper_networks
+    alpha = 1.0 if blocks == 1 else 0.5  # a fade-in runs both the new and the previous block's path
+    z, pitch = _latents(1)
+    with torch.no_grad():
+        image = generator(z, pitch, blocks, alpha)
+        critic, logits = discriminator(image, blocks, alpha)
+    assert image.shape == (1, 2, 2 * 2 ** (blocks - 1), 16 * 2 ** (blocks - 1))
+    assert image.abs().max() <= 1.0
+    assert critic.shape == (1,) and logits.shape == (1, 61)
+    assert torch.isfinite(critic).all() and torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize(("blocks", "alpha"), STAGES_7)
+def test_fork_stage_shapes(fork_networks_meta, blocks, alpha):
+    generator, discriminator = fork_networks_meta
+    z, pitch = torch.empty(1, 256, device="meta"), torch.zeros(1, dtype=torch.long, device="meta")
+    image = generator(z, pitch, blocks, alpha)
+    critic, logits = discriminator(image, blocks, alpha)
+    assert image.shape == (1, 4, 2 * 2 ** (blocks - 1), 16 * 2 ** (blocks - 1))
+    assert critic.shape == (1,) and logits.shape == (1, 61)
+
+
+def test_attention_sits_at_32x256_only(fork_networks_meta):
+    generator, discriminator = fork_networks_meta
+    g_attention = [name for name, m in generator.named_modules() if isinstance(m, SelfAttention2d)]
+    d_attention = [m for m in discriminator.modules() if isinstance(m, SelfAttention2d)]
+    assert generator.attention_blocks == [5] and discriminator.attention_blocks == [5]
+    assert g_attention == ["blocks.4.7"]  # after block 5's second conv (8 layers: up, 2 x (conv, act, norm), attn)
+    assert [m.query.out_features for m in d_attention] == [256 // 8]  # D: after conv1 -> nf(4) = 256
+    assert generator.blocks[4][7].value.out_features == 128 // 2  # G: nf(5) = 128
+
+
+def test_parameter_counts_match_paper():
+    """facts 2.1: G ~ 7.31 M, D ~ 6.83 M; LatentToGrid has exactly the padded conv's parameter count."""
+    generator, discriminator = Generator(**PAPER), Discriminator(**PAPER)
+    g_count = sum(p.numel() for p in generator.parameters())
+    d_count = sum(p.numel() for p in discriminator.parameters())
+    assert abs(g_count - 7.31e6) < 5e3, g_count
+    assert abs(d_count - 6.83e6) < 5e3, d_count
+
+
+@pytest.mark.parametrize("blocks", range(2, 6))
+def test_generator_alpha0_is_upsampled_previous_stage(tiny_networks, blocks):
+    generator, _ = tiny_networks
+    z, pitch = _latents(2)
+    with torch.no_grad():
+        faded = generator(z, pitch, blocks, 0.0)
+        previous = generator(z, pitch, blocks - 1, 1.0)
+    expected = previous.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+    assert torch.equal(faded, expected)
+
+
+def test_generator_alpha1_ignores_previous_to_rgb(tiny_networks):
+    generator, _ = tiny_networks
+    z, pitch = _latents(2)
+    with torch.no_grad():
+        before = generator(z, pitch, 3, 1.0)
+        half_before = generator(z, pitch, 3, 0.5)
+        saved = generator.to_rgb[1][0].weight.clone()
+        generator.to_rgb[1][0].weight.add_(1.0)
+        after = generator(z, pitch, 3, 1.0)
+        half_after = generator(z, pitch, 3, 0.5)
+        generator.to_rgb[1][0].weight.copy_(saved)
+    assert torch.equal(before, after)
+    assert (half_before - half_after).abs().max() > 1e-2
+
+
+def test_generator_fade_is_linear_in_alpha(tiny_networks):
+    generator, _ = tiny_networks
+    z, pitch = _latents(2)
+    with torch.no_grad():
+        old, new, quarter = (generator(z, pitch, 4, a) for a in (0.0, 1.0, 0.25))
+    torch.testing.assert_close(quarter, 0.25 * new + 0.75 * old, atol=1e-6, rtol=0)
+
+
+def test_generator_output_depends_on_pitch(tiny_networks):
+    generator, _ = tiny_networks
+    z, _ = _latents(1)
+    with torch.no_grad():
+        low = generator(z, torch.tensor([0]), 3, 1.0)
+        high = generator(z, torch.tensor([60]), 3, 1.0)
+    assert (low - high).abs().mean() > 1e-3
+
+
+@pytest.mark.parametrize("blocks", range(2, 6))
+def test_discriminator_alpha0_is_previous_stage_on_pooled_input(tiny_networks, blocks):
+    _, discriminator = tiny_networks
+    h, w = discriminator.resolution(blocks)
+    x = torch.rand(2, 4, h, w, generator=torch.Generator().manual_seed(blocks)) * 2 - 1
+    with torch.no_grad():
+        faded = discriminator(x, blocks, 0.0)
+        previous = discriminator(F.avg_pool2d(x, 2), blocks - 1, 1.0)
+    assert torch.equal(faded[0], previous[0]) and torch.equal(faded[1], previous[1])
+
+
+def test_discriminator_alpha1_ignores_previous_from_rgb(tiny_networks):
+    _, discriminator = tiny_networks
+    x = torch.rand(2, 4, 8, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        before, half_before = discriminator(x, 3, 1.0)[0], discriminator(x, 3, 0.5)[0]
+        saved = discriminator.from_rgb[1][0].weight.clone()
+        discriminator.from_rgb[1][0].weight.add_(1.0)
+        after, half_after = discriminator(x, 3, 1.0)[0], discriminator(x, 3, 0.5)[0]
+        discriminator.from_rgb[1][0].weight.copy_(saved)
+    assert torch.equal(before, after)
+    assert (half_before - half_after).abs().max() > 1e-3
+
+
+def test_attention_is_identity_at_init():
+    attention = SelfAttention2d(32)
+    x = torch.randn(2, 32, 8, 16)
+    assert attention.gamma.item() == 0.0
+    assert torch.equal(attention(x), x) and torch.equal(attention(x, double_backward=True), x)
+
+
+def _active_attention(channels: int) -> SelfAttention2d:
+    torch.manual_seed(3)
+    attention = SelfAttention2d(channels)
+    with torch.no_grad():
+        attention.gamma.fill_(1.0)
+    return attention.eval()  # eval: no power iteration, so both calls see the same normalised weights
+
+
+def test_fused_and_explicit_attention_agree_fp32():
+    attention = _active_attention(64)
+    x = torch.randn(2, 64, 16, 64)
+    with torch.no_grad():
+        fused, explicit = attention(x), attention(x, double_backward=True)
+    assert (fused - x).abs().mean() > 1e-2  # the branch contributes
+    torch.testing.assert_close(fused, explicit, atol=1e-5, rtol=1e-5)
+
+
+def test_fused_and_explicit_attention_agree_bf16_autocast():
+    attention = _active_attention(64)
+    x = torch.randn(2, 64, 16, 64)
+    with torch.no_grad():
+        reference = attention(x, double_backward=True) - x
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            fused = attention(x).float() - x
+            explicit = attention(x, double_backward=True).float() - x
+    scale = reference.abs().max()
+    assert (fused - reference).abs().max() < 0.03 * scale
+    assert (explicit - reference).abs().max() < 0.03 * scale
+
+
+def _autograd_node_names(tensor: torch.Tensor) -> set[str]:
+    names, stack, seen = set(), [tensor.grad_fn], set()
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        names.add(node.name())
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return names
+
+
+def test_fused_attention_reaches_flash_kernel_on_cpu():
+    """Guards against SDPA's silent fallback to the materialising math path (unequal widths, strides)."""
+    attention = _active_attention(64)
+    x = torch.randn(1, 64, 16, 64, requires_grad=True)
+    names = _autograd_node_names(attention(x))
+    assert any("FlashAttentionForCpu" in name for name in names), sorted(names)
+
+
+def test_gradient_penalty_double_backward_through_attention_by_default():
+    torch.manual_seed(4)
+    discriminator = Discriminator(**SMALL_ATTENTION)
+    attention = discriminator.blocks[1].attention
+    with torch.no_grad():
+        attention.gamma.fill_(0.5)  # at gamma = 0 only gamma itself would get a gradient
+    x_hat = torch.randn(2, 4, 8, 64, generator=torch.Generator().manual_seed(5)).requires_grad_(True)
+    critic, _ = discriminator(x_hat, 3, 0.5)
+    (slopes,) = torch.autograd.grad(critic.sum(), x_hat, create_graph=True)
+    penalty = ((slopes.flatten(1).norm(dim=1) - 1.0) ** 2).mean()
+    penalty.backward()
+    grads = {name: p.grad for name, p in attention.named_parameters()}
+    assert len(grads) == 5  # gamma + four spectrally normalised convs
+    for name, grad in grads.items():
+        assert grad is not None and torch.isfinite(grad).all(), name
+        assert grad.abs().max() > 0, name
+
+
+def test_discriminator_fused_attention_gives_the_same_scores():
+    torch.manual_seed(7)
+    discriminator = Discriminator(**SMALL_ATTENTION).eval()  # eval: spectral norm stops its power iteration
+    with torch.no_grad():
+        discriminator.blocks[1].attention.gamma.fill_(1.0)
+        x = torch.rand(2, 4, 8, 64, generator=torch.Generator().manual_seed(8)) * 2 - 1
+        explicit_critic, explicit_logits = discriminator(x, 3, 1.0)
+        fused_critic, fused_logits = discriminator(x, 3, 1.0, fused_attention=True)
+    torch.testing.assert_close(fused_critic, explicit_critic, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fused_logits, explicit_logits, atol=1e-5, rtol=1e-5)
+
+
+def test_networks_with_attention_run_under_bf16_autocast():
+    torch.manual_seed(6)
+    generator, discriminator = Generator(**SMALL_ATTENTION), Discriminator(**SMALL_ATTENTION)
+    z, pitch = _latents(2)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        image = generator(z, pitch, 3, 0.5)
+        critic, logits = discriminator(image, 3, 0.5)
+    assert image.shape == (2, 4, 8, 64)
+    assert torch.isfinite(critic.float()).all() and torch.isfinite(logits.float()).all()
+
+
+def test_latent_to_grid_equals_padded_valid_conv():
+    """The linear first layer reproduces Magenta's zero-padded (h, w) VALID conv, weights and gain included."""
+    torch.manual_seed(0)
+    layer = LatentToGrid(in_features=5, channels=3, shape=(2, 4))
+    with torch.no_grad():
+        layer.bias.normal_()
+        x = torch.randn(2, 5)
+        kernel = layer.weight.view(3, 2, 4, 5).permute(0, 3, 1, 2).flip(2, 3)  # [C, in, h, w]
+        padded = F.pad(x[:, :, None, None], (3, 3, 1, 1))  # [B, in, 2h-1, 2w-1]
+        expected = F.conv2d(padded, kernel * (2.0 / (2 * 4 * 5)) ** 0.5, layer.bias)
+        torch.testing.assert_close(layer(x), expected, atol=1e-6, rtol=1e-5)
+
+
+def test_equalized_conv_has_he_gain():
+    """N(0, 1) weights times sqrt(2 / fan_in): unit-variance input gives output variance 2."""
+    torch.manual_seed(0)
+    conv = EqualizedConv2d(64, 256, 3, padding=1)
+    output = conv(torch.randn(4, 64, 16, 16))[:, :, 1:-1, 1:-1]  # skip zero-padded borders
+    assert abs(output.var().item() - 2.0) < 0.1
+
+
+def test_pixel_norm_gives_unit_mean_square():
+    x = torch.randn(3, 16, 4, 4) * torch.tensor([0.1, 5.0, 30.0]).view(3, 1, 1, 1)
+    mean_square = PixelNorm()(x).square().mean(dim=1)
+    torch.testing.assert_close(mean_square, torch.ones_like(mean_square), atol=1e-5, rtol=0)
+
+
+def test_minibatch_stddev_appends_mean_batch_stddev():
+    x = torch.tensor([[[[1.0, 2.0]]], [[[3.0, 6.0]]]])  # [2, 1, 1, 2]: batch stddevs 1 and 2
+    out = MinibatchStddev(eps=0.0)(x)
+    assert out.shape == (2, 2, 1, 2)
+    torch.testing.assert_close(out[:, 1], torch.full((2, 1, 2), 1.5))
+
+
+def test_attention_rejects_channels_not_multiple_of_8():
+    with pytest.raises(LayerError, match="multiple of 8"):
+        SelfAttention2d(12)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (dict(image_shape=(2, 128, 1000)), "image_shape is 128x1000"),
+        (dict(num_blocks=6), "end at"),
+        (dict(start_shape=(2,)), "start_shape"),
+        (dict(fmap_base=64, fmap_max=256), "width must be >= 1"),
+    ],
+)
+def test_inconsistent_geometry_is_rejected(overrides, message):
+    with pytest.raises(NetworkError, match=message):
+        Generator(**{**PAPER, **overrides})
+
+
+@pytest.mark.parametrize(("blocks", "alpha", "message"), [(0, 1.0, "stage_blocks"), (6, 1.0, "stage_blocks"),
+                                                           (3, 1.5, "alpha"), (1, 0.5, "nothing to fade")])
+def test_bad_stage_arguments_are_rejected(tiny_networks, blocks, alpha, message):
+    generator, _ = tiny_networks
+    z, pitch = _latents(1)
+    with pytest.raises(NetworkError, match=message):
+        generator(z, pitch, blocks, alpha)
+
+
+def test_discriminator_rejects_wrong_resolution(tiny_networks):
+    _, discriminator = tiny_networks
+    with pytest.raises(NetworkError, match=r"input must be \[B, 4, 8, 64\]"):
+        discriminator(torch.zeros(1, 4, 16, 128), 3, 1.0)
+
+
+def test_generator_rejects_wrong_latent_size(tiny_networks):
+    generator, _ = tiny_networks
+    with pytest.raises(NetworkError, match=r"z must be \[B, 256\]"):
+        generator(torch.zeros(1, 100), torch.zeros(1, dtype=torch.long), 2, 1.0)
