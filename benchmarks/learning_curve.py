@@ -1,0 +1,84 @@
+"""Pitch accuracy against training minutes for variants of the tiny experiment.
+
+Each variant is a list of Hydra overrides; variants run in parallel, each in its own process
+with ``--threads`` threads (2 matches the CI machine), for ``--minutes`` of wall time, with the
+EMA generator's pitch accuracy measured every ``--eval-every`` images (PitchAccuracyMonitor).
+Prints a table of PA at fixed minutes and writes ``benchmarks/results/learning_curve.json``.
+
+    python benchmarks/learning_curve.py --data /tmp/demo_notes --minutes 10 --variants base projection
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE = ["experiment=tiny", "codec.channel_mode=stereo", "samples.every_images=0", "~logger",
+        "+trainer.enable_progress_bar=false", "trainer.log_every_n_steps=50"]
+VARIANTS = {
+    "base": [],
+    "projection": ["model.loss.projection=true"],
+    "proj_start8x64": ["model.loss.projection=true", "model.network.num_blocks=3",
+                       "model.network.start_shape=[8,64]"],
+    "proj_fast": ["model.loss.projection=true", "model.schedule.stable_images=2000",
+                  "model.schedule.transition_images=2000"],
+    "proj_aux1": ["model.loss.projection=true", "model.loss.aux_weight_g=1", "model.loss.aux_weight_d=1"],
+    "proj_batch32": ["model.loss.projection=true", "model.schedule.batch_sizes=[32]"],
+    "start8x64": ["model.network.num_blocks=3", "model.network.start_shape=[8,64]"],
+}
+CHECKPOINTS = (2.5, 5.0, 7.5, 10.0, 12.5, 15.0)
+
+
+def launch(name: str, overrides: list[str], args) -> subprocess.Popen:
+    run_dir = Path(args.out) / name
+    cmd = [sys.executable, str(ROOT / "train.py"), *BASE, *overrides, f"data.path={args.data}",
+           f"trainer.max_time=00:00:{args.minutes:02d}:00", f"evaluation.every_images={args.eval_every}",
+           f"hydra.run.dir={run_dir}", "model.schedule.total_images=10000000", f"seed={args.seed}"]
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = open(run_dir / "train.log", "w")
+    return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+
+
+def pa_at(records: list[dict], minutes: float) -> float | None:
+    """The last measurement taken at or before ``minutes``."""
+    before = [r for r in records if r["minutes"] <= minutes + 0.25]
+    return before[-1]["pitch_accuracy"] if before else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    parser.add_argument("--minutes", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--eval-every", type=int, default=3000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=str(ROOT / "runs" / "learning_curve"))
+    parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "learning_curve.json"))
+    args = parser.parse_args()
+    procs = {name: launch(name, VARIANTS[name], args) for name in args.variants}
+    results = {}
+    for name, proc in procs.items():
+        proc.wait()
+        metrics = Path(args.out) / name / "metrics.jsonl"
+        records = [json.loads(line) for line in metrics.read_text().splitlines()] if metrics.exists() else []
+        results[name] = {"overrides": VARIANTS[name], "returncode": proc.returncode, "records": records}
+    marks = [m for m in CHECKPOINTS if m <= args.minutes]
+    print(f"| variant | {' | '.join(f'{m:g} min' for m in marks)} | images | final PA |")
+    print("|---" * (len(marks) + 3) + "|")
+    for name, r in results.items():
+        recs = r["records"]
+        cells = [f"{v:.2f}" if (v := pa_at(recs, m)) is not None else "-" for m in marks]
+        last = recs[-1] if recs else {"images_seen": 0, "pitch_accuracy": float("nan")}
+        print(f"| {name} | {' | '.join(cells)} | {last['images_seen']} | {last['pitch_accuracy']:.2f} |")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps({"minutes": args.minutes, "threads": args.threads, "results": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""Training callbacks that count in images, not steps: checkpoints and audible samples."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+from pytorch_lightning.utilities import rank_zero_only
+
+from gansynth.audio import write_audio
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Write each checkpoint to a temporary file and rename it into place, so a run killed at any
+    moment (even ``kill -9``) leaves either the old checkpoint or the new one, never half a file."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None):
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        super().save_checkpoint(checkpoint, tmp, storage_options)
+        os.replace(tmp, path)
+
+
+def crossed(before: int, after: int, every: int) -> bool:
+    """True when a multiple of ``every`` lies in (before, after]."""
+    return every > 0 and after // every > before // every
+
+
+class ImageCountCheckpoint(pl.Callback):
+    """Save ``images-<n>.ckpt`` every ``every_images`` images and keep ``last.ckpt`` current."""
+
+    def __init__(self, dirpath: str, every_images: int):
+        self.dirpath = Path(dirpath)
+        self.every_images = every_images
+        self._before = 0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self._before = int(pl_module.images_seen)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        seen = int(pl_module.images_seen)
+        if crossed(self._before, seen, self.every_images):
+            trainer.save_checkpoint(self.dirpath / f"images-{seen:09d}.ckpt")
+            self.save_last(trainer)
+
+    def on_train_end(self, trainer, pl_module):
+        self.save_last(trainer)
+
+    def save_last(self, trainer):
+        trainer.save_checkpoint(self.dirpath / "last.ckpt")
+
+
+class SampleLogger(pl.Callback):
+    """Every ``every_images`` images, render one note per pitch with the EMA generator (fixed
+    latent), write a wav of all of them to ``<run>/samples`` and log each note and its
+    spectrogram to TensorBoard. TensorBoard audio is mono, so stereo is logged as L and R."""
+
+    def __init__(self, out_dir: str, every_images: int, pitches: list[int], seed: int = 0):
+        self.out_dir = Path(out_dir)
+        self.every_images = every_images
+        self.pitches = list(pitches)
+        self.seed = seed
+        self._before = 0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self._before = int(pl_module.images_seen)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if crossed(self._before, int(pl_module.images_seen), self.every_images):
+            self.log_samples(trainer, pl_module, batch)
+
+    @rank_zero_only
+    def log_samples(self, trainer, pl_module, batch):
+        pitches = [p for p in self.pitches if pl_module.vocab.contains(p)]
+        if not pitches:
+            return
+        codec, seen = pl_module.codec, int(pl_module.images_seen)
+        z = pl_module.latent(1, self.seed).expand(len(pitches), -1)
+        images = pl_module.generate_images(torch.tensor(pitches), z)
+        audio = codec.decode(images).cpu()  # [P, ch, n]
+        gap = np.zeros((audio.shape[1], codec.sample_rate // 4), dtype=np.float32)
+        strip = np.concatenate([np.concatenate([a.numpy(), gap], axis=1) for a in audio], axis=1)
+        peak = max(float(np.abs(strip).max()), 1e-9)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        write_audio(self.out_dir / f"images-{seen:09d}.wav", strip * (0.89 / peak), codec.sample_rate)
+
+        writer = getattr(trainer.logger, "experiment", None)
+        if writer is None or not hasattr(writer, "add_audio"):
+            return
+        sides = ["mono"] if audio.shape[1] == 1 else ["left", "right"]
+        for pitch, note, image in zip(pitches, audio, images.cpu()):
+            for side, channel in zip(sides, note):
+                clip = channel / max(float(channel.abs().max()), 1e-9) * 0.89
+                writer.add_audio(f"audio/pitch_{pitch}/{side}", clip, seen, codec.sample_rate)
+            writer.add_image(f"spectrogram/fake/pitch_{pitch}", to_picture(image[0]), seen, dataformats="HW")
+        real = batch[0][:1].float()
+        writer.add_image("spectrogram/real", to_picture(real[0, 0]), seen, dataformats="HW")
+
+
+class PitchAccuracyMonitor(pl.Callback):
+    """Every ``every_images`` images, measure the EMA generator's pitch accuracy (YIN on decoded
+    audio, independent of the discriminator) on ``notes_per_pitch`` notes of every pitch in the
+    training set; log it to TensorBoard and append it to ``<run>/metrics.jsonl`` with the time."""
+
+    def __init__(self, path: str, every_images: int, notes_per_pitch: int = 4, seed: int = 0):
+        self.path = Path(path)
+        self.every_images = every_images
+        self.notes_per_pitch = notes_per_pitch
+        self.seed = seed
+        self._before = 0
+        self._start = time.perf_counter()
+
+    def on_train_start(self, trainer, pl_module):
+        self._start = time.perf_counter()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self._before = int(pl_module.images_seen)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if crossed(self._before, int(pl_module.images_seen), self.every_images):
+            self.measure(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module):
+        self.measure(trainer, pl_module)
+
+    @rank_zero_only
+    def measure(self, trainer, pl_module):
+        from gansynth.evaluate import pitch_accuracy
+
+        seconds = time.perf_counter() - self._start
+        trained = torch.nonzero(pl_module.pitch_weights > 0).flatten().cpu()
+        pitches = (trained + pl_module.vocab.low).repeat_interleave(self.notes_per_pitch)
+        z = pl_module.latent(len(pitches), self.seed)
+        audio = torch.cat([pl_module.codec.decode(pl_module.generate_images(p, zz)).cpu()
+                           for p, zz in zip(pitches.split(64), z.split(64))])
+        scores = pitch_accuracy(audio, pl_module.codec.sample_rate, pitches)
+        seen = int(pl_module.images_seen)
+        record = {"images_seen": seen, "minutes": seconds / 60.0, "stage": pl_module.stage,
+                  "pitch_accuracy": scores["pa"], "pitch_entropy": scores["pe"]}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        writer = getattr(trainer.logger, "experiment", None)
+        if writer is not None and hasattr(writer, "add_scalar"):
+            writer.add_scalar("eval/pitch_accuracy", scores["pa"], seen)
+            writer.add_scalar("eval/pitch_entropy", scores["pe"], seen)
+
+
+def to_picture(logmag: torch.Tensor) -> torch.Tensor:
+    """[T, F] log magnitude → [F, T] picture in [0, 1], low frequencies at the bottom."""
+    x = logmag.detach().float().T.flip(0)
+    return (x - x.min()) / (x.max() - x.min()).clamp_min(1e-9)

@@ -1,0 +1,238 @@
+"""The LightningModule: a progressive WGAN-GP with an auxiliary pitch classifier.
+
+Training runs each stage at its own resolution (the usual PGGAN layout): G emits the current
+resolution and the real images are average-pooled to it, blended across a fade-in exactly like
+the fakes. The schedule is driven by ``images_seen`` (a buffer, so it lives in the checkpoint),
+never by ``trainer.global_step``, which counts both optimizers' steps.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+from gansynth.networks import Discriminator, Generator
+from gansynth.pitch import PitchVocab
+from gansynth.schedule import Schedule
+from gansynth.spectral import SpecgramCodec
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or inf; the last checkpoint on disk is the last good state."""
+
+
+def pool_to(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Average-pool [B, C, T, F] images down to ``size`` (both axes divide exactly)."""
+    factor = (images.shape[-2] // size[0], images.shape[-1] // size[1])
+    return F.avg_pool2d(images, factor) if factor != (1, 1) else images
+
+
+def fade_reals(images: torch.Tensor, size: tuple[int, int], alpha: float) -> torch.Tensor:
+    """Reals at the current stage: pooled to ``size``, blended with the previous resolution
+    (pooled by 2 and upsampled) by ``1 - alpha``, the same low-pass the fakes go through."""
+    x = pool_to(images, size)
+    if alpha < 1.0:
+        coarse = F.interpolate(F.avg_pool2d(x, 2), scale_factor=2, mode="nearest")
+        x = alpha * x + (1.0 - alpha) * coarse
+    return x
+
+
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, target: float) -> torch.Tensor:
+    """Two-sided WGAN-GP on random interpolates, in fp32 (double backward in bf16 is fragile)."""
+    u = torch.rand(real.shape[0], 1, 1, 1, device=real.device)
+    mixed = (real.float() + u * (fake.float() - real.float())).requires_grad_(True)
+    with torch.autocast(device_type=real.device.type, enabled=False):
+        score = critic(mixed)
+    (grad,) = torch.autograd.grad(score.sum(), mixed, create_graph=True)
+    slope = grad.flatten(1).norm(dim=1)
+    return ((slope / target - 1.0) ** 2).mean()
+
+
+class GANSynth(pl.LightningModule):
+    """Generator, discriminator, EMA generator and codec, with every hyperparameter primitive so
+    checkpoints load with ``weights_only=True`` and rendering needs nothing but the checkpoint."""
+
+    def __init__(
+        self,
+        codec: dict,
+        pitch: dict,
+        network: dict,
+        schedule: dict,
+        loss: dict,
+        optim: dict,
+        ema_decay: float = 0.999,
+        log_pitches: list[int] | None = None,
+        sample_every_images: int = 0,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.codec = SpecgramCodec.from_dict(codec)
+        self.vocab = PitchVocab(pitch["low"], pitch["high"])
+        self.schedule = Schedule(**schedule)
+        net_args = dict(network, image_shape=tuple(self.codec.image_shape), num_pitches=self.vocab.size)
+        net_args["start_shape"] = tuple(net_args["start_shape"])
+        net_args["attention_areas"] = tuple(net_args["attention_areas"])
+        self.generator = Generator(**net_args)
+        self.discriminator = Discriminator(**net_args)
+        self.ema_generator = copy.deepcopy(self.generator).requires_grad_(False).eval()
+        counts = torch.tensor(pitch["counts"], dtype=torch.float)
+        if counts.numel() != self.vocab.size or counts.sum() <= 0:
+            raise ValueError(f"pitch counts must have {self.vocab.size} entries with a positive sum")
+        self.register_buffer("pitch_weights", counts / counts.sum(), persistent=False)
+        self.register_buffer("images_seen", torch.zeros((), dtype=torch.long))
+        self._stage: int | None = None
+        self._clock: tuple[float, int] | None = None
+
+    # ----------------------------------------------------------------- schedule
+    @property
+    def stage(self) -> int:
+        return self.schedule.stage(int(self.images_seen))
+
+    def blocks_and_alpha(self) -> tuple[int, float]:
+        return self.schedule.blocks_and_alpha(int(self.images_seen))
+
+    def current_size(self, blocks: int) -> tuple[int, int]:
+        return self.generator.resolution(blocks)
+
+    def _enter_stage(self, stage: int) -> None:
+        """At a stage boundary: optionally forget Adam's moments (as the original did) and give
+        the DataModule the batch size of the new stage (it takes effect at the next epoch)."""
+        if self.hparams.optim.get("reset_on_stage", True):
+            for opt in self.optimizers():
+                opt.optimizer.state.clear()
+        self._use_stage(stage)
+
+    def _use_stage(self, stage: int) -> None:
+        self._stage = stage
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None and hasattr(datamodule, "set_batch_size"):
+            datamodule.set_batch_size(self.schedule.batch_size(stage))
+
+    def on_fit_start(self) -> None:
+        """Runs after a resume has restored ``images_seen`` and before the first dataloader is
+        built, so the first epoch already uses the stage's batch size; Adam is kept as restored."""
+        self._use_stage(self.stage)
+
+    def on_train_start(self) -> None:
+        self._clock = (time.perf_counter(), int(self.images_seen))
+
+    # ----------------------------------------------------------------- training
+    def sample_pitches(self, n: int) -> torch.Tensor:
+        """Generator labels follow the training set's own pitch histogram."""
+        return torch.multinomial(self.pitch_weights, n, replacement=True)
+
+    def _fake(self, pitches: torch.Tensor, blocks: int, alpha: float) -> torch.Tensor:
+        z = torch.randn(pitches.shape[0], self.generator.latent_dim, device=self.device)
+        return self.generator(z, pitches, blocks, alpha)
+
+    def _critic(self, x: torch.Tensor, pitches: torch.Tensor, blocks: int, alpha: float):
+        """(critic score [B], pitch logits [B, P]). With ``loss.projection`` the score also gets the
+        pitch head's logit for the asked-for pitch (a projection discriminator that shares the
+        head's weights), so a fake whose spectrum does not match its pitch scores low even when
+        the head can be fooled."""
+        score, logits = self.discriminator(x, blocks, alpha)
+        if self.hparams.loss.get("projection", False):
+            score = score + logits.gather(1, pitches[:, None]).squeeze(1)
+        return score, logits
+
+    def training_step(self, batch, batch_idx):
+        images, labels = batch
+        stage = self.stage
+        if stage != self._stage:
+            self._enter_stage(stage)
+        blocks, alpha = self.blocks_and_alpha()
+        real = fade_reals(self.codec.normalize(images), self.current_size(blocks), alpha)
+        n = real.shape[0]
+        w = self.hparams.loss
+        opt_g, opt_d = self.optimizers()
+
+        # Generator step: fool the critic and make the pitch head see the asked-for pitch.
+        self.toggle_optimizer(opt_g)
+        fake_pitch = self.sample_pitches(n)
+        score, logits = self._critic(self._fake(fake_pitch, blocks, alpha), fake_pitch, blocks, alpha)
+        g_adv = -score.mean()
+        g_aux = F.cross_entropy(logits.float(), fake_pitch)
+        g_loss = g_adv + w["aux_weight_g"] * g_aux
+        self._check_finite(g_loss, "generator loss")
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(g_loss)
+        opt_g.step()
+        self.untoggle_optimizer(opt_g)
+
+        # Discriminator step: WGAN-GP + drift + pitch classification of the reals. The fakes take
+        # the real batch's pitches, so real, fake and their interpolates share one label.
+        self.toggle_optimizer(opt_d)
+        with torch.no_grad():
+            fake = self._fake(labels, blocks, alpha)
+        real_score, real_logits = self._critic(real, labels, blocks, alpha)
+        fake_score, _ = self._critic(fake, labels, blocks, alpha)
+        gp = gradient_penalty(lambda x: self._critic(x, labels, blocks, alpha)[0], real, fake, w["gp_target"])
+        d_adv = fake_score.mean() - real_score.mean()
+        d_aux = F.cross_entropy(real_logits.float(), labels)
+        drift = (real_score.float() ** 2).mean()
+        d_loss = d_adv + w["gp_weight"] * gp + w["drift"] * drift + w["aux_weight_d"] * d_aux
+        self._check_finite(d_loss, "discriminator loss")
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(d_loss)
+        opt_d.step()
+        self.untoggle_optimizer(opt_d)
+
+        self._update_ema()
+        self.images_seen += n * self.trainer.world_size
+        self._log_step(dict(
+            g_loss=g_loss, g_adv=g_adv, g_aux=g_aux, d_loss=d_loss, d_adv=d_adv, d_aux=d_aux, gp=gp,
+            real_pitch_acc=(real_logits.argmax(1) == labels).float().mean(),
+        ), stage, alpha)
+        if int(self.images_seen) >= self.schedule.total_images:
+            self.trainer.should_stop = True
+
+    def _check_finite(self, loss: torch.Tensor, name: str) -> None:
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"{name} is {loss.item()} at {int(self.images_seen)} images (stage {self.stage}); "
+                "training stopped, the last checkpoint on disk is the last good state"
+            )
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        decay = self.hparams.ema_decay
+        for ema_p, p in zip(self.ema_generator.parameters(), self.generator.parameters()):
+            ema_p.lerp_(p.detach(), 1.0 - decay)
+        for ema_b, b in zip(self.ema_generator.buffers(), self.generator.buffers()):
+            ema_b.copy_(b)
+
+    def _log_step(self, losses: dict, stage: int, alpha: float) -> None:
+        now, seen = time.perf_counter(), int(self.images_seen)
+        start, start_seen = self._clock or (now, seen)
+        rate = (seen - start_seen) / max(now - start, 1e-9)
+        self.log_dict({f"loss/{k}": v.detach().float() for k, v in losses.items()})
+        self.log_dict(
+            {"stage": float(stage), "alpha": float(alpha), "images_per_s": rate, "images_seen": float(seen)},
+            prog_bar=True,
+        )
+
+    def configure_optimizers(self):
+        o = self.hparams.optim
+        kwargs = dict(lr=o["lr"], betas=tuple(o["betas"]), eps=o.get("eps", 1e-8))
+        return (torch.optim.Adam(self.generator.parameters(), **kwargs),
+                torch.optim.Adam(self.discriminator.parameters(), **kwargs))
+
+    # ----------------------------------------------------------------- sampling
+    @torch.no_grad()
+    def generate_images(self, pitches: torch.Tensor, z: torch.Tensor, ema: bool = True) -> torch.Tensor:
+        """Raw-unit full-size images for MIDI ``pitches`` at the current stage (lower stages are
+        nearest-neighbour upsampled, which is what their blocky spectrograms mean)."""
+        blocks, alpha = self.blocks_and_alpha()
+        net = self.ema_generator if ema else self.generator
+        index = torch.tensor([self.vocab.index(int(p)) for p in pitches], device=self.device)
+        x = net(z.to(self.device), index, blocks, alpha).float()
+        x = F.interpolate(x, size=tuple(self.codec.image_shape[1:]), mode="nearest")
+        return self.codec.denormalize(x)
+
+    def latent(self, n: int, seed: int = 0) -> torch.Tensor:
+        return torch.randn(n, self.generator.latent_dim, generator=torch.Generator().manual_seed(seed))

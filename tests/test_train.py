@@ -1,0 +1,174 @@
+"""Training end to end: the real Hydra config, shrunk; checkpoints, resume, DDP, divergence."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from gansynth.make_dataset import make_dataset
+from gansynth.module import GANSynth, TrainingDiverged
+from gansynth.training import run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# The tiny experiment made smaller still: a 8 × 64 image (20 ms at 16 kHz), 3 blocks
+# (2×16 → 4×32 → 8×64), few channels, a few hundred images.
+SHRINK = [
+    "experiment=tiny",
+    "codec.n_fft=128", "codec.hop_length=32", "codec.n_frames=8", "codec.audio_length=0.02",
+    "model.network.num_blocks=3", "model.network.latent_dim=16",
+    "model.network.fmap_base=64", "model.network.fmap_max=16",
+    "model.schedule.stable_images=64", "model.schedule.transition_images=64",
+    "model.schedule.batch_sizes=[8,8,4]", "model.schedule.total_images=400",
+    "checkpoint_every_images=128", "samples.every_images=200", "samples.pitches=[60,64]",
+    "data.labels.source=nsynth", "data.num_workers=0",
+    "trainer.log_every_n_steps=5", "+trainer.enable_progress_bar=false",
+]
+
+
+@pytest.fixture(scope="module")
+def notes(tmp_path_factory) -> Path:
+    """Stereo synthetic notes: two programs, one octave, one velocity."""
+    folder = tmp_path_factory.mktemp("notes")
+    make_dataset(folder, synthetic=True, programs=(0, 1), pitch_low=60, pitch_high=67, velocities=(100,),
+                 note_length=0.015, clip_length=0.02, channels=2, progress=False)
+    return folder
+
+
+def compose_cfg(*overrides: str):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose(config_name="train", overrides=list(overrides))
+
+
+def train(notes: Path, run_dir: Path, *overrides: str, callbacks=()):
+    cfg = compose_cfg(*SHRINK, f"data.path={notes}", f"run_dir={run_dir}", *overrides)
+    return run(cfg, callbacks)
+
+
+@pytest.mark.parametrize("experiment, channels, shape", [
+    ("paper", 2, [2, 128, 1024]), ("stereo_44k", 4, [4, 128, 1024]), ("tiny", 2, [2, 32, 256]),
+])
+def test_experiments_compose_and_override(experiment, channels, shape):
+    cfg = compose_cfg(f"experiment={experiment}", "data.path=/x", "trainer.devices=4", "run_dir=/tmp/r")
+    assert cfg.trainer.devices == 4 and cfg.data.path == "/x"
+    assert cfg.data.codec.channel_mode == ("stereo" if channels == 4 else "mono")
+    assert cfg.model.schedule.num_blocks == cfg.model.network.num_blocks
+    from gansynth.spectral import SpecgramCodec
+    assert list(SpecgramCodec(**OmegaConf.to_container(cfg.codec)).image_shape) == shape
+
+
+def test_fork_experiment_has_attention_at_8192():
+    cfg = compose_cfg("experiment=stereo_44k", "data.path=/x", "run_dir=/tmp/r")
+    assert list(cfg.model.network.attention_areas) == [8192]
+    assert cfg.codec.sample_rate == 44100 and cfg.codec.audio_length == 1.5
+
+
+def test_tiny_training_runs_all_stages_and_writes_outputs(notes, tmp_path):
+    trainer, model = train(notes, tmp_path)
+    assert int(model.images_seen) >= 400
+    assert model.stage == model.schedule.num_stages - 1
+    ckpts = sorted(p.name for p in (tmp_path / "checkpoints").glob("*.ckpt"))
+    assert "last.ckpt" in ckpts and "images-000000128.ckpt" in ckpts
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+    assert list((tmp_path / "samples").glob("images-*.wav"))
+    # The batch size followed the schedule: the last stage uses 4.
+    assert trainer.datamodule.batch_size == 4
+
+
+class RecordStart(pl.Callback):
+    """Remembers where a (resumed) run starts counting."""
+
+    def on_train_start(self, trainer, pl_module):
+        self.images_seen, self.stage = int(pl_module.images_seen), pl_module.stage
+        self.ema = {k: v.clone() for k, v in pl_module.ema_generator.state_dict().items()}
+        adam = trainer.optimizers[0].state.values()
+        self.adam_steps = max((int(s["step"]) for s in adam), default=0)
+
+
+def test_resume_continues_images_and_stage(notes, tmp_path):
+    # Stop after 19 iterations (global_step counts the G and the D step: 38) at batch 8.
+    _, first = train(notes, tmp_path, "+trainer.max_steps=38")
+    assert int(first.images_seen) == 152 and first.stage == 2
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    saved = torch.load(ckpt, map_location="cpu", weights_only=True)
+    assert int(saved["state_dict"]["images_seen"]) == 152
+    start = RecordStart()
+    _, resumed = train(notes, tmp_path, f"ckpt_path={ckpt}", callbacks=[start])
+    assert (start.images_seen, start.stage) == (152, 2)
+    # Adam was reset at the stage 2 boundary (128 images): 3 steps since, restored as saved.
+    assert start.adam_steps == 3
+    for key, value in start.ema.items():
+        torch.testing.assert_close(value, saved["state_dict"][f"ema_generator.{key}"], rtol=0, atol=0)
+    assert 400 <= int(resumed.images_seen) < 408 and resumed.stage == 4
+    model = GANSynth.load_from_checkpoint(ckpt, weights_only=True)
+    assert int(model.images_seen) == int(resumed.images_seen)
+
+
+def test_train_script_runs_from_the_command_line(notes, tmp_path):
+    args = [a for a in SHRINK if not a.startswith("+trainer.enable_progress_bar")]
+    cmd = [sys.executable, str(ROOT / "train.py"), *args, "+trainer.max_steps=6",
+           f"data.path={notes}", f"hydra.run.dir={tmp_path}"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert (tmp_path / "config.yaml").is_file()
+
+
+def test_bad_data_folder_is_one_line_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    cmd = [sys.executable, str(ROOT / "train.py"), "experiment=tiny", f"data.path={tmp_path / 'empty'}",
+           f"hydra.run.dir={tmp_path / 'run'}"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error:") and str(tmp_path / "empty") in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(notes, tmp_path, monkeypatch):
+    from gansynth import networks
+
+    calls = {"n": 0}
+    real_forward = networks.Discriminator.forward
+
+    def poisoned(self, x, blocks, alpha):
+        calls["n"] += 1
+        critic, logits = real_forward(self, x, blocks, alpha)
+        return (critic * float("nan"), logits) if calls["n"] > 100 else (critic, logits)
+
+    monkeypatch.setattr(networks.Discriminator, "forward", poisoned)
+    with pytest.raises(TrainingDiverged, match="is nan"):
+        train(notes, tmp_path, "checkpoint_every_images=32")
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert all(torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point())
+    assert int(last["state_dict"]["images_seen"]) > 0
+
+
+class DumpRankWeights(pl.Callback):
+    """Each rank writes its final weights, so the test can compare them after the processes end."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def on_train_end(self, trainer, pl_module):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu() for k, v in pl_module.state_dict().items()}
+        torch.save({"images_seen": int(pl_module.images_seen), "state": state},
+                   self.folder / f"rank{trainer.global_rank}.pt")
+
+
+def test_ddp_two_processes_end_with_identical_weights(notes, tmp_path):
+    """Two gloo ranks (ddp_spawn under pytest) train a few steps; rank weights must agree."""
+    train(notes, tmp_path, "trainer=ddp_cpu", "trainer.strategy=ddp_spawn_find_unused_parameters_true",
+          "+trainer.max_steps=12", callbacks=[DumpRankWeights(tmp_path / "rank_weights")])
+    dumps = sorted((tmp_path / "rank_weights").glob("rank*.pt"))
+    assert len(dumps) == 2
+    a, b = (torch.load(p, weights_only=True) for p in dumps)
+    assert a["images_seen"] == b["images_seen"] >= 96
+    for key in a["state"]:
+        torch.testing.assert_close(a["state"][key], b["state"][key], rtol=0, atol=0)
