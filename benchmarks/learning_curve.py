@@ -19,25 +19,28 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ["experiment=tiny", "codec.channel_mode=stereo", "samples.every_images=0", "~logger",
         "+trainer.enable_progress_bar=false", "trainer.log_every_n_steps=50"]
+TOP_8x64 = ["model.schedule.num_blocks=3", "model.schedule.stable_images=3000",
+            "model.schedule.transition_images=3000"]
 VARIANTS = {
     "base": [],
     "projection": ["model.loss.projection=true"],
-    "proj_start8x64": ["model.loss.projection=true", "model.network.num_blocks=3",
-                       "model.network.start_shape=[8,64]"],
-    "proj_fast": ["model.loss.projection=true", "model.schedule.stable_images=2000",
-                  "model.schedule.transition_images=2000"],
-    "proj_aux1": ["model.loss.projection=true", "model.loss.aux_weight_g=1", "model.loss.aux_weight_d=1"],
-    "proj_batch32": ["model.loss.projection=true", "model.schedule.batch_sizes=[32]"],
-    "start8x64": ["model.network.num_blocks=3", "model.network.start_shape=[8,64]"],
+    "top8x64": TOP_8x64,
+    "top8x64_profile1": [*TOP_8x64, "model.loss.profile_weight=1"],
+    "top8x64_profile10": [*TOP_8x64, "model.loss.profile_weight=10"],
+    "top8x64_proj_profile1": [*TOP_8x64, "model.loss.projection=true", "model.loss.profile_weight=1"],
+    "top8x64_profile1_seed1": [*TOP_8x64, "model.loss.profile_weight=1", "seed=1"],
+    "profile1": ["model.loss.profile_weight=1"],
+    "profile10_fast": ["model.loss.profile_weight=10", "model.schedule.stable_images=2000",
+                       "model.schedule.transition_images=2000"],
 }
 CHECKPOINTS = (2.5, 5.0, 7.5, 10.0, 12.5, 15.0)
 
 
 def launch(name: str, overrides: list[str], args) -> subprocess.Popen:
     run_dir = Path(args.out) / name
-    cmd = [sys.executable, str(ROOT / "train.py"), *BASE, *overrides, f"data.path={args.data}",
+    cmd = [sys.executable, str(ROOT / "train.py"), *BASE, f"data.path={args.data}",
            f"trainer.max_time=00:00:{args.minutes:02d}:00", f"evaluation.every_images={args.eval_every}",
-           f"hydra.run.dir={run_dir}", "model.schedule.total_images=10000000", f"seed={args.seed}"]
+           f"hydra.run.dir={run_dir}", "model.schedule.total_images=10000000", f"seed={args.seed}", *overrides]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     run_dir.mkdir(parents=True, exist_ok=True)
     log = open(run_dir / "train.log", "w")

@@ -82,8 +82,7 @@ class SampleLogger(pl.Callback):
             return
         codec, seen = pl_module.codec, int(pl_module.images_seen)
         z = pl_module.latent(1, self.seed).expand(len(pitches), -1)
-        images = pl_module.generate_images(torch.tensor(pitches), z)
-        audio = codec.decode(images).cpu()  # [P, ch, n]
+        audio = pl_module.synth().generate(pitches, z)  # [P, ch, n]
         gap = np.zeros((audio.shape[1], codec.sample_rate // 4), dtype=np.float32)
         strip = np.concatenate([np.concatenate([a.numpy(), gap], axis=1) for a in audio], axis=1)
         peak = max(float(np.abs(strip).max()), 1e-9)
@@ -94,7 +93,8 @@ class SampleLogger(pl.Callback):
         if writer is None or not hasattr(writer, "add_audio"):
             return
         sides = ["mono"] if audio.shape[1] == 1 else ["left", "right"]
-        for pitch, note, image in zip(pitches, audio, images.cpu()):
+        images = codec.encode(audio.to(pl_module.device)).cpu()  # what the notes sound like, re-encoded
+        for pitch, note, image in zip(pitches, audio, images):
             for side, channel in zip(sides, note):
                 clip = channel / max(float(channel.abs().max()), 1e-9) * 0.89
                 writer.add_audio(f"audio/pitch_{pitch}/{side}", clip, seen, codec.sample_rate)
@@ -137,8 +137,7 @@ class PitchAccuracyMonitor(pl.Callback):
         trained = torch.nonzero(pl_module.pitch_weights > 0).flatten().cpu()
         pitches = (trained + pl_module.vocab.low).repeat_interleave(self.notes_per_pitch)
         z = pl_module.latent(len(pitches), self.seed)
-        audio = torch.cat([pl_module.codec.decode(pl_module.generate_images(p, zz)).cpu()
-                           for p, zz in zip(pitches.split(64), z.split(64))])
+        audio = pl_module.synth().generate(pitches.tolist(), z)
         scores = pitch_accuracy(audio, pl_module.codec.sample_rate, pitches)
         seen = int(pl_module.images_seen)
         record = {"images_seen": seen, "minutes": seconds / 60.0, "stage": pl_module.stage,

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from gansynth.networks import Discriminator, Generator
 from gansynth.pitch import PitchVocab
+from gansynth.render import Synth
 from gansynth.schedule import Schedule
 from gansynth.spectral import SpecgramCodec
 
@@ -85,6 +86,9 @@ class GANSynth(pl.LightningModule):
             raise ValueError(f"pitch counts must have {self.vocab.size} entries with a positive sum")
         self.register_buffer("pitch_weights", counts / counts.sum(), persistent=False)
         self.register_buffer("images_seen", torch.zeros((), dtype=torch.long))
+        if loss.get("profile_weight", 0.0):
+            channels, _, bins = self.codec.image_shape
+            self.register_buffer("pitch_profile", torch.zeros(self.vocab.size, channels, bins))
         self._stage: int | None = None
         self._clock: tuple[float, int] | None = None
 
@@ -117,6 +121,28 @@ class GANSynth(pl.LightningModule):
         """Runs after a resume has restored ``images_seen`` and before the first dataloader is
         built, so the first epoch already uses the stage's batch size; Adam is kept as restored."""
         self._use_stage(self.stage)
+        if hasattr(self, "pitch_profile") and not self.pitch_profile.any():
+            self._fit_pitch_profiles()
+
+    @torch.no_grad()
+    def _fit_pitch_profiles(self) -> None:
+        """Mean normalised spectrum (over time and over the notes) of each pitch in the data."""
+        self.trainer.datamodule.setup("fit")
+        total = torch.zeros_like(self.pitch_profile)
+        count = torch.zeros(self.vocab.size, device=self.device)
+        loader = torch.utils.data.DataLoader(self.trainer.datamodule.train_dataloader().dataset, batch_size=64)
+        for images, labels in loader:
+            spectrum = self.codec.normalize(images.to(self.device)).mean(dim=2)  # [B, C, F]
+            total.index_add_(0, labels.to(self.device), spectrum)
+            count.index_add_(0, labels.to(self.device), torch.ones_like(labels, dtype=torch.float, device=self.device))
+        self.pitch_profile.copy_(total / count.clamp_min(1)[:, None, None])
+
+    def profile_loss(self, fake: torch.Tensor, pitches: torch.Tensor) -> torch.Tensor:
+        """L1 between each fake's time-averaged spectrum and the real mean spectrum of its pitch, at
+        the current width: a pitch signal the generator cannot get by fooling the discriminator."""
+        target = self.pitch_profile[pitches]  # [B, C, F]
+        target = F.avg_pool1d(target, target.shape[-1] // fake.shape[-1])  # [B, C, w]
+        return (fake.float().mean(dim=2) - target).abs().mean()
 
     def on_train_start(self) -> None:
         self._clock = (time.perf_counter(), int(self.images_seen))
@@ -154,10 +180,13 @@ class GANSynth(pl.LightningModule):
         # Generator step: fool the critic and make the pitch head see the asked-for pitch.
         self.toggle_optimizer(opt_g)
         fake_pitch = self.sample_pitches(n)
-        score, logits = self._critic(self._fake(fake_pitch, blocks, alpha), fake_pitch, blocks, alpha)
+        fake = self._fake(fake_pitch, blocks, alpha)
+        score, logits = self._critic(fake, fake_pitch, blocks, alpha)
         g_adv = -score.mean()
         g_aux = F.cross_entropy(logits.float(), fake_pitch)
         g_loss = g_adv + w["aux_weight_g"] * g_aux
+        if w.get("profile_weight", 0.0):
+            g_loss = g_loss + w["profile_weight"] * self.profile_loss(fake, fake_pitch)
         self._check_finite(g_loss, "generator loss")
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(g_loss)
@@ -223,16 +252,12 @@ class GANSynth(pl.LightningModule):
                 torch.optim.Adam(self.discriminator.parameters(), **kwargs))
 
     # ----------------------------------------------------------------- sampling
-    @torch.no_grad()
-    def generate_images(self, pitches: torch.Tensor, z: torch.Tensor, ema: bool = True) -> torch.Tensor:
-        """Raw-unit full-size images for MIDI ``pitches`` at the current stage (lower stages are
-        nearest-neighbour upsampled, which is what their blocky spectrograms mean)."""
+    def synth(self) -> Synth:
+        """The EMA generator at the current stage, as rendering sees it (samples, evaluation)."""
         blocks, alpha = self.blocks_and_alpha()
-        net = self.ema_generator if ema else self.generator
-        index = torch.tensor([self.vocab.index(int(p)) for p in pitches], device=self.device)
-        x = net(z.to(self.device), index, blocks, alpha).float()
-        x = F.interpolate(x, size=tuple(self.codec.image_shape[1:]), mode="nearest")
-        return self.codec.denormalize(x)
+        return Synth(generator=self.ema_generator, codec=self.codec, vocab=self.vocab,
+                     pitch_counts=self.hparams.pitch["counts"], blocks=blocks, alpha=alpha,
+                     latent_dim=self.generator.latent_dim, device=self.device, batch_size=64)
 
     def latent(self, n: int, seed: int = 0) -> torch.Tensor:
         return torch.randn(n, self.generator.latent_dim, generator=torch.Generator().manual_seed(seed))

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
@@ -26,6 +27,7 @@ from gansynth.envelope import check_envelope_params, envelope
 from gansynth.midi import FIT_MODES, FitReport, MidiError, Note, fit_to_vocab, read_notes
 from gansynth.networks import Generator
 from gansynth.pitch import PitchVocab
+from gansynth.schedule import Schedule
 from gansynth.spectral import SpecgramCodec
 
 EMA_PREFIX = "ema_generator."
@@ -66,7 +68,8 @@ class Synth:
     codec: SpecgramCodec
     vocab: PitchVocab
     pitch_counts: list[int]
-    num_blocks: int
+    blocks: int     # the trained stage: active blocks and the newest block's fade-in weight
+    alpha: float
     latent_dim: int
     device: torch.device
     batch_size: int = 8
@@ -106,8 +109,11 @@ class Synth:
             z_batch = z[begin:begin + self.batch_size].to(self.device, torch.float32)  # [b, latent]
             p_batch = index[begin:begin + self.batch_size].to(self.device)  # [b]
             with self._autocast():
-                image = self.generator(z_batch, p_batch, self.num_blocks, 1.0)  # [b, C, T, F] in [-1, 1]
-            wave = self.codec.decode(self.codec.denormalize(image.float()))  # [b, ch, n]
+                image = self.generator(z_batch, p_batch, self.blocks, self.alpha)  # [b, C, h, w] in [-1, 1]
+            # A checkpoint from before the last stage emits a smaller image: its blocky spectrogram
+            # is what it means at full size (nearest-neighbour), as Magenta's full-size output.
+            image = F.interpolate(image.float(), size=tuple(self.codec.image_shape[1:]), mode="nearest")
+            wave = self.codec.decode(self.codec.denormalize(image))  # [b, ch, n]
             clips.append(wave.float().cpu())
         return torch.cat(clips)  # [N, ch, n]
 
@@ -117,7 +123,7 @@ class Synth:
         return contextlib.nullcontext()
 
 
-def _read_checkpoint(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+def _read_checkpoint(path: Path) -> tuple[dict, dict[str, torch.Tensor], Mapping]:
     """The checkpoint's hyperparameters and EMA weights (prefix stripped), or a one-line error."""
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
@@ -134,14 +140,22 @@ def _read_checkpoint(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     if missing or not ema:
         what = ", ".join([f"hyper_parameters.{k}" for k in missing] + ([] if ema else ["EMA weights"]))
         raise CheckpointError(f"{path}: not a GANSynth checkpoint (missing {what})")
-    return dict(hparams), ema
+    return dict(hparams), ema, state
+
+
+def trained_stage(hparams: Mapping, state: Mapping, num_blocks: int) -> tuple[int, float]:
+    """(blocks, alpha) the checkpoint had reached: from its images-seen counter and schedule, or
+    the full network when the checkpoint has no schedule."""
+    if "schedule" not in hparams or "images_seen" not in state:
+        return num_blocks, 1.0
+    return Schedule(**hparams["schedule"]).blocks_and_alpha(int(state["images_seen"]))
 
 
 def load_checkpoint(path: str | os.PathLike, device: str = "cpu", batch_size: int = 8,
                     precision: str = "fp32") -> Synth:
     """Build the EMA generator and codec from a checkpoint alone (no training data needed)."""
     path = Path(path)
-    hparams, ema = _read_checkpoint(path)
+    hparams, ema, state = _read_checkpoint(path)
     try:
         codec = SpecgramCodec.from_dict(dict(hparams["codec"]))
         network = dict(hparams["network"])
@@ -150,13 +164,14 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu", batch_size: in
         generator = Generator(image_shape=tuple(codec.image_shape), num_pitches=vocab.size, **network)
         generator.load_state_dict(ema, strict=True)
         counts = [int(c) for c in pitch.get("counts", [1] * vocab.size)]
+        blocks, alpha = trained_stage(hparams, state, int(network["num_blocks"]))
     except Exception as exc:  # any failure here means the stored config and weights do not fit together
         message = " ".join(str(exc).split())[:300]
         raise CheckpointError(f"{path}: incompatible checkpoint ({type(exc).__name__}: {message})") from None
     torch_device = torch.device(device)
     generator.to(torch_device).eval().requires_grad_(False)
     return Synth(generator=generator, codec=codec.to(torch_device), vocab=vocab, pitch_counts=counts,
-                 num_blocks=int(network["num_blocks"]), latent_dim=int(network["latent_dim"]),
+                 blocks=blocks, alpha=alpha, latent_dim=int(network["latent_dim"]),
                  device=torch_device, batch_size=batch_size, precision=precision)
 
 

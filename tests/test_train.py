@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 
 from gansynth.make_dataset import make_dataset
 from gansynth.module import GANSynth, TrainingDiverged
+from gansynth.render import load_checkpoint
 from gansynth.training import run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,6 +99,10 @@ def test_resume_continues_images_and_stage(notes, tmp_path):
     ckpt = tmp_path / "checkpoints" / "last.ckpt"
     saved = torch.load(ckpt, map_location="cpu", weights_only=True)
     assert int(saved["state_dict"]["images_seen"]) == 152
+    # Rendering a mid-training checkpoint uses the stage it reached (2 blocks, stable), full size.
+    synth = load_checkpoint(ckpt)
+    assert (synth.blocks, synth.alpha) == (2, 1.0)
+    assert synth.generate([60], torch.zeros(1, synth.latent_dim)).shape == (1, 2, 320)
     start = RecordStart()
     _, resumed = train(notes, tmp_path, f"ckpt_path={ckpt}", callbacks=[start])
     assert (start.images_seen, start.stage) == (152, 2)

@@ -1,0 +1,248 @@
+"""Training throughput per progressive stage: images/s of one real ``GANSynth.training_step``.
+
+One iteration is what training repeats: a G step, a D step with the gradient penalty (double
+backward) and the EMA update, run by a ``pl.Trainer`` on random raw images of the codec's shape with
+random pitch labels. ``images_seen`` is set to the middle of each chosen stage before ``fit``, so the
+module's own schedule picks the resolution and fade-in weight. The first batch of every run is the
+warm-up and is also where FLOPs are counted (``FlopCounterMode``); the next ``--iters`` are timed.
+Achieved GFLOP/s is compared with this machine's speed on one large 3x3 conv (forward+backward).
+
+    python benchmarks/bench_train.py [--device cpu|cuda] [--iters 2] [--stages 0 2 4] [--configs paper]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.flop_counter import FlopCounterMode
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from gansynth.module import GANSynth  # noqa: E402
+from gansynth.spectral import SpecgramCodec  # noqa: E402
+
+CONFIGS = {"paper": "paper", "fork": "stereo_44k"}  # benchmark name -> Hydra experiment
+PRECISIONS = {"fp32": "32-true", "bf16": "bf16-mixed"}
+PEAK_CONV = dict(channels=256, height=32, width=256)
+
+
+def build_model(experiment: str) -> GANSynth:
+    """The LightningModule exactly as ``train.py experiment=...`` composes it, with a flat pitch histogram."""
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"experiment={experiment}"])
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    model_cfg.pop("_target_")
+    low, high = cfg.data.pitch_low, cfg.data.pitch_high
+    codec = SpecgramCodec(**OmegaConf.to_container(cfg.codec, resolve=True))
+    pitch = dict(low=low, high=high, counts=[1] * (high - low + 1))
+    return GANSynth(codec=codec.to_dict(), pitch=pitch, **model_cfg)
+
+
+class RandomNotes(Dataset):
+    """``length`` (raw image, pitch index) pairs; one random image is shared so loading costs nothing."""
+
+    def __init__(self, image_shape, num_pitches: int, length: int):
+        self.image = torch.randn(*image_shape)
+        self.num_pitches = num_pitches
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int):
+        return self.image, index % self.num_pitches
+
+
+class _GlobalOnly:
+    """Stands in for ``FlopCounterMode``'s module tracker: its backward hooks make
+    ``torch.autograd.grad`` (the gradient penalty) fail, and only the global total is needed."""
+
+    parents = ("Global",)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+def flop_counter() -> FlopCounterMode:
+    counter = FlopCounterMode(display=False)
+    counter.mod_tracker = _GlobalOnly()
+    return counter
+
+
+class StepTimer(pl.Callback):
+    """Wall time of each training batch (hooks around ``training_step``); batch 0 also counts FLOPs."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.seconds: list[float] = []
+        self.flops = 0
+        self._counter: FlopCounterMode | None = None
+        self._start = 0.0
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self._sync()
+        if batch_idx == 0:
+            self._counter = flop_counter()
+            self._counter.__enter__()
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self._sync()
+        elapsed = time.perf_counter() - self._start
+        if batch_idx == 0:
+            self._counter.__exit__(None, None, None)
+            self.flops = self._counter.get_total_flops()
+        else:
+            self.seconds.append(elapsed)
+
+
+def stage_midpoint(model: GANSynth, stage: int) -> int:
+    start = model.schedule.stage_end(stage - 1) if stage > 0 else 0
+    return (start + model.schedule.stage_end(stage)) // 2
+
+
+def bench_stage(model: GANSynth, stage: int, precision: str, batch: int, iters: int, device: torch.device) -> dict:
+    """One ``fit`` of 1 + ``iters`` batches with the schedule parked in the middle of ``stage``."""
+    model.images_seen.fill_(stage_midpoint(model, stage))
+    blocks, alpha = model.blocks_and_alpha()
+    data = RandomNotes(model.codec.image_shape, model.vocab.size, batch * (1 + iters))
+    timer = StepTimer(device)
+    trainer = pl.Trainer(
+        accelerator=device.type, devices=1, precision=PRECISIONS[precision], max_epochs=1,
+        max_steps=-1, callbacks=[timer], logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+    )
+    trainer.fit(model, train_dataloaders=DataLoader(data, batch_size=batch, num_workers=0))
+    if len(timer.seconds) != iters:
+        raise RuntimeError(f"stage {stage}: expected {iters} timed batches, got {len(timer.seconds)}")
+    seconds = statistics.median(timer.seconds)
+    return dict(stage=stage, blocks=blocks, alpha=alpha, resolution=list(model.current_size(blocks)),
+                ms_per_iter=1e3 * seconds, images_per_s=batch / seconds,
+                gflop_per_iter=timer.flops / 1e9, gflop_per_s=timer.flops / 1e9 / seconds)
+
+
+def conv_peak(device: torch.device, precision: str, min_seconds: float = 1.0) -> dict:
+    """GFLOP/s of a 3x3 256->256 conv on [1, 256, 32, 256], forward + backward (input and weight grads)."""
+    c, h, w = PEAK_CONV["channels"], PEAK_CONV["height"], PEAK_CONV["width"]
+    x = torch.randn(1, c, h, w, device=device, requires_grad=True)
+    weight = torch.randn(c, c, 3, 3, device=device, requires_grad=True)
+
+    def step() -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            y = torch.nn.functional.conv2d(x, weight, padding=1)
+        y.float().sum().backward()
+
+    with flop_counter() as counter:
+        step()
+    flops = counter.get_total_flops()
+    times = []
+    while len(times) < 3 or sum(times) < min_seconds:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    seconds = statistics.median(times)
+    return dict(ms=1e3 * seconds, gflop=flops / 1e9, gflop_per_s=flops / 1e9 / seconds)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| config | precision | stage | blocks | resolution | ms/iter | images/s | GFLOP/iter | GFLOP/s | % of conv peak |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['config']} | {r['precision']} | {r['stage']} | {r['blocks']} | "
+                     f"{r['resolution'][0]}x{r['resolution'][1]} | {r['ms_per_iter']:.0f} | {r['images_per_s']:.2f} | "
+                     f"{r['gflop_per_iter']:.1f} | {r['gflop_per_s']:.1f} | {100 * r['peak_fraction']:.1f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--iters", type=int, default=2, help="timed iterations per stage (after 1 warm-up)")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--stages", type=int, nargs="+", help="stage ids (default: every stable stage)")
+    parser.add_argument("--configs", nargs="+", choices=tuple(CONFIGS), default=list(CONFIGS))
+    parser.add_argument("--precisions", nargs="+", choices=tuple(PRECISIONS), default=list(PRECISIONS))
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own)")
+    parser.add_argument("--output", type=Path, help="default: benchmarks/results/train_<device>.json")
+    args = parser.parse_args()
+    if args.iters < 1:
+        parser.error("--iters must be >= 1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    output = args.output or ROOT / "benchmarks" / "results" / f"train_{device.type}.json"
+    logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    # expected here: no workers (the data is one cached tensor), the EMA generator kept in eval mode
+    warnings.filterwarnings("ignore", message=r".*(does not have many workers|log_every_n_steps|in eval mode|LeafSpec).*")
+    torch.manual_seed(0)
+
+    peak = {p: conv_peak(device, p) for p in args.precisions}
+    print(f"training step, {device_name(device)} ({device.type}, {torch.get_num_threads()} threads), "
+          f"torch {torch.__version__}, batch {args.batch}, 1 warm-up + {args.iters} timed")
+    for p, result in peak.items():
+        print(f"conv 3x3 256->256 on [1, 256, 32, 256] fwd+bwd, {p}: {result['gflop_per_s']:.1f} GFLOP/s")
+
+    rows = []
+    for config in args.configs:
+        model = build_model(CONFIGS[config])
+        stages = args.stages if args.stages is not None else list(range(0, model.schedule.num_stages, 2))
+        for precision in args.precisions:
+            for stage in stages:
+                row = dict(config=config, precision=precision,
+                           **bench_stage(model, stage, precision, args.batch, args.iters, device))
+                row["peak_fraction"] = row["gflop_per_s"] / peak[precision]["gflop_per_s"]
+                rows.append(row)
+                print(table(rows[-1:]).splitlines()[-1], flush=True)
+        del model
+
+    print(table(rows))
+    report = dict(device=device.type, device_name=device_name(device), threads=torch.get_num_threads(),
+                  torch=torch.__version__, batch=args.batch, iters=args.iters,
+                  conv_peak=dict(shape=[1, PEAK_CONV["channels"], PEAK_CONV["height"], PEAK_CONV["width"]],
+                                 kernel=3, **peak),
+                  rows=rows)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,226 @@
+"""Run every benchmark script, then write BENCHMARKS.md from all JSON in benchmarks/results/.
+
+Each script runs in its own process (they set thread counts and read peak RSS per process).
+``--quick`` passes each one smaller settings so the whole CPU run takes minutes; ``--device cuda``
+runs the scripts that take a device on the GPU and writes their GPU file names (CPU-only
+benchmarks are skipped there, so a GPU run never overwrites CPU results). CPU and GPU results of
+one benchmark end up side by side in the same table.
+
+    python benchmarks/run_all.py [--quick] [--device cpu|cuda] [--only train render] [--report-only]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import datetime
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+REPORT = ROOT / "BENCHMARKS.md"
+sys.path.insert(0, str(HERE))
+
+from learning_curve import CHECKPOINTS, pa_at  # noqa: E402
+
+# name -> script, its arguments on each device (no "cuda": CPU only), extra arguments with --quick
+SCRIPTS = {
+    "codec": dict(script="bench_codec.py",
+                  args={"cpu": ["--device", "cpu"], "cuda": ["--device", "cuda", "--out", str(RESULTS / "codec_cuda.json")]},
+                  quick={"cpu": ["--min-seconds", "0.3"], "cuda": ["--min-seconds", "0.3"]}),
+    "data": dict(script="bench_data.py", args={"cpu": []}, quick={"cpu": ["--repeats", "1"]}),
+    "attention": dict(script="bench_attention.py",
+                      args={"cpu": ["--device", "cpu"],
+                            "cuda": ["--device", "cuda", "--output", str(RESULTS / "attention_cuda.json")]},
+                      quick={"cpu": ["--repeats", "1"]}),
+    "render": dict(script="bench_render.py",
+                   args={"cpu": ["--device", "cpu"], "cuda": ["--device", "cuda", "--output", str(RESULTS / "render_gpu.json")]},
+                   quick={"cpu": ["--notes", "8"]}),
+    "train": dict(script="bench_train.py", args={"cpu": ["--device", "cpu"], "cuda": ["--device", "cuda"]},
+                  quick={"cpu": ["--iters", "1", "--stages", "0", "2", "4"]}),
+}
+GPU_SUFFIXES = ("_cuda", "_gpu")
+
+
+def run_scripts(names: list[str], device: str, quick: bool) -> list[str]:
+    """Run the chosen scripts one after another; returns the names that failed."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    failed = []
+    for name in names:
+        spec = SCRIPTS[name]
+        if device not in spec["args"]:
+            print(f"== {name}: CPU only, skipped on {device}", flush=True)
+            continue
+        command = [sys.executable, str(HERE / spec["script"]), *spec["args"][device]]
+        command += spec["quick"].get(device, []) if quick else []
+        print(f"== {name}: {' '.join(command[1:])}", flush=True)
+        if subprocess.run(command, cwd=ROOT, env=env).returncode != 0:
+            failed.append(name)
+    return failed
+
+
+# ---------------------------------------------------------------- report
+def fmt(value) -> str:
+    """Three significant figures or so, without scientific notation for the usual ranges."""
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    size = abs(value)
+    return f"{value:.0f}" if size >= 100 else f"{value:.1f}" if size >= 10 else f"{value:.2f}" if size >= 0.1 \
+        else f"{value:.3g}"
+
+
+def machine(data: dict, device: str) -> str:
+    """What ran it, from whatever the script recorded (some files only know the host architecture)."""
+    name, host = data.get("device_name"), data.get("machine")
+    parts = [name or f"{device} model not recorded" + (f" (host {host})" if host else "")]
+    if data.get("threads"):
+        parts.append(f"{data['threads']} threads")
+    if data.get("torch"):
+        parts.append(f"torch {data['torch']}")
+    return ", ".join(parts)
+
+
+def codec_table(data: dict):
+    rows = [((name, "x".join(map(str, r["image_shape"]))), (r["encode_images_per_s"], r["decode_images_per_s"]))
+            for name, r in data["geometries"].items()]
+    batch = next(iter(data["geometries"].values()))["batch"]
+    return f"batch {batch}", ["geometry", "image"], ["encode img/s", "decode img/s"], rows
+
+
+def data_table(data: dict):
+    rows = [((name, r["notes"]), (r["cold_items_per_s"], r["cached_items_per_s"], r["cached_loader_items_per_s"]))
+            for name, r in data["setups"].items()]
+    setting = f"batch {data['batch']}, {data['workers']} workers, best of {next(iter(data['setups'].values()))['repeats']}"
+    return setting, ["geometry", "notes"], ["cold items/s", "cached items/s", "loader only items/s"], rows
+
+
+def attention_table(data: dict):
+    rows = []
+    for r in data["rows"]:
+        values = (r["ms"], r["peak_mib"]) if r["status"] == "ok" else ("unsupported", "—")
+        rows.append(((r["path"], r["dtype"], r["mode"]), values))
+    shape = data["shape"]
+    setting = (f"C={shape['channels']}, {shape['height']}x{shape['width']}, batch {shape['batch']}, "
+               f"median of {data['repeats']}")
+    return setting, ["path", "dtype", "mode"], ["ms", "peak MiB"], rows
+
+
+def render_table(data: dict):
+    rows = [((r["model"], r["precision"]),
+             (r["ms_per_note"], r["notes_per_second"], r["real_time_factor"], r["peak_rss_mib"]))
+            for r in data["rows"]]
+    first = data["rows"][0]
+    setting = f"{first['notes']} notes of a {data['piece_seconds']:g} s piece, batch {first['batch_size']}"
+    return setting, ["model", "precision"], ["ms/note", "notes/s", "RTF (wall/audio)", "peak RSS MiB"], rows
+
+
+def train_table(data: dict):
+    rows = [((r["config"], r["precision"], r["stage"], "x".join(map(str, r["resolution"]))),
+             (r["images_per_s"], r["ms_per_iter"], r["gflop_per_iter"], r["gflop_per_s"], 100 * r["peak_fraction"]))
+            for r in data["rows"]]
+    peak = data["conv_peak"]
+    peaks = ", ".join(f"{p} {peak[p]['gflop_per_s']:.0f}" for p in ("fp32", "bf16") if p in peak)
+    setting = (f"batch {data['batch']}, 1 warm-up + {data['iters']} timed iterations; "
+               f"conv 3x3 256→256 peak GFLOP/s: {peaks}")
+    return setting, ["config", "precision", "stage", "resolution"], \
+        ["images/s", "ms/iter", "GFLOP/iter", "GFLOP/s", "% of conv peak"], rows
+
+
+def learning_curve_table(data: dict):
+    marks = [m for m in CHECKPOINTS if m <= data["minutes"]]
+    rows = []
+    for name, result in data["results"].items():
+        records = result["records"]
+        last = records[-1] if records else {}
+        rows.append(((name,), (*(pa_at(records, m) for m in marks), last.get("images_seen"), last.get("pitch_accuracy"))))
+    return f"{data['minutes']} minutes per variant", ["variant"], \
+        [*(f"PA @ {m:g} min" for m in marks), "images", "final PA"], rows
+
+
+TABLES = {"codec": codec_table, "data": data_table, "attention": attention_table, "render": render_table,
+          "train": train_table, "learning_curve": learning_curve_table}
+SOURCES = {"learning_curve": "learning_curve.py"}
+
+
+def device_of(stem: str, data: dict) -> tuple[str, str]:
+    """(benchmark name, "CPU" or "GPU") from the file name, checked against a recorded device."""
+    base = stem
+    for suffix in (*GPU_SUFFIXES, "_cpu"):
+        if stem.endswith(suffix):
+            base = stem[: -len(suffix)]
+    recorded = str(data.get("device") or (data.get("rows") or [{}])[0].get("device", "cpu"))
+    gpu = recorded.startswith("cuda") or stem.endswith(GPU_SUFFIXES)
+    return base, "GPU" if gpu else "CPU"
+
+
+def section(name: str, files: dict[str, tuple[Path, dict]]) -> list[str]:
+    """One benchmark: what it measures, the machine per device, one table with devices side by side."""
+    script = HERE / SOURCES.get(name, f"bench_{name}.py")
+    summary = ast.get_docstring(ast.parse(script.read_text())).splitlines()[0] if script.exists() else ""
+    lines = [f"## {name}", "", f"`benchmarks/{script.name}`: {summary}", ""]
+    devices = sorted(files)  # CPU before GPU
+    tables = {}
+    for device in devices:
+        path, data = files[device]
+        setting, keys, values, rows = TABLES[name](data)
+        tables[device] = rows
+        lines.append(f"- **{device}** (`results/{path.name}`): {machine(data, device)}; {setting}")
+    lines.append("")
+    heads = [f"{v} {d}" if len(devices) > 1 else v for v in values for d in devices]
+    lines += ["| " + " | ".join([*keys, *heads]) + " |", "|" + "---|" * (len(keys) + len(heads))]
+    merged: dict[tuple, dict[str, tuple]] = {}
+    for device in devices:
+        for key, vals in tables[device]:
+            merged.setdefault(key, {})[device] = vals
+    for key, by_device in merged.items():
+        cells = [fmt(by_device[d][i]) if d in by_device else "—" for i in range(len(values)) for d in devices]
+        lines.append("| " + " | ".join([*map(str, key), *cells]) + " |")
+    return lines + [""]
+
+
+def write_report(path: Path = REPORT) -> None:
+    grouped: dict[str, dict[str, tuple[Path, dict]]] = {}
+    unknown = []
+    for file in sorted(RESULTS.glob("*.json")):
+        data = json.loads(file.read_text())
+        name, device = device_of(file.stem, data)
+        if name in TABLES:
+            grouped.setdefault(name, {})[device] = (file, data)
+        else:
+            unknown.append(file.name)
+    lines = ["# Benchmarks", "",
+             f"Generated by `python benchmarks/run_all.py` from `benchmarks/results/*.json` "
+             f"({datetime.date.today().isoformat()}); do not edit by hand. How to run: `benchmarks/README.md`.", ""]
+    for name in TABLES:
+        if name in grouped:
+            lines += section(name, grouped[name])
+    if unknown:
+        lines += ["## Other results", "", "Not summarised: " + ", ".join(f"`{n}`" for n in unknown), ""]
+    path.write_text("\n".join(lines))
+    print(f"wrote {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--quick", action="store_true", help="smaller settings per script (minutes on 2 cores)")
+    parser.add_argument("--only", nargs="+", choices=tuple(SCRIPTS), default=list(SCRIPTS))
+    parser.add_argument("--report-only", action="store_true", help="only regenerate BENCHMARKS.md from the JSON")
+    args = parser.parse_args()
+    failed = [] if args.report_only else run_scripts(args.only, args.device, args.quick)
+    write_report()
+    if failed:
+        sys.exit(f"failed: {', '.join(failed)}")
+
+
+if __name__ == "__main__":
+    main()
