@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # The tiny experiment made smaller still: a 8 × 64 image (20 ms at 16 kHz), 3 blocks
 # (2×16 → 4×32 → 8×64), few channels, a few hundred images.
 SHRINK = [
-    "experiment=tiny",
+    "experiment=tiny", "codec.channel_mode=stereo",
     "codec.n_fft=128", "codec.hop_length=32", "codec.n_frames=8", "codec.audio_length=0.02",
     "model.network.num_blocks=3", "model.network.latent_dim=16",
     "model.network.fmap_base=64", "model.network.fmap_max=16",
