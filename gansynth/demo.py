@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> dict:
     train_cfg = compose_config("train", [
         "experiment=tiny", "codec.channel_mode=stereo", f"data.path={notes}", f"run_dir={run_dir}",
         f"trainer.max_time=00:{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}",
-        f"seed={args.seed}",
+        f"seed={args.seed}", "evaluation.every_images=5000",
     ])
     run(train_cfg)
     ckpt = run_dir / "checkpoints" / "last.ckpt"

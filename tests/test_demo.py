@@ -1,0 +1,25 @@
+"""The README's first command, end to end on a short budget (slow: about two minutes)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import soundfile as sf
+
+from gansynth import demo
+
+
+@pytest.mark.slow
+def test_demo_renders_trains_renders_and_evaluates(tmp_path):
+    report = demo.main(["--out", str(tmp_path), "--minutes", "0.5"])
+    assert len(list((tmp_path / "notes").glob("*.wav"))) == 225
+    info = sf.info(tmp_path / "demo.wav")
+    # demo.mid ends at 4.77 s; the mix ends at the last sounding sample, never past the clip tail.
+    assert (info.channels, info.samplerate) == (2, 16000)
+    assert 4.5 < info.duration < 5.1
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+    assert list((tmp_path / "run" / "tb").glob("events.out.tfevents.*"))
+    assert (tmp_path / "run" / "metrics.jsonl").read_text().strip()
+    saved = json.loads((tmp_path / "evaluation.json").read_text())
+    assert saved["real"]["pa"] >= 0.95 and report["real"]["pa"] == saved["real"]["pa"]
+    assert 0.0 <= saved["generated"]["pa"] <= 1.0 and saved["generated"]["notes"] == 100
