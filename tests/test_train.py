@@ -1,8 +1,10 @@
 """Training end to end: the real Hydra config, shrunk; checkpoints, resume, DDP, divergence."""
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -123,6 +125,29 @@ def test_train_script_runs_from_the_command_line(notes, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
     assert (tmp_path / "config.yaml").is_file()
+
+
+def test_run_killed_with_sigkill_resumes_from_last_checkpoint(notes, tmp_path):
+    """kill -9 in the middle of training leaves a loadable last.ckpt; resuming continues from it."""
+    args = [a for a in SHRINK if not a.startswith("+trainer.enable_progress_bar")]
+    cmd = [sys.executable, str(ROOT / "train.py"), *args, f"data.path={notes}", f"hydra.run.dir={tmp_path}",
+           "checkpoint_every_images=16", "model.schedule.total_images=100000"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and len(list(last.parent.glob("images-*.ckpt"))) < 3:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    saved = torch.load(last, map_location="cpu", weights_only=True)
+    killed_at = int(saved["state_dict"]["images_seen"])
+    assert killed_at >= 48
+    start = RecordStart()
+    more_steps = f"+trainer.max_steps={saved['global_step'] + 4}"  # global_step counts G and D steps
+    _, resumed = train(notes, tmp_path / "resumed", f"ckpt_path={last}", more_steps, callbacks=[start])
+    assert start.images_seen == killed_at
+    assert killed_at < int(resumed.images_seen) <= killed_at + 2 * 8  # two more iterations
 
 
 def test_bad_data_folder_is_one_line_error(tmp_path):
