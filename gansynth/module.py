@@ -66,8 +66,6 @@ class GANSynth(pl.LightningModule):
         loss: dict,
         optim: dict,
         ema_decay: float = 0.999,
-        log_pitches: list[int] | None = None,
-        sample_every_images: int = 0,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -119,23 +117,32 @@ class GANSynth(pl.LightningModule):
 
     def on_fit_start(self) -> None:
         """Runs after a resume has restored ``images_seen`` and before the first dataloader is
-        built, so the first epoch already uses the stage's batch size; Adam is kept as restored."""
+        built, so the first epoch already uses the stage's batch size; Adam is kept as restored.
+        A fresh run that needs the data's pitch spectra (profile loss, pitch template) fits them."""
         self._use_stage(self.stage)
-        if hasattr(self, "pitch_profile") and not self.pitch_profile.any():
-            self._fit_pitch_profiles()
+        template = self.generator.pitch_template
+        needs_profile = hasattr(self, "pitch_profile") and not self.pitch_profile.any()
+        if needs_profile or (template is not None and not template.any()):
+            profile = self._fit_pitch_profiles()  # [P, C, F]
+            if hasattr(self, "pitch_profile"):
+                self.pitch_profile.copy_(profile)
+            if template is not None:
+                for net in (self.generator, self.ema_generator):
+                    net.pitch_template.data.copy_(profile[:, :, None, :])
 
     @torch.no_grad()
-    def _fit_pitch_profiles(self) -> None:
+    def _fit_pitch_profiles(self) -> torch.Tensor:
         """Mean normalised spectrum (over time and over the notes) of each pitch in the data."""
         self.trainer.datamodule.setup("fit")
-        total = torch.zeros_like(self.pitch_profile)
+        channels, _, bins = self.codec.image_shape
+        total = torch.zeros(self.vocab.size, channels, bins, device=self.device)
         count = torch.zeros(self.vocab.size, device=self.device)
         loader = torch.utils.data.DataLoader(self.trainer.datamodule.train_dataloader().dataset, batch_size=64)
         for images, labels in loader:
-            spectrum = self.codec.normalize(images.to(self.device)).mean(dim=2)  # [B, C, F]
-            total.index_add_(0, labels.to(self.device), spectrum)
-            count.index_add_(0, labels.to(self.device), torch.ones_like(labels, dtype=torch.float, device=self.device))
-        self.pitch_profile.copy_(total / count.clamp_min(1)[:, None, None])
+            labels = labels.to(self.device)
+            total.index_add_(0, labels, self.codec.normalize(images.to(self.device)).mean(dim=2))  # [B, C, F]
+            count.index_add_(0, labels, torch.ones_like(labels, dtype=torch.float))
+        return total / count.clamp_min(1)[:, None, None]
 
     def profile_loss(self, fake: torch.Tensor, pitches: torch.Tensor) -> torch.Tensor:
         """L1 between each fake's time-averaged spectrum and the real mean spectrum of its pitch, at

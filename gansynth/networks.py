@@ -132,6 +132,7 @@ class Generator(_ProgressiveNetwork):
         fmap_decay: float = 1.0,
         fmap_max: int = 256,
         attention_areas: Sequence[int] = (8192,),
+        pitch_template: bool = False,
     ) -> None:
         super().__init__(
             image_shape, num_blocks, start_shape, latent_dim, num_pitches,
@@ -164,6 +165,13 @@ class Generator(_ProgressiveNetwork):
             nn.Sequential(EqualizedConv2d(widths[i], self.image_channels, 1, slope=1.0), nn.Tanh())
             for i in range(1, num_blocks + 1)
         )
+        # An optional learned spectrum per pitch, [P, C, 1, F], added to the output (broadcast over time,
+        # averaged down to the stage's width): G then models each note as a deviation from its pitch's
+        # spectrum, which a plain progressive G takes millions of images to build from a 2x16 start.
+        self.pitch_template = (
+            nn.Parameter(torch.zeros(num_pitches, self.image_channels, 1, int(image_shape[2])))
+            if pitch_template else None
+        )
 
     def forward(self, z: torch.Tensor, pitch: torch.Tensor, stage_blocks: int, alpha: float) -> torch.Tensor:
         """z [B, latent_dim], pitch [B] class indices -> image [B, C, h, w] in [-1, 1]."""
@@ -180,10 +188,13 @@ class Generator(_ProgressiveNetwork):
         for block in self.blocks[:stage_blocks]:
             previous, x = x, block(x)  # x: [B, width(i), resolution(i)]
         image = self.to_rgb[stage_blocks - 1](x)  # [B, C, h, w]
-        if alpha == 1.0:
+        if alpha < 1.0:
+            faded = self.to_rgb[stage_blocks - 2](previous)  # [B, C, h/2, w/2]
+            image = alpha * image + (1.0 - alpha) * F.interpolate(faded, scale_factor=2, mode="nearest")
+        if self.pitch_template is None:
             return image
-        faded = self.to_rgb[stage_blocks - 2](previous)  # [B, C, h/2, w/2]
-        return alpha * image + (1.0 - alpha) * F.interpolate(faded, scale_factor=2, mode="nearest")
+        template = self.pitch_template[pitch]  # [B, C, 1, F]
+        return image + F.avg_pool2d(template, (1, template.shape[-1] // image.shape[-1]))  # [B, C, h, w]
 
 
 def _discriminator_conv(in_channels: int, out_channels: int, kernel: int | tuple[int, int], padding: int) -> nn.Module:
@@ -245,6 +256,7 @@ class Discriminator(_ProgressiveNetwork):
         fmap_decay: float = 1.0,
         fmap_max: int = 256,
         attention_areas: Sequence[int] = (8192,),
+        pitch_template: bool = False,
     ) -> None:
         super().__init__(
             image_shape, num_blocks, start_shape, latent_dim, num_pitches,

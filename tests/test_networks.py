@@ -135,6 +135,22 @@ def test_generator_output_depends_on_pitch(tiny_networks):
     assert (low - high).abs().mean() > 1e-3
 
 
+def test_pitch_template_adds_its_pooled_spectrum_per_pitch():
+    torch.manual_seed(2)
+    plain = Generator(**TINY)
+    templated = Generator(**TINY, pitch_template=True)
+    templated.load_state_dict(plain.state_dict(), strict=False)  # same weights, template still zero
+    z, _ = _latents(2)
+    pitch = torch.tensor([5, 9])
+    with torch.no_grad():
+        torch.testing.assert_close(templated(z, pitch, 3, 0.5), plain(z, pitch, 3, 0.5))
+        spectrum = torch.linspace(-0.5, 0.5, 256)  # [F]
+        templated.pitch_template[9] = spectrum
+        shifted = templated(z, pitch, 3, 1.0) - plain(z, pitch, 3, 1.0)  # [2, C, 8, 64]
+    assert shifted[0].abs().max() == 0  # pitch 5 keeps a zero template
+    torch.testing.assert_close(shifted[1], spectrum.view(64, 4).mean(1).expand(4, 8, 64))
+
+
 @pytest.mark.parametrize("blocks", range(2, 6))
 def test_discriminator_alpha0_is_previous_stage_on_pooled_input(tiny_networks, blocks):
     _, discriminator = tiny_networks
