@@ -114,6 +114,7 @@ class PitchAccuracyMonitor(pl.Callback):
         self.notes_per_pitch = notes_per_pitch
         self.seed = seed
         self._before = 0
+        self._measured_at = -1
         self._start = time.perf_counter()
 
     def on_train_start(self, trainer, pl_module):
@@ -127,12 +128,14 @@ class PitchAccuracyMonitor(pl.Callback):
             self.measure(trainer, pl_module)
 
     def on_train_end(self, trainer, pl_module):
-        self.measure(trainer, pl_module)
+        if int(pl_module.images_seen) != self._measured_at:
+            self.measure(trainer, pl_module)
 
     @rank_zero_only
     def measure(self, trainer, pl_module):
         from gansynth.evaluate import pitch_accuracy
 
+        self._measured_at = int(pl_module.images_seen)
         seconds = time.perf_counter() - self._start
         trained = torch.nonzero(pl_module.pitch_weights > 0).flatten().cpu()
         pitches = (trained + pl_module.vocab.low).repeat_interleave(self.notes_per_pitch)

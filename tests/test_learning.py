@@ -17,8 +17,8 @@ from gansynth.training import run
 sys.path.insert(0, str(Path(__file__).parent))
 from test_train import compose_cfg  # noqa: E402
 
-# Seeds 0, 1, 2 reached 0.XX, 0.XX and 0.XX after 21,000 images; untrained the generator scores 0.00-0.02.
-MIN_PITCH_ACCURACY = 0.0
+# Seeds 0, 1, 2 reached 0.905, 0.955 and 0.92 after 21,000 images; the untrained generator scores 0.00-0.02.
+MIN_PITCH_ACCURACY = 0.80
 
 
 @pytest.mark.slow
