@@ -38,21 +38,24 @@ def block_resolution(start_shape: tuple[int, int], block: int) -> tuple[int, int
 
 
 class _ProgressiveNetwork(nn.Module):
-    """Geometry shared by G and D: per-block resolution and width, attention placement, argument checks."""
+    """Geometry shared by G and D: per-block resolution and width, attention placement, argument checks.
+    Its constructor arguments are G's and D's (one network config builds both)."""
 
     def __init__(
         self,
         image_shape: Sequence[int],
         num_blocks: int,
-        start_shape: Sequence[int],
-        latent_dim: int,
-        num_pitches: int,
-        fmap_base: float,
-        fmap_decay: float,
-        fmap_max: int,
-        attention_areas: Sequence[int],
+        start_shape: Sequence[int] = (2, 16),
+        latent_dim: int = 256,
+        num_pitches: int = 61,
+        fmap_base: float = 4096,
+        fmap_decay: float = 1.0,
+        fmap_max: int = 256,
+        attention_areas: Sequence[int] = (8192,),
+        pitch_template: bool = False,
     ) -> None:
         super().__init__()
+        self.latent_dim, self.num_pitches, self.has_pitch_template = latent_dim, num_pitches, pitch_template
         name = type(self).__name__
         if len(image_shape) != 3 or min(image_shape) < 1:
             raise NetworkError(f"{name}: image_shape must be three positive ints (C, T, F), got {image_shape}")
@@ -63,6 +66,7 @@ class _ProgressiveNetwork(nn.Module):
         if latent_dim < 1 or num_pitches < 1:
             raise NetworkError(f"{name}: latent_dim and num_pitches must be >= 1, got {latent_dim}, {num_pitches}")
         self.image_channels, time, freq = (int(n) for n in image_shape)
+        self.image_bins = freq
         self.start_shape = (int(start_shape[0]), int(start_shape[1]))
         self.num_blocks = num_blocks
         final = block_resolution(self.start_shape, num_blocks)
@@ -121,32 +125,16 @@ class Generator(_ProgressiveNetwork):
     path, since nothing differentiates G twice.
     """
 
-    def __init__(
-        self,
-        image_shape: Sequence[int],
-        num_blocks: int,
-        start_shape: Sequence[int] = (2, 16),
-        latent_dim: int = 256,
-        num_pitches: int = 61,
-        fmap_base: float = 4096,
-        fmap_decay: float = 1.0,
-        fmap_max: int = 256,
-        attention_areas: Sequence[int] = (8192,),
-        pitch_template: bool = False,
-    ) -> None:
-        super().__init__(
-            image_shape, num_blocks, start_shape, latent_dim, num_pitches,
-            fmap_base, fmap_decay, fmap_max, attention_areas,
-        )  # fmt: skip
-        self.latent_dim = latent_dim
-        self.num_pitches = num_pitches
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        num_blocks = self.num_blocks
         self.input_norm = PixelNorm()
         widths = self.widths
         blocks = []
         for i in range(1, num_blocks + 1):
             if i == 1:
                 layers = [
-                    LatentToGrid(latent_dim + num_pitches, widths[1], self.start_shape),
+                    LatentToGrid(self.latent_dim + self.num_pitches, widths[1], self.start_shape),
                     nn.LeakyReLU(LEAKY_SLOPE),
                     PixelNorm(),
                     *_generator_conv(widths[1], widths[1]),
@@ -169,8 +157,8 @@ class Generator(_ProgressiveNetwork):
         # averaged down to the stage's width): G then models each note as a deviation from its pitch's
         # spectrum, which a plain progressive G takes millions of images to build from a 2x16 start.
         self.pitch_template = (
-            nn.Parameter(torch.zeros(num_pitches, self.image_channels, 1, int(image_shape[2])))
-            if pitch_template else None
+            nn.Parameter(torch.zeros(self.num_pitches, self.image_channels, 1, self.image_bins))
+            if self.has_pitch_template else None
         )
 
     def forward(self, z: torch.Tensor, pitch: torch.Tensor, stage_blocks: int, alpha: float) -> torch.Tensor:
@@ -242,26 +230,13 @@ class _DiscriminatorStem(nn.Module):
 class Discriminator(_ProgressiveNetwork):
     """Normalised image at the stage's resolution to a WGAN critic score and 61-way pitch logits.
 
-    Takes the same constructor arguments as `Generator` so one config builds both (`latent_dim` is unused).
+    Takes the same constructor arguments as `Generator` (those of `_ProgressiveNetwork`) so one config
+    builds both; `latent_dim` and `pitch_template` only shape G.
     """
 
-    def __init__(
-        self,
-        image_shape: Sequence[int],
-        num_blocks: int,
-        start_shape: Sequence[int] = (2, 16),
-        latent_dim: int = 256,
-        num_pitches: int = 61,
-        fmap_base: float = 4096,
-        fmap_decay: float = 1.0,
-        fmap_max: int = 256,
-        attention_areas: Sequence[int] = (8192,),
-        pitch_template: bool = False,
-    ) -> None:
-        super().__init__(
-            image_shape, num_blocks, start_shape, latent_dim, num_pitches,
-            fmap_base, fmap_decay, fmap_max, attention_areas,
-        )  # fmt: skip
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        num_blocks = self.num_blocks
         widths = self.widths
         self.from_rgb = nn.ModuleList(
             _discriminator_conv(self.image_channels, widths[i], 1, padding=0) for i in range(1, num_blocks + 1)
@@ -273,7 +248,7 @@ class Discriminator(_ProgressiveNetwork):
         )
         self.stem = _DiscriminatorStem(widths[1], widths[0], self.start_shape, attention=1 in self.attention_blocks)
         self.critic = EqualizedLinear(widths[0], 1, slope=1.0)
-        self.pitch_head = EqualizedLinear(widths[0], num_pitches, slope=1.0)
+        self.pitch_head = EqualizedLinear(widths[0], self.num_pitches, slope=1.0)
 
     def forward(
         self, x: torch.Tensor, stage_blocks: int, alpha: float, fused_attention: bool = False
