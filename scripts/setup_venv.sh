@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# Create the virtual environment and install the project into it.
-# A torch that the system Python already has (a CUDA build on a GPU box, say) is kept;
-# otherwise a machine without a GPU gets the CPU build, not a multi-GB CUDA download.
+# Create an isolated virtual environment and install the project into it.
+# The venv does not see the system's site-packages, so nothing unpinned leaks in.
+# A machine without a GPU gets the CPU build of torch, never a multi-GB CUDA download.
+# To reuse a torch build the system Python already has (a cluster's CUDA torch, say), set
+# GANSYNTH_SYSTEM_TORCH=1: the venv then sees system site-packages, and that torch is kept.
 set -euo pipefail
 venv=${1:-.venv}
-python3 -m venv --system-site-packages "$venv"
+if [ "${GANSYNTH_SYSTEM_TORCH:-0}" = 1 ]; then
+    python3 -m venv --system-site-packages "$venv"
+else
+    python3 -m venv "$venv"
+fi
 py="$venv/bin/python"
 "$py" -m pip install -q --upgrade pip
-if ! "$py" -c "import torch" 2>/dev/null; then
+if ! "$py" -c "import torch, sys; sys.exit(tuple(map(int, torch.__version__.split('+')[0].split('.')[:2])) < (2, 4))" 2>/dev/null; then
     if command -v nvidia-smi >/dev/null 2>&1; then
         "$py" -m pip install -q "torch>=2.4"
     else
