@@ -19,19 +19,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ["experiment=tiny", "codec.channel_mode=stereo", "samples.every_images=0", "~logger",
         "+trainer.enable_progress_bar=false", "trainer.log_every_n_steps=50"]
-TOP_8x64 = ["model.schedule.num_blocks=3", "model.schedule.stable_images=3000",
-            "model.schedule.transition_images=3000"]
 VARIANTS = {
     "base": [],
+    "dense_input": ["model.network.latent_input=dense"],
+    "linear_if": ["codec.mel=false"],
+    "dense_linear": ["model.network.latent_input=dense", "codec.mel=false"],
     "projection": ["model.loss.projection=true"],
-    "top8x64": TOP_8x64,
-    "top8x64_profile1": [*TOP_8x64, "model.loss.profile_weight=1"],
-    "top8x64_profile10": [*TOP_8x64, "model.loss.profile_weight=10"],
-    "top8x64_proj_profile1": [*TOP_8x64, "model.loss.projection=true", "model.loss.profile_weight=1"],
-    "top8x64_profile1_seed1": [*TOP_8x64, "model.loss.profile_weight=1", "seed=1"],
-    "profile1": ["model.loss.profile_weight=1"],
-    "profile10_fast": ["model.loss.profile_weight=10", "model.schedule.stable_images=2000",
-                       "model.schedule.transition_images=2000"],
+    "harmonic": ["model.network.harmonic_coordinates=true"],
+    "harmonic_linear": ["model.network.harmonic_coordinates=true", "codec.mel=false"],
 }
 CHECKPOINTS = (2.5, 5.0, 7.5, 10.0, 12.5, 15.0)
 
@@ -40,7 +35,7 @@ def launch(name: str, overrides: list[str], args) -> subprocess.Popen:
     run_dir = Path(args.out) / name
     cmd = [sys.executable, str(ROOT / "train.py"), *BASE, f"data.path={args.data}",
            f"trainer.max_time=00:00:{args.minutes:02d}:00", f"evaluation.every_images={args.eval_every}",
-           f"hydra.run.dir={run_dir}", "model.schedule.total_images=10000000", f"seed={args.seed}", *overrides]
+           f"hydra.run.dir={run_dir}", f"model.schedule.total_images={args.images}", f"seed={args.seed}", *overrides]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     run_dir.mkdir(parents=True, exist_ok=True)
     log = open(run_dir / "train.log", "w")
@@ -57,6 +52,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    parser.add_argument("--images", type=int, default=10000000, help="stop each run at this many images")
     parser.add_argument("--minutes", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--eval-every", type=int, default=3000)
@@ -64,13 +60,14 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "runs" / "learning_curve"))
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "learning_curve.json"))
     args = parser.parse_args()
-    procs = {name: launch(name, VARIANTS[name], args) for name in args.variants}
+    extra = {name: name.split("+")[1:] for name in args.variants}
+    procs = {name: launch(name, VARIANTS[name.split("+")[0]] + extra[name], args) for name in args.variants}
     results = {}
     for name, proc in procs.items():
         proc.wait()
         metrics = Path(args.out) / name / "metrics.jsonl"
         records = [json.loads(line) for line in metrics.read_text().splitlines()] if metrics.exists() else []
-        results[name] = {"overrides": VARIANTS[name], "returncode": proc.returncode, "records": records}
+        results[name] = {"overrides": VARIANTS[name.split("+")[0]] + extra[name], "returncode": proc.returncode, "records": records}
     marks = [m for m in CHECKPOINTS if m <= args.minutes]
     print(f"| variant | {' | '.join(f'{m:g} min' for m in marks)} | images | final PA |")
     print("|---" * (len(marks) + 3) + "|")

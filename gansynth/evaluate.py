@@ -31,6 +31,7 @@ from gansynth.classifier import (
     train_pitch_classifier,
 )
 from gansynth.pitch import PitchError, estimate_f0, hz_to_midi
+from gansynth.timbre import TimbreError, TimbreReference, instrument_of, timbre_features, timbre_scores
 
 CENTS_TOLERANCE = 50.0
 NDB_ALPHA = 0.05
@@ -41,7 +42,8 @@ DEFAULTS = {
     "ckpt_path": None,
     "data": {"path": None, "labels": {"source": "nsynth"}, "too_long": "reject", "downmix": False,
              "cache_dir": None},
-    "notes_per_pitch": 4,
+    "notes_per_pitch": 8,
+    "controls": True,
     "ndb_bins": 50,
     "classifier_steps": 500,
     "held_out_fraction": 0.2,
@@ -209,12 +211,13 @@ class _NoteSet:
     midi: torch.Tensor
     f0: torch.Tensor
     spectrograms: torch.Tensor
+    timbre: torch.Tensor  # [N, D] pitch-invariant timbre features
 
     @classmethod
     def from_batches(
         cls, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], sample_rate: int, name: str
     ) -> _NoteSet:
-        midi, f0, spectrograms = [], [], []
+        midi, f0, spectrograms, timbre = [], [], [], []
         for audio, labels in batches:
             audio = torch.as_tensor(audio, dtype=torch.float32)
             labels = torch.as_tensor(labels).flatten()
@@ -224,26 +227,32 @@ class _NoteSet:
             midi.append(labels.long())
             f0.append(estimate_note_pitches(audio, sample_rate))
             spectrograms.append(log_frequency_spectrogram(audio, sample_rate))
+            timbre.append(timbre_features(audio, labels, sample_rate))
         if not midi:
             raise EvaluationError(f"{name}: no notes to evaluate")
-        return cls(torch.cat(midi), torch.cat(f0), torch.cat(spectrograms))
+        return cls(torch.cat(midi), torch.cat(f0), torch.cat(spectrograms), torch.cat(timbre))
 
     def __len__(self) -> int:
         return len(self.midi)
 
     def subset(self, index: torch.Tensor) -> _NoteSet:
-        return _NoteSet(self.midi[index], self.f0[index], self.spectrograms[index])
+        return _NoteSet(self.midi[index], self.f0[index], self.spectrograms[index], self.timbre[index])
 
     @property
     def flat_spectrograms(self) -> torch.Tensor:
         return self.spectrograms.flatten(1)  # [N, ch * 8 * F]
 
 
+def trained_pitches(synth) -> list[int]:
+    """MIDI pitches the model saw in training (from the checkpoint's pitch histogram)."""
+    return [synth.vocab.midi(i) for i, count in enumerate(synth.pitch_counts) if count > 0]
+
+
 def generated_note_batches(
     synth, notes_per_pitch: int, seed: int
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """(audio [b, ch, n], MIDI [b]) for notes_per_pitch notes of every pitch the model was trained on."""
-    pitches = [synth.vocab.midi(i) for i, count in enumerate(synth.pitch_counts) if count > 0]
+    pitches = trained_pitches(synth)
     if notes_per_pitch < 1 or not pitches:
         raise EvaluationError(f"need notes_per_pitch >= 1 and a model with trained pitches, got "
                               f"notes_per_pitch={notes_per_pitch} and {len(pitches)} pitches")
@@ -252,6 +261,27 @@ def generated_note_batches(
     for begin in range(0, len(midi), GENERATE_CHUNK):
         chunk = midi[begin : begin + GENERATE_CHUNK]
         yield synth.generate(chunk.tolist(), latents[begin : begin + GENERATE_CHUNK]), chunk
+
+
+def mean_note_batches(
+    images: torch.Tensor, pitch_index: torch.Tensor, codec, pitch_low: int, notes_per_pitch: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The "mean note" control: each pitch's mean normalised image over the real notes, decoded, repeated
+    notes_per_pitch times. A real pitched drone with one fixed timbre: it may pass PA, never timbre."""
+    for index in pitch_index.unique():
+        mean = codec.normalize(images[pitch_index == index]).mean(0, keepdim=True)  # [1, C, T, F]
+        audio = codec.decode(codec.denormalize(mean)).float()  # [1, ch, n]
+        yield audio.expand(notes_per_pitch, -1, -1), (index + pitch_low).repeat(notes_per_pitch)
+
+
+def white_noise_batches(
+    pitches: Sequence[int], notes_per_pitch: int, channels: int, samples: int, rms: float, seed: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The white-noise control: Gaussian noise at the real notes' RMS, "asked" for every pitch."""
+    generator = torch.Generator().manual_seed(seed)
+    for pitch in pitches:
+        yield (rms * torch.randn(notes_per_pitch, channels, samples, generator=generator),
+               torch.full((notes_per_pitch,), pitch))
 
 
 def datamodule_note_batches(
@@ -284,19 +314,27 @@ def _split(n: int, held_out_fraction: float, seed: int) -> tuple[torch.Tensor, t
 def evaluate(
     synth,
     real_batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
-    notes_per_pitch: int = 4,
+    instruments: Sequence[str] | None = None,
+    controls: dict[str, Iterable[tuple[torch.Tensor, torch.Tensor]]] | None = None,
+    notes_per_pitch: int = 8,
     ndb_bins: int = 50,
     classifier_steps: int = 500,
     held_out_fraction: float = 0.2,
     seed: int = 0,
 ) -> dict:
-    """Score a Synth's generated notes against real notes (audio [b, ch, n], MIDI [b] batches).
+    """Score a Synth's generated notes, and each control's notes, against real notes.
+
+    ``real_batches`` yields (audio [b, ch, n], MIDI [b]) of the real notes as the model's codec returns
+    them; ``instruments`` names each real note's instrument (timbre metrics are left out without it or
+    with fewer than two instruments); ``controls`` maps a name to note batches scored like the generated
+    ones (untrained G, mean note, white noise: what every metric must fail).
 
     A seeded split of the real notes trains the pitch classifier and the NDB clusters; the held-out
     real notes are scored against that same training part as the "real" ceiling. NDB and FD depend
-    on how many notes are compared (FD is biased upward for small sets), so both columns compare
+    on how many notes are compared (FD is biased upward for small sets), so every column compares
     the same number of notes: a seeded sample of min(held-out, generated) from each side.
-    PA and PE use every generated note and every real note.
+    PA, PE and the timbre metrics use every note; the real column's nearest-real ratio leaves each
+    note's own copy out.
     """
     real = _NoteSet.from_batches(real_batches, synth.sample_rate, "real notes")
     train_index, held_index = _split(len(real), held_out_fraction, seed)
@@ -307,58 +345,74 @@ def evaluate(
     if outside:
         raise EvaluationError(f"real notes: pitches {outside} are outside the model's range "
                               f"{synth.vocab.low}..{synth.vocab.high}")
-    fake = _NoteSet.from_batches(generated_note_batches(synth, notes_per_pitch, seed), synth.sample_rate,
-                                 "generated notes")
+    timbre = None
+    if instruments is not None and len(set(instruments)) >= 2:
+        if len(instruments) != len(real):
+            raise EvaluationError(f"got {len(instruments)} instrument names for {len(real)} real notes")
+        timbre = TimbreReference.fit(real.timbre, real.midi, list(instruments))
+    candidates = {"generated": generated_note_batches(synth, notes_per_pitch, seed), **(controls or {})}
+    scored = {name: _NoteSet.from_batches(batches, synth.sample_rate, f"{name} notes")
+              for name, batches in candidates.items()}
     train, held = real.subset(train_index), real.subset(held_index)
-    compared = min(len(held), len(fake))
-    generator = torch.Generator().manual_seed(seed)
-    fake_sample, held_sample = (notes.subset(torch.randperm(len(notes), generator=generator)[:compared])
-                                for notes in (fake, held))
-
+    compared = min(len(held), *(len(notes) for notes in scored.values()))
     classifier = train_pitch_classifier(train.spectrograms, train.midi - synth.vocab.low, synth.vocab.size,
                                         steps=classifier_steps, seed=seed)
     train_embeddings = classifier_embeddings(classifier, train.spectrograms)
 
-    def scores(notes: _NoteSet, sample: _NoteSet) -> dict:
-        return {
+    def scores(notes: _NoteSet, sample_from: _NoteSet, is_real: bool = False) -> dict:
+        order = torch.randperm(len(sample_from), generator=torch.Generator().manual_seed(seed))
+        sample = sample_from.subset(order[:compared])
+        result = {
             **pitch_scores(notes.f0, notes.midi),
             "notes": len(notes),
             **number_of_different_bins(train.flat_spectrograms, sample.flat_spectrograms, ndb_bins, seed=seed),
             "fd": frechet_distance(train_embeddings, classifier_embeddings(classifier, sample.spectrograms)),
             "compared_notes": compared,
         }
+        if timbre is not None:
+            result.update(timbre_scores(timbre, notes.timbre, notes.midi, leave_one_out=is_real))
+        return result
 
-    return {
-        "generated": scores(fake, fake_sample),
-        "real": scores(real, held_sample),
+    report = {name: scores(notes, notes) for name, notes in scored.items()}
+    report["real"] = scores(real, held, is_real=True)
+    report.update({
+        "columns": ["generated", "real", *(controls or {})],
         "classifier_accuracy": classifier_accuracy(classifier, held.spectrograms, held.midi - synth.vocab.low),
         "reference_notes": len(train),
         "notes_per_pitch": notes_per_pitch,
         "seed": seed,
-    }
+    })
+    if timbre is not None:
+        report["instruments"] = timbre.names
+        report["instrument_classifier_leave_one_pitch_out"] = timbre.leave_one_pitch_out_accuracy()
+    return report
 
 
 # ----------------------------------------------------------------------------------------------
 # Command line
 
 
+REPORT_ROWS = [
+    ("PA (mean)", "pa", "{:.3f}"), ("PE (nats)", "pe", "{:.3f}"), ("pitched", "voiced", "{:.3f}"),
+    ("NDB / bins", "ndb_fraction", "{:.3f}"), ("FD", "fd", "{:.1f}"),
+    ("coverage", "coverage", "{:.3f}"), ("mix entropy", "entropy", "{:.3f}"),
+    ("diversity", "diversity", "{:.3f}"), ("nearest-real", "nearest_real_ratio", "{:.2f}"),
+]
+
+
 def format_report(report: dict) -> str:
-    """A two-column table (generated vs real ceiling) of the numbers in `evaluate`'s report."""
-    generated, real = report["generated"], report["real"]
-    rows = [("notes", "notes", "{:d}")]
-    rows += [(f"PA channel {i}", ("pa_per_channel", i), "{:.3f}") for i in range(len(generated["pa_per_channel"]))]
-    rows += [("PA (mean)", "pa", "{:.3f}"), ("PE (nats)", "pe", "{:.3f}"), ("voiced", "voiced", "{:.3f}"),
-             ("compared", "compared_notes", "{:d}"), ("NDB", "ndb", "{:d}"),
-             ("NDB / bins", "ndb_fraction", "{:.3f}"), ("FD", "fd", "{:.3f}")]
-
-    def cell(column: dict, key, fmt: str) -> str:
-        value = column[key[0]][key[1]] if isinstance(key, tuple) else column[key]
-        return fmt.format(value)
-
-    lines = [f"{'metric':<14}{'generated':>12}{'real':>12}"]
-    lines += [f"{label:<14}{cell(generated, key, fmt):>12}{cell(real, key, fmt):>12}" for label, key, fmt in rows]
-    lines.append(f"NDB bins: {generated['bins']}; NDB and FD against {report['reference_notes']} real "
-                 f"reference notes; pitch classifier held-out accuracy: {report['classifier_accuracy']:.3f}")
+    """A table of `evaluate`'s numbers: generated, the real ceiling and each control side by side."""
+    columns = report["columns"]
+    lines = [f"{'metric':<14}" + "".join(f"{name:>12}" for name in columns)]
+    for label, key, fmt in REPORT_ROWS:
+        if key in report["generated"]:
+            lines.append(f"{label:<14}" + "".join(f"{fmt.format(report[c][key]):>12}" for c in columns))
+    lines.append(f"NDB ({report['generated']['bins']} bins) and FD against {report['reference_notes']} real "
+                 f"reference notes, {report['generated']['compared_notes']} notes per column; pitch "
+                 f"classifier held-out accuracy {report['classifier_accuracy']:.3f}")
+    if "instruments" in report:
+        lines.append(f"instruments: {', '.join(report['instruments'])} (classifier leave-one-pitch-out "
+                     f"accuracy on real notes {report['instrument_classifier_leave_one_pitch_out']:.3f})")
     return "\n".join(lines)
 
 
@@ -377,7 +431,8 @@ def parse_config(argv: Sequence[str]) -> DictConfig:
 
 
 def run(cfg: DictConfig) -> dict:
-    """Load the checkpoint, read the real notes with the model's codec, evaluate, print and save."""
+    """Load the checkpoint, read the real notes with the model's codec, evaluate with the controls,
+    print and save."""
     from gansynth.data import AudioFolderDataModule
     from gansynth.render import load_checkpoint
 
@@ -388,7 +443,9 @@ def run(cfg: DictConfig) -> dict:
         pitch_low=synth.vocab.low, pitch_high=synth.vocab.high, too_long=data.too_long,
         downmix=data.downmix, cache_dir=data.cache_dir, num_workers=0,
     )
-    report = evaluate(synth, datamodule_note_batches(datamodule, synth.codec, synth.device), cfg.notes_per_pitch,
+    real_batches = list(datamodule_note_batches(datamodule, synth.codec, synth.device))
+    controls = control_batches(cfg, synth, datamodule, real_batches) if cfg.controls else None
+    report = evaluate(synth, real_batches, real_instruments(datamodule), controls, cfg.notes_per_pitch,
                       cfg.ndb_bins, cfg.classifier_steps, cfg.held_out_fraction, cfg.seed)
     report["ckpt_path"] = str(cfg.ckpt_path)
     report["data_path"] = str(data.path)
@@ -397,6 +454,32 @@ def run(cfg: DictConfig) -> dict:
         _write_json_atomically(Path(cfg.out), report)
         print(f"report written to {cfg.out}")
     return report
+
+
+def real_instruments(datamodule) -> list[str] | None:
+    """Each real note's instrument from its NSynth-style file name, or None when names carry none."""
+    try:
+        return [instrument_of(path) for path in datamodule.scan().files]
+    except TimbreError:
+        return None
+
+
+def control_batches(cfg: DictConfig, synth, datamodule, real_batches) -> dict:
+    """Untrained G (the checkpoint's architecture, fresh weights), the per-pitch mean note, white noise."""
+    from gansynth.render import load_checkpoint
+
+    untrained = load_checkpoint(cfg.ckpt_path, device=cfg.device, untrained_seed=cfg.seed)
+    dataset = datamodule.train_dataloader().dataset
+    images = torch.stack([dataset[i][0] for i in range(len(dataset))])  # [N, C, T, F] raw
+    pitch_index = torch.tensor([int(dataset[i][1]) for i in range(len(dataset))])
+    rms = float(torch.cat([audio.flatten() for audio, _ in real_batches]).square().mean().sqrt())
+    return {
+        "untrained": generated_note_batches(untrained, cfg.notes_per_pitch, cfg.seed),
+        "mean_note": mean_note_batches(images.to(synth.device), pitch_index.to(synth.device), synth.codec,
+                                       datamodule.pitch_low, cfg.notes_per_pitch),
+        "noise": white_noise_batches(trained_pitches(synth), cfg.notes_per_pitch, synth.channels,
+                                     synth.n_samples, rms, cfg.seed),
+    }
 
 
 def _write_json_atomically(path: Path, report: dict) -> None:
@@ -412,7 +495,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     try:
         run(parse_config(sys.argv[1:] if argv is None else argv))
-    except (EvaluationError, ClassifierError, PitchError, *USER_ERRORS) as error:
+    except (EvaluationError, ClassifierError, PitchError, TimbreError, *USER_ERRORS) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
 

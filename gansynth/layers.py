@@ -65,15 +65,16 @@ class LatentToGrid(nn.Module):
 
     Magenta zero-pads the 1x1 input to (2h-1, 2w-1) and applies an (h, w) VALID conv; each output position
     then sees the input through its own kernel tap, which is exactly this linear map (same parameter
-    count). The gain uses that conv's fan-in (h * w * in), so the effective learning rate matches too.
+    count). With `conv_gain` the gain uses that conv's fan-in (h * w * in), so the effective learning rate
+    matches too; without it, a dense layer's fan-in (in).
     """
 
-    def __init__(self, in_features: int, channels: int, shape: tuple[int, int]) -> None:
+    def __init__(self, in_features: int, channels: int, shape: tuple[int, int], conv_gain: bool = True) -> None:
         super().__init__()
         self.shape = (channels, *shape)
         self.weight = nn.Parameter(torch.randn(channels * shape[0] * shape[1], in_features))
         self.bias = nn.Parameter(torch.zeros(channels))
-        self.scale = equalized_gain(in_features * shape[0] * shape[1], slope=0.0)
+        self.scale = equalized_gain(in_features * (shape[0] * shape[1] if conv_gain else 1), slope=0.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # [B, in] -> [B, C, h, w]

@@ -73,20 +73,17 @@ class GANSynth(pl.LightningModule):
         self.codec = SpecgramCodec.from_dict(codec)
         self.vocab = PitchVocab(pitch["low"], pitch["high"])
         self.schedule = Schedule(**schedule)
-        net_args = dict(network, image_shape=tuple(self.codec.image_shape), num_pitches=self.vocab.size)
-        net_args["start_shape"] = tuple(net_args["start_shape"])
-        net_args["attention_areas"] = tuple(net_args["attention_areas"])
-        self.generator = Generator(**net_args)
-        self.discriminator = Discriminator(**net_args)
+        net_args = dict(network, start_shape=tuple(network["start_shape"]),
+                        attention_areas=tuple(network["attention_areas"]))
+        self.generator = Generator.for_codec(self.codec, self.vocab, **net_args)
+        self.discriminator = Discriminator(**net_args, image_shape=tuple(self.codec.image_shape),
+                                           num_pitches=self.vocab.size)
         self.ema_generator = copy.deepcopy(self.generator).requires_grad_(False).eval()
         counts = torch.tensor(pitch["counts"], dtype=torch.float)
         if counts.numel() != self.vocab.size or counts.sum() <= 0:
             raise ValueError(f"pitch counts must have {self.vocab.size} entries with a positive sum")
         self.register_buffer("pitch_weights", counts / counts.sum(), persistent=False)
         self.register_buffer("images_seen", torch.zeros((), dtype=torch.long))
-        if loss.get("profile_weight", 0.0):
-            channels, _, bins = self.codec.image_shape
-            self.register_buffer("pitch_profile", torch.zeros(self.vocab.size, channels, bins))
         self._stage: int | None = None
         self._clock: tuple[float, int] | None = None
 
@@ -117,39 +114,8 @@ class GANSynth(pl.LightningModule):
 
     def on_fit_start(self) -> None:
         """Runs after a resume has restored ``images_seen`` and before the first dataloader is
-        built, so the first epoch already uses the stage's batch size; Adam is kept as restored.
-        A fresh run that needs the data's pitch spectra (profile loss, pitch template) fits them."""
+        built, so the first epoch already uses the stage's batch size; Adam is kept as restored."""
         self._use_stage(self.stage)
-        template = self.generator.pitch_template
-        needs_profile = hasattr(self, "pitch_profile") and not self.pitch_profile.any()
-        if needs_profile or (template is not None and not template.any()):
-            profile = self._fit_pitch_profiles()  # [P, C, F]
-            if hasattr(self, "pitch_profile"):
-                self.pitch_profile.copy_(profile)
-            if template is not None:
-                for net in (self.generator, self.ema_generator):
-                    net.pitch_template.data.copy_(profile[:, :, None, :])
-
-    @torch.no_grad()
-    def _fit_pitch_profiles(self) -> torch.Tensor:
-        """Mean normalised spectrum (over time and over the notes) of each pitch in the data."""
-        self.trainer.datamodule.setup("fit")
-        channels, _, bins = self.codec.image_shape
-        total = torch.zeros(self.vocab.size, channels, bins, device=self.device)
-        count = torch.zeros(self.vocab.size, device=self.device)
-        loader = torch.utils.data.DataLoader(self.trainer.datamodule.train_dataloader().dataset, batch_size=64)
-        for images, labels in loader:
-            labels = labels.to(self.device)
-            total.index_add_(0, labels, self.codec.normalize(images.to(self.device)).mean(dim=2))  # [B, C, F]
-            count.index_add_(0, labels, torch.ones_like(labels, dtype=torch.float))
-        return total / count.clamp_min(1)[:, None, None]
-
-    def profile_loss(self, fake: torch.Tensor, pitches: torch.Tensor) -> torch.Tensor:
-        """L1 between each fake's time-averaged spectrum and the real mean spectrum of its pitch, at
-        the current width: a pitch signal the generator cannot get by fooling the discriminator."""
-        target = self.pitch_profile[pitches]  # [B, C, F]
-        target = F.avg_pool1d(target, target.shape[-1] // fake.shape[-1])  # [B, C, w]
-        return (fake.float().mean(dim=2) - target).abs().mean()
 
     def on_train_start(self) -> None:
         self._clock = (time.perf_counter(), int(self.images_seen))
@@ -192,8 +158,6 @@ class GANSynth(pl.LightningModule):
         g_adv = -score.mean()
         g_aux = F.cross_entropy(logits.float(), fake_pitch)
         g_loss = g_adv + w["aux_weight_g"] * g_aux
-        if w.get("profile_weight", 0.0):
-            g_loss = g_loss + w["profile_weight"] * self.profile_loss(fake, fake_pitch)
         self._check_finite(g_loss, "generator loss")
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(g_loss)

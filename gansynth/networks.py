@@ -6,6 +6,8 @@ nearest-neighbour upscaled output of block k-1, and D blends the path through bl
 2x average-pooled input fed straight into block k-1. Both work in normalised units (G ends in tanh).
 """
 
+from __future__ import annotations
+
 from collections.abc import Sequence
 
 import torch
@@ -37,6 +39,13 @@ def block_resolution(start_shape: tuple[int, int], block: int) -> tuple[int, int
     return start_shape[0] * 2 ** (block - 1), start_shape[1] * 2 ** (block - 1)
 
 
+# How G's first layer sees [z, one-hot pitch]:
+# - "magenta": pixel norm over the whole vector, then the start-shape conv with its conv fan-in gain (the original);
+# - "dense": pixel norm over z alone, the one-hot kept at 1, and a dense gain (fan-in = vector length), so the
+#   label's weights learn at the same rate as any other layer's instead of sqrt(h * w) times slower.
+LATENT_INPUTS = ("magenta", "dense")
+
+
 class _ProgressiveNetwork(nn.Module):
     """Geometry shared by G and D: per-block resolution and width, attention placement, argument checks.
     Its constructor arguments are G's and D's (one network config builds both)."""
@@ -52,10 +61,11 @@ class _ProgressiveNetwork(nn.Module):
         fmap_decay: float = 1.0,
         fmap_max: int = 256,
         attention_areas: Sequence[int] = (8192,),
-        pitch_template: bool = False,
+        latent_input: str = "magenta",
+        harmonic_coordinates: bool = False,
     ) -> None:
         super().__init__()
-        self.latent_dim, self.num_pitches, self.has_pitch_template = latent_dim, num_pitches, pitch_template
+        self.latent_dim, self.num_pitches = latent_dim, num_pitches
         name = type(self).__name__
         if len(image_shape) != 3 or min(image_shape) < 1:
             raise NetworkError(f"{name}: image_shape must be three positive ints (C, T, F), got {image_shape}")
@@ -65,8 +75,11 @@ class _ProgressiveNetwork(nn.Module):
             raise NetworkError(f"{name}: num_blocks must be >= 1, got {num_blocks}")
         if latent_dim < 1 or num_pitches < 1:
             raise NetworkError(f"{name}: latent_dim and num_pitches must be >= 1, got {latent_dim}, {num_pitches}")
+        if latent_input not in LATENT_INPUTS:
+            raise NetworkError(f"{name}: latent_input must be one of {', '.join(LATENT_INPUTS)}, got {latent_input!r}")
+        self.latent_input = latent_input
+        self.harmonic_coordinates = harmonic_coordinates
         self.image_channels, time, freq = (int(n) for n in image_shape)
-        self.image_bins = freq
         self.start_shape = (int(start_shape[0]), int(start_shape[1]))
         self.num_blocks = num_blocks
         final = block_resolution(self.start_shape, num_blocks)
@@ -119,47 +132,61 @@ def _generator_conv(in_channels: int, out_channels: int) -> list[nn.Module]:
 class Generator(_ProgressiveNetwork):
     """z and a pitch label to a normalised spectrogram image at the stage's resolution.
 
-    Block 1 maps the pixel-normed [z, one-hot pitch] vector to a start-shape grid (`LatentToGrid`) and
-    applies a 3x3 conv; later blocks upsample 2x (nearest) and apply two 3x3 convs. Attention follows
-    the last conv of a block whose area is in `attention_areas`; G's attention always takes the fused
-    path, since nothing differentiates G twice.
+    The input layer maps [z, one-hot pitch] to a start-shape grid (`LatentToGrid`); block 1 applies a
+    3x3 conv to it, later blocks upsample 2x (nearest) and apply two 3x3 convs. With
+    `harmonic_coordinates`, every block's input also gets the pitch's harmonic-coordinate channels at
+    that block's width (`coordinates`: one [P, K, w] tensor per block, from `gansynth.harmonics`).
+    Attention follows the last conv of a block whose area is in `attention_areas`; G's attention always
+    takes the fused path, since nothing differentiates G twice.
     """
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, coordinates: Sequence[torch.Tensor] | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        num_blocks = self.num_blocks
+        if self.harmonic_coordinates != (coordinates is not None):
+            raise NetworkError("Generator: harmonic_coordinates needs the coordinates of every block, and only then")
+        extra = 0
+        if coordinates is not None:
+            expected = [self.resolution(i)[1] for i in range(1, self.num_blocks + 1)]
+            if [c.shape[-1] for c in coordinates] != expected:
+                raise NetworkError(f"Generator: coordinates must be {self.num_blocks} tensors [P, K, w] "
+                                   f"with widths {expected}")
+            extra = coordinates[0].shape[1]
+            for i, table in enumerate(coordinates):
+                self.register_buffer(f"coordinates_{i}", table.float(), persistent=False)  # [P, K, w_i]
         self.input_norm = PixelNorm()
         widths = self.widths
+        self.input_layer = nn.Sequential(
+            LatentToGrid(self.latent_dim + self.num_pitches, widths[1], self.start_shape,
+                         conv_gain=self.latent_input == "magenta"),
+            nn.LeakyReLU(LEAKY_SLOPE),
+            PixelNorm(),
+        )
         blocks = []
-        for i in range(1, num_blocks + 1):
-            if i == 1:
-                layers = [
-                    LatentToGrid(self.latent_dim + self.num_pitches, widths[1], self.start_shape),
-                    nn.LeakyReLU(LEAKY_SLOPE),
-                    PixelNorm(),
-                    *_generator_conv(widths[1], widths[1]),
-                ]
-            else:
-                layers = [
-                    nn.Upsample(scale_factor=2, mode="nearest"),
-                    *_generator_conv(widths[i - 1], widths[i]),
-                    *_generator_conv(widths[i], widths[i]),
-                ]
+        for i in range(1, self.num_blocks + 1):
+            layers = _generator_conv(widths[max(i - 1, 1)] + extra, widths[i])
+            if i > 1:
+                layers += _generator_conv(widths[i], widths[i])
             if i in self.attention_blocks:
                 layers.append(SelfAttention2d(widths[i]))
             blocks.append(nn.Sequential(*layers))
         self.blocks = nn.ModuleList(blocks)
         self.to_rgb = nn.ModuleList(
             nn.Sequential(EqualizedConv2d(widths[i], self.image_channels, 1, slope=1.0), nn.Tanh())
-            for i in range(1, num_blocks + 1)
+            for i in range(1, self.num_blocks + 1)
         )
-        # An optional learned spectrum per pitch, [P, C, 1, F], added to the output (broadcast over time,
-        # averaged down to the stage's width): G then models each note as a deviation from its pitch's
-        # spectrum, which a plain progressive G takes millions of images to build from a 2x16 start.
-        self.pitch_template = (
-            nn.Parameter(torch.zeros(self.num_pitches, self.image_channels, 1, self.image_bins))
-            if self.has_pitch_template else None
-        )
+
+    @classmethod
+    def for_codec(cls, codec, vocab, **network) -> Generator:
+        """G for a codec's images and a pitch vocabulary, with its harmonic coordinates when asked for."""
+        from gansynth.harmonics import harmonic_coordinates
+
+        args = dict(network, image_shape=tuple(codec.image_shape), num_pitches=vocab.size)
+        coordinates = None
+        if args.get("harmonic_coordinates"):
+            geometry = _ProgressiveNetwork(**args)
+            coordinates = [harmonic_coordinates(codec, vocab, geometry.resolution(i)[1])
+                           for i in range(1, geometry.num_blocks + 1)]
+        return cls(**args, coordinates=coordinates)
 
     def forward(self, z: torch.Tensor, pitch: torch.Tensor, stage_blocks: int, alpha: float) -> torch.Tensor:
         """z [B, latent_dim], pitch [B] class indices -> image [B, C, h, w] in [-1, 1]."""
@@ -171,18 +198,24 @@ class Generator(_ProgressiveNetwork):
                 f"Generator: pitch must be integer [{z.shape[0]}], got {pitch.dtype} {list(pitch.shape)}"
             )
         one_hot = F.one_hot(pitch, self.num_pitches).to(z.dtype)  # [B, P]
-        x = self.input_norm(torch.cat([z, one_hot], dim=1))  # [B, latent + P]
+        if self.latent_input == "magenta":
+            x = self.input_norm(torch.cat([z, one_hot], dim=1))  # [B, latent + P]
+        else:
+            x = torch.cat([self.input_norm(z), one_hot], dim=1)  # [B, latent + P]
+        x = self.input_layer(x)  # [B, width(1), start_h, start_w]
         previous = x
-        for block in self.blocks[:stage_blocks]:
-            previous, x = x, block(x)  # x: [B, width(i), resolution(i)]
+        for i, block in enumerate(self.blocks[:stage_blocks]):
+            features = F.interpolate(x, scale_factor=2, mode="nearest") if i else x
+            if self.harmonic_coordinates:
+                table = getattr(self, f"coordinates_{i}")[pitch]  # [B, K, w]
+                table = table[:, :, None, :].expand(-1, -1, features.shape[2], -1).to(features.dtype)
+                features = torch.cat([features, table], dim=1)  # [B, width + K, h, w]
+            previous, x = x, block(features)  # x: [B, width(i), resolution(i)]
         image = self.to_rgb[stage_blocks - 1](x)  # [B, C, h, w]
         if alpha < 1.0:
             faded = self.to_rgb[stage_blocks - 2](previous)  # [B, C, h/2, w/2]
             image = alpha * image + (1.0 - alpha) * F.interpolate(faded, scale_factor=2, mode="nearest")
-        if self.pitch_template is None:
-            return image
-        template = self.pitch_template[pitch]  # [B, C, 1, F]
-        return image + F.avg_pool2d(template, (1, template.shape[-1] // image.shape[-1]))  # [B, C, h, w]
+        return image
 
 
 def _discriminator_conv(in_channels: int, out_channels: int, kernel: int | tuple[int, int], padding: int) -> nn.Module:
@@ -231,7 +264,7 @@ class Discriminator(_ProgressiveNetwork):
     """Normalised image at the stage's resolution to a WGAN critic score and 61-way pitch logits.
 
     Takes the same constructor arguments as `Generator` (those of `_ProgressiveNetwork`) so one config
-    builds both; `latent_dim` and `pitch_template` only shape G.
+    builds both; `latent_dim` and `latent_input` only shape G.
     """
 
     def __init__(self, *args, **kwargs) -> None:

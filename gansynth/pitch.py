@@ -14,6 +14,10 @@ import numpy as np
 import torch
 
 YIN_THRESHOLD = 0.15
+# A clip counts as pitched only when most of its sounding frames are periodic: a noise-like clip
+# has the odd frame whose difference function dips below the threshold, and the median of those few
+# frames is a pitch no listener (nor a neural tracker) hears.
+MIN_VOICED_FRACTION = 0.5
 SILENCE_RMS = 1e-4
 QUIET_FRAME_DB = -40.0
 MAX_ELEMENTS_PER_CHUNK = 1 << 23  # bounds the FFT buffers when a long batch is scored at once
@@ -185,14 +189,18 @@ def _estimate_chunk(wave: torch.Tensor, geometry: _YinGeometry) -> torch.Tensor:
     difference, normalized = _cumulative_mean_normalized_difference(frames, geometry)
     lag, voiced = _first_dip(normalized, geometry.min_lag)
     f0 = geometry.sample_rate / _parabolic_lag(difference, lag)  # [B, F]
-    f0 = torch.where(voiced & loud, f0, torch.nan)
-    return f0.nanmedian(-1).values  # all-NaN rows stay NaN
+    periodic = (voiced & loud).sum(-1) >= MIN_VOICED_FRACTION * loud.sum(-1).clamp_min(1)  # [B]
+    f0 = torch.where(voiced & loud & periodic[:, None], f0, torch.nan)
+    return f0.nanmedian(-1).values  # all-NaN rows (silent or aperiodic clips) stay NaN
 
 
 def estimate_f0(
     wave: torch.Tensor | np.ndarray, sample_rate: int, fmin: float = 30.0, fmax: float = 2100.0
 ) -> torch.Tensor:
     """Fundamental frequency per clip in Hz (YIN, threshold 0.15); NaN for silent or unpitched clips.
+
+    A clip is pitched when at least half of its sounding frames are periodic (their normalised
+    difference dips below the threshold); its f0 is the median over those frames.
 
     wave: [n] or [B, n] (one channel per row). Returns a scalar tensor or [B] on the input's device.
     """

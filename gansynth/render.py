@@ -152,8 +152,12 @@ def trained_stage(hparams: Mapping, state: Mapping, num_blocks: int) -> tuple[in
 
 
 def load_checkpoint(path: str | os.PathLike, device: str = "cpu", batch_size: int = 8,
-                    precision: str = "fp32") -> Synth:
-    """Build the EMA generator and codec from a checkpoint alone (no training data needed)."""
+                    precision: str = "fp32", untrained_seed: int | None = None) -> Synth:
+    """Build the EMA generator and codec from a checkpoint alone (no training data needed).
+
+    With ``untrained_seed`` the generator keeps the checkpoint's architecture and stage but gets fresh
+    initial weights: the "untrained G" control that every learning metric must fail.
+    """
     path = Path(path)
     hparams, ema, state = _read_checkpoint(path)
     try:
@@ -161,8 +165,11 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu", batch_size: in
         network = dict(hparams["network"])
         pitch = dict(hparams["pitch"])
         vocab = PitchVocab(int(pitch["low"]), int(pitch["high"]))
-        generator = Generator(image_shape=tuple(codec.image_shape), num_pitches=vocab.size, **network)
-        generator.load_state_dict(ema, strict=True)
+        with torch.random.fork_rng():
+            torch.manual_seed(0 if untrained_seed is None else untrained_seed)
+            generator = Generator.for_codec(codec, vocab, **network)
+        if untrained_seed is None:
+            generator.load_state_dict(ema, strict=True)
         counts = [int(c) for c in pitch.get("counts", [1] * vocab.size)]
         blocks, alpha = trained_stage(hparams, state, int(network["num_blocks"]))
     except Exception as exc:  # any failure here means the stored config and weights do not fit together

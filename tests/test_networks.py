@@ -78,9 +78,9 @@ def test_attention_sits_at_32x256_only(fork_networks_meta):
     g_attention = [name for name, m in generator.named_modules() if isinstance(m, SelfAttention2d)]
     d_attention = [m for m in discriminator.modules() if isinstance(m, SelfAttention2d)]
     assert generator.attention_blocks == [5] and discriminator.attention_blocks == [5]
-    assert g_attention == ["blocks.4.7"]  # after block 5's second conv (8 layers: up, 2 x (conv, act, norm), attn)
+    assert g_attention == ["blocks.4.6"]  # after block 5's second conv (7 layers: 2 x (conv, act, norm), attn)
     assert [m.query.out_features for m in d_attention] == [256 // 8]  # D: after conv1 -> nf(4) = 256
-    assert generator.blocks[4][7].value.out_features == 128 // 2  # G: nf(5) = 128
+    assert generator.blocks[4][6].value.out_features == 128 // 2  # G: nf(5) = 128
 
 
 def test_parameter_counts_match_paper():
@@ -135,20 +135,54 @@ def test_generator_output_depends_on_pitch(tiny_networks):
     assert (low - high).abs().mean() > 1e-3
 
 
-def test_pitch_template_adds_its_pooled_spectrum_per_pitch():
-    torch.manual_seed(2)
-    plain = Generator(**TINY)
-    templated = Generator(**TINY, pitch_template=True)
-    templated.load_state_dict(plain.state_dict(), strict=False)  # same weights, template still zero
-    z, _ = _latents(2)
-    pitch = torch.tensor([5, 9])
-    with torch.no_grad():
-        torch.testing.assert_close(templated(z, pitch, 3, 0.5), plain(z, pitch, 3, 0.5))
-        spectrum = torch.linspace(-0.5, 0.5, 256)  # [F]
-        templated.pitch_template[9] = spectrum
-        shifted = templated(z, pitch, 3, 1.0) - plain(z, pitch, 3, 1.0)  # [2, C, 8, 64]
-    assert shifted[0].abs().max() == 0  # pitch 5 keeps a zero template
-    torch.testing.assert_close(shifted[1], spectrum.view(64, 4).mean(1).expand(4, 8, 64))
+def _tiny_codec_and_vocab():
+    from gansynth.pitch import PitchVocab
+    from gansynth.spectral import SpecgramCodec
+
+    codec = SpecgramCodec(audio_length=0.25, channel_mode="stereo", n_fft=512, hop_length=128, n_frames=32,
+                          mel=False)
+    return codec, PitchVocab(24, 84)
+
+
+def test_harmonic_coordinates_mark_harmonics_of_the_asked_for_pitch():
+    """At full width, comb cos is ~1 on the columns nearest k * f0 and the advance channels read the
+    phase a steady harmonic advances per hop; coarse stages get the same channels at their centres."""
+    from gansynth.harmonics import column_frequencies, harmonic_coordinates
+
+    codec, vocab = _tiny_codec_and_vocab()
+    table = harmonic_coordinates(codec, vocab, 256)  # [61, 5, 256]
+    assert table.shape == (61, 5, 256)
+    hz = column_frequencies(codec)
+    a3 = vocab.index(57)  # 220 Hz: harmonics 2, 4, 6 at 440, 880, 1320 Hz
+    for harmonic in (2, 4, 6):
+        column = int((hz - 220.0 * harmonic).abs().argmin())
+        assert table[a3, 0, column] > 0.9
+        advance = 2 * torch.pi * harmonic * 220.0 * 128 / 16000
+        torch.testing.assert_close(table[a3, 2, column], torch.tensor(advance).cos().float())
+    assert table[a3, 0].min() < -0.9  # half-way between harmonics
+    assert harmonic_coordinates(codec, vocab, 64).shape == (61, 5, 64)
+
+
+def test_generator_with_harmonic_coordinates_builds_from_the_codec():
+    codec, vocab = _tiny_codec_and_vocab()
+    network = dict(num_blocks=5, fmap_base=1024, fmap_max=128, latent_dim=256, harmonic_coordinates=True)
+    generator = Generator.for_codec(codec, vocab, **network)
+    z, pitch = _latents(2)
+    for blocks, alpha in ((1, 1.0), (3, 0.5), (5, 1.0)):
+        assert generator(z, pitch, blocks, alpha).shape == (2, 4, *generator.resolution(blocks))
+    assert not any("coordinates" in key for key in generator.state_dict())  # rebuilt from the codec, not saved
+    with pytest.raises(NetworkError, match="harmonic_coordinates"):
+        Generator(**TINY, harmonic_coordinates=True)
+
+
+def test_dense_latent_input_keeps_the_one_hot_at_one_and_uses_a_dense_gain():
+    magenta = Generator(**TINY)
+    dense = Generator(**TINY, latent_input="dense")
+    layer = dense.input_layer[0]
+    assert layer.scale == pytest.approx((2.0 / (256 + 61)) ** 0.5)
+    assert magenta.input_layer[0].scale == pytest.approx((2.0 / ((256 + 61) * 2 * 16)) ** 0.5)
+    with pytest.raises(NetworkError, match="latent_input"):
+        Generator(**TINY, latent_input="mapping")
 
 
 @pytest.mark.parametrize("blocks", range(2, 6))

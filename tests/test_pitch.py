@@ -114,3 +114,16 @@ def test_estimate_f0_handles_clips_shorter_than_one_frame():
 def test_estimate_f0_rejects_bad_input(wave, sample_rate, match):
     with pytest.raises(PitchError, match=match):
         estimate_f0(wave, sample_rate)
+
+
+def test_a_clip_is_pitched_only_when_most_of_its_sounding_frames_are_periodic():
+    """A noise clip with a short tone inside has a few periodic frames; their median is no pitch a
+    listener hears, so the clip counts as unpitched. A tone with a short noise burst stays pitched."""
+    sr = 16000
+    tone = harmonic_tone(60, sr, seconds=1.0) / torch.exp(-3.0 * torch.arange(sr) / sr)  # steady, peak ~0.5
+    noise = 0.3 * torch.randn(sr, generator=torch.Generator().manual_seed(0))
+    mostly_noise = torch.cat([tone[: sr // 4], noise[sr // 4:]])
+    mostly_tone = torch.cat([tone[: 3 * sr // 4], noise[3 * sr // 4:]])
+    f0 = estimate_f0(torch.stack([mostly_noise, mostly_tone]), sr)
+    assert torch.isnan(f0[0])
+    assert abs(float(cents_off(f0[1], torch.tensor(60.0)))) < 25

@@ -1,0 +1,77 @@
+"""Timbre metrics on real SoundFont notes: real notes pass, the mean note and noise fail."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gansynth.audio import load_clip
+from gansynth.make_dataset import make_dataset
+from gansynth.timbre import TimbreError, TimbreReference, instrument_of, timbre_features, timbre_scores
+
+SR = 16000
+PROGRAMS = (0, 40, 73)  # piano, violin, flute
+
+
+@pytest.fixture(scope="module")
+def real_notes(tmp_path_factory):
+    """(audio [N, 1, n], MIDI [N], instrument names): 3 instruments x MIDI 55-65 x 2 velocities."""
+    folder = tmp_path_factory.mktemp("timbre_notes")
+    files = make_dataset(folder, programs=PROGRAMS, pitch_low=55, pitch_high=65, velocities=(80, 120),
+                         note_length=0.2, clip_length=0.25, sample_rate=SR, channels=1, progress=False)
+    audio = torch.stack([torch.from_numpy(load_clip(f, SR, 1)) for f in files])
+    midi = torch.tensor([int(f.stem.split("-")[-2]) for f in files])
+    return audio, midi, [instrument_of(f) for f in files]
+
+
+@pytest.fixture(scope="module")
+def reference(real_notes):
+    audio, midi, instruments = real_notes
+    return TimbreReference.fit(timbre_features(audio, midi, SR), midi, instruments)
+
+
+def test_instrument_comes_from_an_nsynth_style_name():
+    assert instrument_of("notes/violin_040-060-090.wav") == "violin_040"
+    assert instrument_of("guitar_acoustic_000-060-075.wav") == "guitar_acoustic_000"
+    with pytest.raises(TimbreError, match="names no instrument"):
+        instrument_of("notes/take3.wav")
+
+
+def test_features_do_not_depend_on_loudness(real_notes):
+    audio, midi, _ = real_notes
+    torch.testing.assert_close(timbre_features(0.1 * audio[:4], midi[:4], SR),
+                               timbre_features(audio[:4], midi[:4], SR), atol=1e-3, rtol=0)
+
+
+def test_instrument_classifier_is_pitch_invariant_on_real_notes(reference):
+    assert reference.leave_one_pitch_out_accuracy() >= 0.9
+
+
+def test_real_notes_cover_every_instrument_and_sit_closer_than_their_neighbours(real_notes, reference):
+    audio, midi, _ = real_notes
+    scores = timbre_scores(reference, timbre_features(audio, midi, SR), midi, leave_one_out=True)
+    assert scores["coverage"] >= 0.9 and scores["entropy"] >= 0.85
+    assert scores["diversity"] == pytest.approx(1.0)
+    assert scores["nearest_real_ratio"] < 1.0
+
+
+def test_one_note_per_pitch_fails_coverage_and_entropy(real_notes, reference):
+    """The "mean note" shape of failure: every latent of a pitch gives the same sound."""
+    audio, midi, _ = real_notes
+    one_per_pitch = torch.stack([audio[midi == p][0] for p in midi.unique()]).repeat_interleave(8, 0)
+    pitches = midi.unique().repeat_interleave(8)
+    scores = timbre_scores(reference, timbre_features(one_per_pitch, pitches, SR), pitches)
+    assert scores["coverage"] == pytest.approx(1 / 3)
+    assert scores["entropy"] == 0.0 and scores["diversity"] == 0.0
+
+
+def test_white_noise_is_far_from_every_real_note(real_notes, reference):
+    audio, midi, _ = real_notes
+    noise = audio.square().mean().sqrt() * torch.randn(audio.shape, generator=torch.Generator().manual_seed(0))
+    scores = timbre_scores(reference, timbre_features(noise, midi, SR), midi)
+    assert scores["nearest_real_ratio"] > 3.0
+
+
+def test_reference_needs_two_instruments(real_notes):
+    audio, midi, _ = real_notes
+    with pytest.raises(TimbreError, match="at least 2 instruments"):
+        TimbreReference.fit(timbre_features(audio, midi, SR), midi, ["piano"] * len(midi))
