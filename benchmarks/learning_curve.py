@@ -2,7 +2,7 @@
 
 Each variant is a list of Hydra overrides; variants run in parallel, each in its own process
 with ``--threads`` threads (2 matches the CI machine), for ``--minutes`` of wall time, with the
-EMA generator's pitch accuracy measured every ``--eval-every`` images (PitchAccuracyMonitor).
+EMA generator's pitch accuracy measured every ``--eval-every`` images (LearningMonitor).
 Prints a table of PA at fixed minutes and writes ``benchmarks/results/learning_curve.json``.
 
     python benchmarks/learning_curve.py --data /tmp/demo_notes --minutes 10 --variants base projection
@@ -26,6 +26,7 @@ VARIANTS = {
     "dense_linear": ["model.network.latent_input=dense", "codec.mel=false"],
     "projection": ["model.loss.projection=true"],
     "harmonic": ["model.network.harmonic_coordinates=true"],
+    "harmonic_full": ["model.network.harmonic_coordinates=true", "model.schedule.num_blocks=5"],
     "harmonic_linear": ["model.network.harmonic_coordinates=true", "codec.mel=false"],
 }
 CHECKPOINTS = (2.5, 5.0, 7.5, 10.0, 12.5, 15.0)

@@ -103,12 +103,13 @@ class SampleLogger(pl.Callback):
         writer.add_image("spectrogram/real", to_picture(real[0, 0]), seen, dataformats="HW")
 
 
-class PitchAccuracyMonitor(pl.Callback):
-    """Every ``every_images`` images, measure the EMA generator's pitch accuracy (YIN on decoded
-    audio, independent of the discriminator) on ``notes_per_pitch`` notes of every pitch in the
-    training set; log it to TensorBoard and append it to ``<run>/metrics.jsonl`` with the time."""
+class LearningMonitor(pl.Callback):
+    """Every ``every_images`` images, score the EMA generator on ``notes_per_pitch`` latents of every
+    training pitch: periodicity-gated pitch accuracy and, when the file names carry instruments, the
+    timbre metrics against the real notes as the codec returns them (``gansynth.timbre``). Logged to
+    TensorBoard and appended to ``<run>/metrics.jsonl`` with the wall-clock minutes."""
 
-    def __init__(self, path: str, every_images: int, notes_per_pitch: int = 4, seed: int = 0):
+    def __init__(self, path: str, every_images: int, notes_per_pitch: int = 8, seed: int = 0):
         self.path = Path(path)
         self.every_images = every_images
         self.notes_per_pitch = notes_per_pitch
@@ -116,6 +117,7 @@ class PitchAccuracyMonitor(pl.Callback):
         self._before = 0
         self._measured_at = -1
         self._start = time.perf_counter()
+        self._reference = None
 
     def on_train_start(self, trainer, pl_module):
         self._start = time.perf_counter()
@@ -131,27 +133,55 @@ class PitchAccuracyMonitor(pl.Callback):
         if int(pl_module.images_seen) != self._measured_at:
             self.measure(trainer, pl_module)
 
+    @torch.no_grad()
+    def _timbre_reference(self, trainer, pl_module):
+        """The real notes decoded from the cache (the codec's ceiling) with their file names' instruments."""
+        from gansynth.timbre import TimbreError, TimbreReference, instrument_of, timbre_features
+
+        datamodule = trainer.datamodule
+        try:
+            instruments = [instrument_of(path) for path in datamodule.scan().files]
+        except TimbreError:
+            return None
+        dataset = datamodule.train_dataloader().dataset
+        codec, features, midi = pl_module.codec, [], []
+        for images, labels in torch.utils.data.DataLoader(dataset, batch_size=64):
+            labels = labels + pl_module.vocab.low
+            features.append(timbre_features(codec.decode(images.to(pl_module.device)).float().cpu(), labels,
+                                            codec.sample_rate))
+            midi.append(labels)
+        try:
+            return TimbreReference.fit(torch.cat(features), torch.cat(midi), instruments)
+        except TimbreError:
+            return None
+
     @rank_zero_only
     def measure(self, trainer, pl_module):
         from gansynth.evaluate import pitch_accuracy
+        from gansynth.timbre import timbre_features, timbre_scores
 
-        self._measured_at = int(pl_module.images_seen)
+        self._measured_at = seen = int(pl_module.images_seen)
         seconds = time.perf_counter() - self._start
+        if self._reference is None:
+            self._reference = self._timbre_reference(trainer, pl_module) or False
         trained = torch.nonzero(pl_module.pitch_weights > 0).flatten().cpu()
         pitches = (trained + pl_module.vocab.low).repeat_interleave(self.notes_per_pitch)
-        z = pl_module.latent(len(pitches), self.seed)
-        audio = pl_module.synth().generate(pitches.tolist(), z)
+        audio = pl_module.synth().generate(pitches.tolist(), pl_module.latent(len(pitches), self.seed))
         scores = pitch_accuracy(audio, pl_module.codec.sample_rate, pitches)
-        seen = int(pl_module.images_seen)
         record = {"images_seen": seen, "minutes": seconds / 60.0, "stage": pl_module.stage,
                   "pitch_accuracy": scores["pa"], "pitch_entropy": scores["pe"]}
+        if self._reference:
+            timbre = timbre_scores(self._reference, timbre_features(audio, pitches, pl_module.codec.sample_rate),
+                                   pitches)
+            record.update({key: timbre[key] for key in ("coverage", "entropy", "diversity", "nearest_real_ratio")})
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
         writer = getattr(trainer.logger, "experiment", None)
         if writer is not None and hasattr(writer, "add_scalar"):
-            writer.add_scalar("eval/pitch_accuracy", scores["pa"], seen)
-            writer.add_scalar("eval/pitch_entropy", scores["pe"], seen)
+            for key, value in record.items():
+                if key not in ("images_seen", "minutes", "stage"):
+                    writer.add_scalar(f"eval/{key}", value, seen)
 
 
 def to_picture(logmag: torch.Tensor) -> torch.Tensor:

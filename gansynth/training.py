@@ -7,7 +7,7 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
-from gansynth.callbacks import AtomicCheckpointIO, ImageCountCheckpoint, PitchAccuracyMonitor, SampleLogger
+from gansynth.callbacks import AtomicCheckpointIO, ImageCountCheckpoint, LearningMonitor, SampleLogger
 
 
 def build_datamodule(cfg: DictConfig):
@@ -26,7 +26,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, extra_callbacks=()) -> pl.Trai
     if cfg.samples.every_images:
         callbacks.append(SampleLogger(run_dir / "samples", cfg.samples.every_images, cfg.samples.pitches))
     if cfg.evaluation.every_images:
-        callbacks.append(PitchAccuracyMonitor(run_dir / "metrics.jsonl", cfg.evaluation.every_images,
+        callbacks.append(LearningMonitor(run_dir / "metrics.jsonl", cfg.evaluation.every_images,
                                               cfg.evaluation.notes_per_pitch))
     logger = instantiate(cfg.logger, save_dir=str(run_dir)) if cfg.get("logger") else False
     return instantiate(
