@@ -27,6 +27,9 @@ VARIANTS = {
     "projection": ["model.loss.projection=true"],
     "harmonic": ["model.network.harmonic_coordinates=true"],
     "harmonic_full": ["model.network.harmonic_coordinates=true", "model.schedule.num_blocks=5"],
+    "harmonic_skip": ["model.network.harmonic_coordinates=true", "model.network.skip_output=true",
+                      "model.schedule.num_blocks=5", "model.schedule.stable_images=4000",
+                      "model.schedule.transition_images=2000"],
     "harmonic_linear": ["model.network.harmonic_coordinates=true", "codec.mel=false"],
 }
 CHECKPOINTS = (2.5, 5.0, 7.5, 10.0, 12.5, 15.0)

@@ -63,6 +63,7 @@ class _ProgressiveNetwork(nn.Module):
         attention_areas: Sequence[int] = (8192,),
         latent_input: str = "magenta",
         harmonic_coordinates: bool = False,
+        skip_output: bool = False,
     ) -> None:
         super().__init__()
         self.latent_dim, self.num_pitches = latent_dim, num_pitches
@@ -79,6 +80,7 @@ class _ProgressiveNetwork(nn.Module):
             raise NetworkError(f"{name}: latent_input must be one of {', '.join(LATENT_INPUTS)}, got {latent_input!r}")
         self.latent_input = latent_input
         self.harmonic_coordinates = harmonic_coordinates
+        self.skip_output = skip_output
         self.image_channels, time, freq = (int(n) for n in image_shape)
         self.start_shape = (int(start_shape[0]), int(start_shape[1]))
         self.num_blocks = num_blocks
@@ -170,8 +172,12 @@ class Generator(_ProgressiveNetwork):
                 layers.append(SelfAttention2d(widths[i]))
             blocks.append(nn.Sequential(*layers))
         self.blocks = nn.ModuleList(blocks)
+        # With skip_output the blocks' linear outputs are summed (each upsampled) and tanh comes last, so a
+        # new block adds detail to what the coarser ones already draw instead of replacing it (StyleGAN2's
+        # skip generator); otherwise each stage's own to_rgb ends in tanh and a fade-in blends two images.
         self.to_rgb = nn.ModuleList(
-            nn.Sequential(EqualizedConv2d(widths[i], self.image_channels, 1, slope=1.0), nn.Tanh())
+            nn.Sequential(EqualizedConv2d(widths[i], self.image_channels, 1, slope=1.0),
+                          *([] if self.skip_output else [nn.Tanh()]))
             for i in range(1, self.num_blocks + 1)
         )
 
@@ -203,7 +209,7 @@ class Generator(_ProgressiveNetwork):
         else:
             x = torch.cat([self.input_norm(z), one_hot], dim=1)  # [B, latent + P]
         x = self.input_layer(x)  # [B, width(1), start_h, start_w]
-        previous = x
+        previous, skip = x, None
         for i, block in enumerate(self.blocks[:stage_blocks]):
             features = F.interpolate(x, scale_factor=2, mode="nearest") if i else x
             if self.harmonic_coordinates:
@@ -211,6 +217,12 @@ class Generator(_ProgressiveNetwork):
                 table = table[:, :, None, :].expand(-1, -1, features.shape[2], -1).to(features.dtype)
                 features = torch.cat([features, table], dim=1)  # [B, width + K, h, w]
             previous, x = x, block(features)  # x: [B, width(i), resolution(i)]
+            if self.skip_output:
+                weight = alpha if i == stage_blocks - 1 else 1.0
+                rgb = weight * self.to_rgb[i](x)  # [B, C, resolution(i)]
+                skip = rgb if skip is None else F.interpolate(skip, scale_factor=2, mode="nearest") + rgb
+        if self.skip_output:
+            return torch.tanh(skip)
         image = self.to_rgb[stage_blocks - 1](x)  # [B, C, h, w]
         if alpha < 1.0:
             faded = self.to_rgb[stage_blocks - 2](previous)  # [B, C, h/2, w/2]

@@ -379,3 +379,16 @@ def test_generator_rejects_wrong_latent_size(tiny_networks):
     generator, _ = tiny_networks
     with pytest.raises(NetworkError, match=r"z must be \[B, 256\]"):
         generator(torch.zeros(1, 100), torch.zeros(1, dtype=torch.long), 2, 1.0)
+
+
+@pytest.mark.parametrize("blocks", range(2, 6))
+def test_skip_generator_fades_in_a_block_by_adding_its_detail(blocks):
+    """skip_output: at alpha 0 the new block adds nothing (the previous stage, upsampled); at alpha 1 it
+    adds its own output to the coarser blocks' sum, so the coarse picture is kept, not replaced."""
+    torch.manual_seed(3)
+    generator = Generator(**TINY, skip_output=True)
+    z, pitch = _latents(2)
+    with torch.no_grad():
+        previous = generator(z, pitch, blocks - 1, 1.0)
+        torch.testing.assert_close(generator(z, pitch, blocks, 0.0), F.interpolate(previous, scale_factor=2))
+        assert (generator(z, pitch, blocks, 1.0) - generator(z, pitch, blocks, 0.0)).abs().mean() > 1e-3
