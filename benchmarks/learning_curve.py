@@ -30,6 +30,11 @@ VARIANTS = {
     "harmonic_skip": ["model.network.harmonic_coordinates=true", "model.network.skip_output=true",
                       "model.schedule.num_blocks=5", "model.schedule.stable_images=4000",
                       "model.schedule.transition_images=2000"],
+    "start8x64": ["model.network.harmonic_coordinates=true", "model.network.skip_output=true",
+                  "model.network.latent_input=dense", "model.network.num_blocks=3",
+                  "model.network.start_shape=[8,64]", "model.network.fmap_base=128",
+                  "model.schedule.num_blocks=3", "model.schedule.stable_images=8000",
+                  "model.schedule.transition_images=4000"],
     "harmonic_linear": ["model.network.harmonic_coordinates=true", "codec.mel=false"],
 }
 CHECKPOINTS = (2.5, 5.0, 7.5, 10.0, 12.5, 15.0)

@@ -18,8 +18,9 @@ from gansynth.cli import CONFIG_DIR
 from gansynth.make_dataset import make_dataset
 
 BUNDLED_MIDI = Path(__file__).resolve().parent / "assets" / "demo.mid"
-PROGRAMS = (0, 40, 73)  # piano, violin, flute
-PITCHES = (48, 72)      # two octaves
+# piano, violin, flute over two octaves at three velocities: 225 stereo notes of 0.25 s
+DEMO_DATASET = dict(programs=(0, 40, 73), pitch_low=48, pitch_high=72, velocities=(60, 90, 120),
+                    note_length=0.2, clip_length=0.25, channels=2)
 
 
 def compose_config(name: str, overrides: list[str]):
@@ -38,8 +39,7 @@ def main(argv: list[str] | None = None) -> dict:
     notes, run_dir = out / "notes", out / "run"
 
     print(f"[1/4] rendering the dataset into {notes}")
-    make_dataset(notes, programs=PROGRAMS, pitch_low=PITCHES[0], pitch_high=PITCHES[1],
-                 velocities=(60, 90, 120), note_length=0.2, clip_length=0.25, channels=2, seed=args.seed)
+    make_dataset(notes, seed=args.seed, **DEMO_DATASET)
 
     print(f"[2/4] training the tiny experiment (at most {args.minutes:g} minutes)")
     from gansynth.training import run
