@@ -4,7 +4,8 @@
 checkpoint can rebuild it from :meth:`SpecgramCodec.to_dict` without the training data. The defaults
 reproduce Magenta's GANSynth (periodic Hann STFT without centre padding, left zero padding, DC bin
 dropped and Nyquist kept, the mel matrix its released code built, log mel power, IF of the mel-warped
-unwrapped phase, normalised-transpose mel inverse, dual-window inverse STFT). Tensors put time on dim -2 and frequency on dim -1.
+unwrapped phase, normalised-transpose mel inverse, dual-window inverse STFT). Tensors put time on
+dim -2 and frequency on dim -1.
 """
 
 from __future__ import annotations
