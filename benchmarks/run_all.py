@@ -146,8 +146,24 @@ def learning_curve_table(data: dict):
         [*(f"PA @ {m:g} min" for m in marks), "images", "final PA"], rows
 
 
+def mel_matrix_table(data: dict):
+    rows = []
+    for name, geometry in data["geometries"].items():
+        rows.append(((name, "(original notes)"), (None, None, None, geometry["original_pa"])))
+        rows += [((name, variant), (r["magnitude_snr_db_mean"], r["magnitude_snr_db_min"],
+                                    r["magnitude_snr_db_lowest_octave"], r["pa"]))
+                 for variant, r in geometry["matrices"].items()]
+    notes = next(iter(data["geometries"].values()))["notes"]
+    spec = data["notes"]
+    setting = (f"{notes} SoundFont notes per geometry (programs {spec['programs']}, "
+               f"MIDI {spec['pitch_low']}-{spec['pitch_high']}); SNR of the codec's STFT magnitude")
+    return setting, ["geometry", "mel matrix"], \
+        ["magnitude SNR dB", "worst note dB", "MIDI 36-47 dB", "pitch accuracy"], rows
+
+
 TABLES = {"codec": codec_table, "data": data_table, "attention": attention_table, "render": render_table,
-          "train": train_table, "learning_curve": learning_curve_table}
+          "train": train_table, "learning_curve": learning_curve_table,
+          "mel_matrix": mel_matrix_table}
 SOURCES = {"learning_curve": "learning_curve.py"}
 
 

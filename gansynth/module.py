@@ -17,9 +17,9 @@ import torch.nn.functional as F
 
 from gansynth.networks import Discriminator, Generator
 from gansynth.pitch import PitchVocab
-from gansynth.render import Synth
+from gansynth.render import CheckpointError, Synth
 from gansynth.schedule import Schedule
-from gansynth.spectral import SpecgramCodec
+from gansynth.spectral import SpecgramCodec, saved_mel_matrix
 
 
 class TrainingDiverged(RuntimeError):
@@ -111,6 +111,14 @@ class GANSynth(pl.LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is not None and hasattr(datamodule, "set_batch_size"):
             datamodule.set_batch_size(self.schedule.batch_size(stage))
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """A resume builds the codec from the run's config, not the checkpoint's: weights trained on
+        one mel matrix would silently continue on the other, so that is refused."""
+        saved = saved_mel_matrix(checkpoint.get("hyper_parameters", {}).get("codec", {}))
+        if self.codec.mel and saved != self.codec.mel_matrix:
+            raise CheckpointError(f"codec.mel_matrix: the checkpoint was trained with {saved!r}, this run "
+                                  f"asks for {self.codec.mel_matrix!r}; resume with codec.mel_matrix={saved}")
 
     def on_fit_start(self) -> None:
         """Runs after a resume has restored ``images_seen`` and before the first dataloader is

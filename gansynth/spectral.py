@@ -3,14 +3,16 @@
 :class:`SpecgramCodec` owns the whole representation (geometry, mel matrices, normaliser) so a
 checkpoint can rebuild it from :meth:`SpecgramCodec.to_dict` without the training data. The defaults
 reproduce Magenta's GANSynth (periodic Hann STFT without centre padding, left zero padding, DC bin
-dropped and Nyquist kept, log mel power, IF of the mel-warped unwrapped phase, normalised-transpose
-mel inverse, dual-window inverse STFT). Tensors put time on dim -2 and frequency on dim -1.
+dropped and Nyquist kept, the mel matrix its released code built, log mel power, IF of the mel-warped
+unwrapped phase, normalised-transpose mel inverse, dual-window inverse STFT). Tensors put time on
+dim -2 and frequency on dim -1.
 """
 
 from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -26,6 +28,12 @@ CHANNEL_MODES = {"mono": 1, "stereo": 2}
 _HTK_MEL_BREAK_HZ = 700.0
 _HTK_MEL_Q = 1127.0
 _MIN_BAND_WIDTH_IN_BINS = 1.5
+# How narrow mel bands are widened. "released": as Magenta's (and the fork's) released code ran,
+# the widening cascading up through shared band edges; every original model trained on it.
+# "independent": each band widened on its own, what that code meant to do; this project's
+# matrix before the setting existed, so a saved codec without the setting means it.
+MEL_MATRICES = ("released", "independent")
+LEGACY_MEL_MATRIX = "independent"
 
 
 class CodecError(ValueError):
@@ -107,31 +115,58 @@ def mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
     return _HTK_MEL_BREAK_HZ * np.expm1(np.asarray(mel, dtype=np.float64) / _HTK_MEL_Q)
 
 
-def mel_bands(n_bins: int, sample_rate: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def mel_bands(n_bins: int, sample_rate: float,
+              variant: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Edges (lower, centre, upper) in mel of ``n_bins`` HTK bands over 0..sr/2, and which were widened.
 
     Bands narrower than 1.5 linear bins in Hz are widened symmetrically in mel to that width, so low
-    mel bands still catch a linear bin (Magenta's change to ``tf.signal``).
+    mel bands still catch a linear bin (Magenta's change to ``tf.signal``). ``variant`` says how (see
+    :data:`MEL_MATRICES`).
     """
+    _check_mel_matrix(variant)
     nyquist = sample_rate / 2.0
     edges_mel = np.linspace(0.0, hz_to_mel(nyquist), n_bins + 2)  # [n_bins + 2]
-    lower_mel, centre_mel, upper_mel = edges_mel[:-2].copy(), edges_mel[1:-1], edges_mel[2:].copy()
     min_width_hz = _MIN_BAND_WIDTH_IN_BINS * nyquist / n_bins
+    if variant == "released":
+        return _cascaded_bands(edges_mel, min_width_hz)
+    lower_mel, centre_mel, upper_mel = edges_mel[:-2].copy(), edges_mel[1:-1], edges_mel[2:].copy()
     widened = mel_to_hz(upper_mel) - mel_to_hz(lower_mel) < min_width_hz  # [n_bins]
-    centre_hz = mel_to_hz(centre_mel)
-    half_width_mel = _HTK_MEL_Q * np.arcsinh(0.5 * min_width_hz / (centre_hz + _HTK_MEL_BREAK_HZ))
+    half_width_mel = _half_width_mel(centre_mel, min_width_hz)
     lower_mel[widened] = centre_mel[widened] - half_width_mel[widened]
     upper_mel[widened] = centre_mel[widened] + half_width_mel[widened]
     return lower_mel, centre_mel, upper_mel, widened
 
 
-def mel_weight_matrix(n_bins: int, sample_rate: float) -> np.ndarray:
+def _cascaded_bands(edges_mel: np.ndarray,
+                    min_width_hz: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The widening as Magenta's code ran it: band i is the edges (i, i+1, i+2) of one shared array,
+    visited in order and rewritten in place, so widening band i also moves band i+1's centre and
+    band i+2's lower edge, which then decides (and shapes) their own widening in turn."""
+    edges = edges_mel.copy()
+    n_bands = len(edges) - 2
+    widened = np.zeros(n_bands, dtype=bool)
+    for band in range(n_bands):
+        lower, centre, upper = edges[band:band + 3]
+        if mel_to_hz(upper) - mel_to_hz(lower) < min_width_hz:
+            half_width = _half_width_mel(centre, min_width_hz)
+            edges[band], edges[band + 2] = centre - half_width, centre + half_width
+            widened[band] = True
+    return edges[:-2], edges[1:-1], edges[2:], widened
+
+
+def _half_width_mel(centre_mel: np.ndarray | float, min_width_hz: float) -> np.ndarray:
+    """Half the mel width that makes a band centred at ``centre_mel`` exactly ``min_width_hz`` wide."""
+    return _HTK_MEL_Q * np.arcsinh(0.5 * min_width_hz / (mel_to_hz(centre_mel) + _HTK_MEL_BREAK_HZ))
+
+
+def mel_weight_matrix(n_bins: int, sample_rate: float, variant: str) -> np.ndarray:
     """Magenta's HTK mel matrix ``[n_bins linear, n_bins mel]`` in float64 (bands from :func:`mel_bands`).
 
     Linear row k sits at ``k sr / (2 (n_bins - 1))`` Hz and row 0 is zeroed; triangles are linear in Hz.
     """
     linear_hz = np.linspace(0.0, sample_rate / 2.0, n_bins)[1:, None]  # [n_bins - 1, 1]
-    lower_hz, centre_hz, upper_hz = (mel_to_hz(edge)[None] for edge in mel_bands(n_bins, sample_rate)[:3])
+    bands = mel_bands(n_bins, sample_rate, variant)[:3]
+    lower_hz, centre_hz, upper_hz = (mel_to_hz(edge)[None] for edge in bands)
     rising = (linear_hz - lower_hz) / (centre_hz - lower_hz)  # [n_bins - 1, n_bins]
     falling = (upper_hz - linear_hz) / (upper_hz - centre_hz)
     weights = np.maximum(0.0, np.minimum(rising, falling))
@@ -158,11 +193,12 @@ class SpecgramCodec(nn.Module):
 
     def __init__(self, sample_rate: int = 16000, audio_length: float = 4.0,
                  channel_mode: str = "mono", n_fft: int = 2048, hop_length: int = 512,
-                 n_frames: int = 128, mel: bool = True,
+                 n_frames: int = 128, mel: bool = True, mel_matrix: str = "released",
                  norm_scale: tuple[float, float] = NSYNTH_NORM_SCALE,
                  norm_shift: tuple[float, float] = NSYNTH_NORM_SHIFT) -> None:
         super().__init__()
         _check_geometry(sample_rate, audio_length, channel_mode, n_fft, hop_length, n_frames)
+        _check_mel_matrix(mel_matrix)
         norm_scale, norm_shift = _check_normalizer(norm_scale, norm_shift)
         self.sample_rate = int(sample_rate)
         self.audio_length = float(audio_length)
@@ -171,6 +207,7 @@ class SpecgramCodec(nn.Module):
         self.hop_length = int(hop_length)
         self.n_frames = int(n_frames)
         self.mel = bool(mel)
+        self.mel_matrix = mel_matrix
         self.norm_scale = norm_scale
         self.norm_shift = norm_shift
         self.audio_channels = CHANNEL_MODES[channel_mode]
@@ -188,7 +225,7 @@ class SpecgramCodec(nn.Module):
 
         self.register_buffer("synthesis_window", dual_hann_window(self.n_fft, self.hop_length),
                              persistent=False)
-        linear_to_mel = mel_weight_matrix(self.n_bins, self.sample_rate) if self.mel else None
+        linear_to_mel = mel_weight_matrix(self.n_bins, self.sample_rate, mel_matrix) if self.mel else None
         self.register_buffer("linear_to_mel", _as_buffer(linear_to_mel), persistent=False)
         mel_to_linear = mel_to_linear_matrix(linear_to_mel) if self.mel else None
         self.register_buffer("mel_to_linear", _as_buffer(mel_to_linear), persistent=False)
@@ -264,16 +301,18 @@ class SpecgramCodec(nn.Module):
             "hop_length": self.hop_length,
             "n_frames": self.n_frames,
             "mel": self.mel,
+            "mel_matrix": self.mel_matrix,
             "norm_scale": list(self.norm_scale),
             "norm_shift": list(self.norm_shift),
         }
 
     @classmethod
     def from_dict(cls, settings: dict[str, Any]) -> SpecgramCodec:
+        """Rebuild a codec; settings saved before ``mel_matrix`` existed get the matrix they used."""
         unknown = set(settings) - set(inspect.signature(cls).parameters)
         if unknown:
             raise CodecError(f"unknown codec settings: {', '.join(sorted(unknown))}")
-        return cls(**settings)
+        return cls(**{**settings, "mel_matrix": saved_mel_matrix(settings)})
 
     def extra_repr(self) -> str:
         return ", ".join(f"{key}={value}" for key, value in self.to_dict().items())
@@ -313,6 +352,16 @@ def _check_geometry(sample_rate: int, audio_length: float, channel_mode: str, n_
                          f"got {hop_length}")
     if int(n_frames) != n_frames or n_frames < 1:
         raise CodecError(f"n_frames must be a positive integer, got {n_frames}")
+
+
+def _check_mel_matrix(variant: str) -> None:
+    if variant not in MEL_MATRICES:
+        raise CodecError(f"mel_matrix must be one of {', '.join(MEL_MATRICES)}, got {variant!r}")
+
+
+def saved_mel_matrix(settings: Mapping[str, Any]) -> str:
+    """The mel matrix a saved codec dict was built with (``LEGACY_MEL_MATRIX`` if it does not say)."""
+    return settings.get("mel_matrix", LEGACY_MEL_MATRIX)
 
 
 def _check_normalizer(scale: Any, shift: Any) -> tuple[tuple[float, float], tuple[float, float]]:

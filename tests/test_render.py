@@ -16,7 +16,7 @@ from gansynth.midi import MidiError, Note, read_notes
 from gansynth.networks import Generator
 from gansynth.render import (CheckpointError, NoteShape, RenderError, interpolate_anchors, load_checkpoint,
                              random_anchors, render_interpolation, render_midi, render_notes, run_generate)
-from gansynth.spectral import SpecgramCodec
+from gansynth.spectral import SpecgramCodec, mel_weight_matrix
 
 ROOT = Path(__file__).resolve().parents[1]
 SR = 16000
@@ -232,6 +232,18 @@ def test_mono_checkpoint_renders_one_channel(tmp_path):
     synth = load_checkpoint(make_checkpoint(tmp_path / "mono.ckpt", "mono"))
     audio = render_midi(synth, [Note(0.0, 0.1, 60, 100, 0, 0)], random_anchors(1, LATENT, 0))
     assert audio.shape == (1, 1600)
+
+
+def test_the_codec_and_its_mel_matrix_come_from_the_checkpoint(stereo_ckpt, tmp_path):
+    blob = torch.load(stereo_ckpt, weights_only=True)
+    del blob["hyper_parameters"]["codec"]["mel_matrix"]  # as saved before the setting existed
+    torch.save(blob, tmp_path / "old.ckpt")
+    released, old = load_checkpoint(stereo_ckpt), load_checkpoint(tmp_path / "old.ckpt")
+    for synth, mel_matrix in ((released, "released"), (old, "independent")):
+        expected = torch.from_numpy(mel_weight_matrix(256, SR, mel_matrix)).float()
+        assert synth.codec.mel_matrix == mel_matrix and torch.equal(synth.codec.linear_to_mel, expected)
+    z = torch.from_numpy(random_anchors(1, LATENT, 0))
+    assert not torch.allclose(released.generate([60], z), old.generate([60], z), atol=1e-4)
 
 
 def test_bf16_autocast_stays_close_to_fp32(stereo_ckpt):

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from gansynth.make_dataset import make_dataset
 from gansynth.module import GANSynth, TrainingDiverged
-from gansynth.render import load_checkpoint
+from gansynth.render import CheckpointError, load_checkpoint
 from gansynth.training import run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,12 +54,14 @@ def train(notes: Path, run_dir: Path, *overrides: str, callbacks=()):
     return run(cfg, callbacks)
 
 
-@pytest.mark.parametrize("experiment, channels, shape, trained_blocks", [
-    ("paper", 2, [2, 128, 1024], 7), ("stereo_44k", 4, [4, 128, 1024], 7), ("tiny", 2, [2, 32, 256], 3),
+@pytest.mark.parametrize("experiment, channels, shape, trained_blocks, mel_matrix", [
+    ("paper", 2, [2, 128, 1024], 7, "released"), ("stereo_44k", 4, [4, 128, 1024], 7, "released"),
+    ("tiny", 2, [2, 32, 256], 3, "independent"),
 ])
-def test_experiments_compose_and_override(experiment, channels, shape, trained_blocks):
+def test_experiments_compose_and_override(experiment, channels, shape, trained_blocks, mel_matrix):
     cfg = compose_cfg(f"experiment={experiment}", "data.path=/x", "trainer.devices=4", "run_dir=/tmp/r")
     assert cfg.trainer.devices == 4 and cfg.data.path == "/x"
+    assert cfg.data.codec.mel_matrix == mel_matrix
     assert cfg.data.codec.channel_mode == ("stereo" if channels == 4 else "mono")
     assert cfg.model.schedule.num_blocks == trained_blocks
     from gansynth.spectral import SpecgramCodec
@@ -115,6 +117,14 @@ def test_resume_continues_images_and_stage(notes, tmp_path):
     assert 400 <= int(resumed.images_seen) < 408 and resumed.stage == 4
     model = GANSynth.load_from_checkpoint(ckpt, weights_only=True)
     assert int(model.images_seen) == int(resumed.images_seen)
+
+
+def test_resume_refuses_a_checkpoint_trained_on_the_other_mel_matrix(notes, tmp_path):
+    train(notes, tmp_path, "+trainer.max_steps=2")  # the tiny codec: the independent matrix
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    with pytest.raises(CheckpointError, match=r"^codec\.mel_matrix: the checkpoint was trained with "
+                                              r"'independent', this run asks for 'released'"):
+        train(notes, tmp_path / "again", f"ckpt_path={ckpt}", "codec.mel_matrix=released")
 
 
 def test_train_script_runs_from_the_command_line(notes, tmp_path):
