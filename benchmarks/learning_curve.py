@@ -30,6 +30,8 @@ VARIANTS = {
     "harmonic_skip": ["model.network.harmonic_coordinates=true", "model.network.skip_output=true",
                       "model.schedule.num_blocks=5", "model.schedule.stable_images=4000",
                       "model.schedule.transition_images=2000"],
+    "harmonic_projection": ["model.network.harmonic_coordinates=true", "model.loss.projection=true"],
+    "harmonic_skip8x64": ["model.network.harmonic_coordinates=true", "model.network.skip_output=true"],
     "start8x64": ["model.network.harmonic_coordinates=true", "model.network.skip_output=true",
                   "model.network.latent_input=dense", "model.network.num_blocks=3",
                   "model.network.start_shape=[8,64]", "model.network.fmap_base=128",
