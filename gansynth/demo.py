@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="demo_out", help="folder for the dataset, the run and the wav")
     parser.add_argument("--minutes", type=float, default=12.0,
-                        help="wall-clock cap on training (the tiny experiment ends at 30,000 images, ~7 min on 2 cores)")
+                        help="wall-clock cap on training (the tiny experiment's image budget takes longer on 2 cores)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     out = Path(args.out).absolute()
@@ -71,7 +71,11 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"  checkpoint    : {ckpt}")
     print(f"  TensorBoard   : tensorboard --logdir {run_dir / 'tb'}")
     print(f"  samples       : {run_dir / 'samples'}")
-    print(f"  pitch accuracy: {report['generated']['pa']:.2f} generated vs {report['real']['pa']:.2f} real")
+    generated, real = report["generated"], report["real"]
+    print(f"  pitch accuracy: {generated['pa']:.2f} generated vs {real['pa']:.2f} real")
+    if "coverage" in generated:
+        print(f"  timbre        : instrument coverage {generated['coverage']:.2f} (real {real['coverage']:.2f}), "
+              f"nearest-real ratio {generated['nearest_real_ratio']:.2f} (real {real['nearest_real_ratio']:.2f})")
     return report
 
 

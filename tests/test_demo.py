@@ -22,4 +22,6 @@ def test_demo_renders_trains_renders_and_evaluates(tmp_path):
     assert (tmp_path / "run" / "metrics.jsonl").read_text().strip()
     saved = json.loads((tmp_path / "evaluation.json").read_text())
     assert saved["real"]["pa"] >= 0.95 and report["real"]["pa"] == saved["real"]["pa"]
-    assert 0.0 <= saved["generated"]["pa"] <= 1.0 and saved["generated"]["notes"] == 100
+    assert 0.0 <= saved["generated"]["pa"] <= 1.0 and saved["generated"]["notes"] == 200  # 8 latents x 25 pitches
+    assert saved["mean_note"]["pa"] >= 0.95 and saved["mean_note"]["coverage"] <= 0.34  # the drone control
+    assert saved["noise"]["pa"] <= 0.05

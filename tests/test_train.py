@@ -56,7 +56,7 @@ def train(notes: Path, run_dir: Path, *overrides: str, callbacks=()):
 
 @pytest.mark.parametrize("experiment, channels, shape, trained_blocks, mel_matrix", [
     ("paper", 2, [2, 128, 1024], 7, "released"), ("stereo_44k", 4, [4, 128, 1024], 7, "released"),
-    ("tiny", 2, [2, 32, 256], 3, "independent"),
+    ("tiny", 2, [2, 32, 256], 5, "independent"),
 ])
 def test_experiments_compose_and_override(experiment, channels, shape, trained_blocks, mel_matrix):
     cfg = compose_cfg(f"experiment={experiment}", "data.path=/x", "trainer.devices=4", "run_dir=/tmp/r")
