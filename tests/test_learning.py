@@ -1,6 +1,10 @@
-"""Does the GAN make notes? The tiny experiment as shipped, trained from scratch on rendered SoundFont
-notes (slow: it trains for the experiment's whole image budget), scored by `gansynth.evaluate` beside
-its controls. The floors are issue 9's; the controls must fail them, which proves the test can fail."""
+"""Does the GAN make notes? The tiny experiment as shipped, trained from scratch on the demo's SoundFont
+notes for the learning budget (slow: TRAINING_BUDGET of wall time on 2 cores), scored by
+`gansynth.evaluate` beside its controls.
+
+The real ceiling and the controls are asserted strictly: a control that passes the floors would mean the
+metrics are broken. The generated notes must reach issue 9's floors; while they do not (README, Results),
+the test reports the gap as an expected failure with the numbers, never with lowered floors."""
 from __future__ import annotations
 
 import sys
@@ -19,27 +23,34 @@ from test_train import compose_cfg  # noqa: E402
 
 FLOORS = {"pa": 0.8, "coverage": 0.8, "entropy": 0.8}
 MAX_NEAREST_REAL_RATIO = 3.0
+TRAINING_BUDGET = "00:00:17:00"  # issue 9: the learning test takes at most 20 minutes on 2 cores
 
 
-def passes_floors(scores: dict) -> bool:
-    return (all(scores[key] >= floor for key, floor in FLOORS.items())
-            and scores["nearest_real_ratio"] <= MAX_NEAREST_REAL_RATIO)
+def floor_gaps(scores: dict) -> list[str]:
+    """The floors a column misses, as readable lines (empty when it passes them all)."""
+    gaps = [f"{key} {scores[key]:.2f} < {floor}" for key, floor in FLOORS.items() if scores[key] < floor]
+    if scores["nearest_real_ratio"] > MAX_NEAREST_REAL_RATIO:
+        gaps.append(f"nearest-real {scores['nearest_real_ratio']:.2f} > {MAX_NEAREST_REAL_RATIO}")
+    return gaps
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 9: the floors are not reached within the CPU budget yet (README, Results)")
 def test_tiny_experiment_makes_notes_of_every_instrument(tmp_path):
     make_dataset(tmp_path / "notes", progress=False, **DEMO_DATASET)
     cfg = compose_cfg("experiment=tiny", "codec.channel_mode=stereo", f"data.path={tmp_path / 'notes'}",
                       f"run_dir={tmp_path / 'run'}", "samples.every_images=0", "+trainer.enable_progress_bar=false",
-                      "seed=0")
+                      f"trainer.max_time={TRAINING_BUDGET}", "seed=0")
     run(cfg)
-    report = evaluate.run(OmegaConf.create({**evaluate.DEFAULTS, "ckpt_path": str(tmp_path / "run/checkpoints/last.ckpt"),
-                                            "data": {**evaluate.DEFAULTS["data"], "path": str(tmp_path / "notes")}}))
-    assert report["real"]["pa"] >= 0.95  # the ceiling: the codec keeps the pitch of real notes
-    assert not passes_floors(report["mean_note"])  # a pitched drone with one timbre must fail
+    settings = OmegaConf.merge(OmegaConf.create(evaluate.DEFAULTS), {
+        "ckpt_path": str(tmp_path / "run" / "checkpoints" / "last.ckpt"), "data": {"path": str(tmp_path / "notes")}})
+    report = evaluate.run(settings)
+
+    assert report["real"]["pa"] >= 0.95 and not floor_gaps(report["real"])  # the codec's ceiling passes
+    for control in ("untrained", "mean_note", "noise"):
+        assert floor_gaps(report[control]), f"the {control} control passes the floors: the metrics are broken"
+    assert report["mean_note"]["coverage"] < FLOORS["coverage"]  # a pitched drone with one timbre
     assert report["untrained"]["pa"] < 0.1 and report["noise"]["pa"] < 0.05
-    generated = report["generated"]
-    assert generated["pa"] >= FLOORS["pa"]
-    assert generated["coverage"] >= FLOORS["coverage"] and generated["entropy"] >= FLOORS["entropy"]
-    assert generated["nearest_real_ratio"] <= MAX_NEAREST_REAL_RATIO
+
+    gaps = floor_gaps(report["generated"])
+    if gaps:
+        pytest.xfail("issue 9 floors not reached within the budget: " + "; ".join(gaps))
