@@ -19,6 +19,8 @@ import soundfile as sf
 import soxr
 import torch
 
+from gansynth.errors import GANSynthError
+
 WRITE_SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
 PCM_SUBTYPES = ("PCM_16", "PCM_24")
 
@@ -29,7 +31,7 @@ _SHORT_CHUNK = re.compile(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)"
 _PLACEHOLDER_SIZES = (0, 0xFFFFFFFF, 0x7FFFFFFF)
 
 
-class AudioError(ValueError):
+class AudioError(GANSynthError):
     """A file that cannot be read or written as requested; the message starts with its path."""
 
 

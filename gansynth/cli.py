@@ -7,6 +7,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from gansynth.errors import GANSynthError
+
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
 
@@ -19,20 +21,18 @@ def fail(error: Exception) -> None:
 @hydra.main(config_path=CONFIG_DIR, config_name="train", version_base="1.3")
 def train(cfg: DictConfig) -> None:
     from gansynth.training import run
-    from gansynth.errors import USER_ERRORS
 
     try:
         run(cfg)
-    except USER_ERRORS as error:
+    except GANSynthError as error:
         fail(error)
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="generate", version_base="1.3")
 def generate(cfg: DictConfig) -> None:
     from gansynth.render import run_generate
-    from gansynth.errors import USER_ERRORS
 
     try:
         run_generate(cfg)
-    except USER_ERRORS as error:
+    except GANSynthError as error:
         fail(error)

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from .audio import AudioError, load_clip, to_channels
+from .errors import GANSynthError
 from .labels import LabelError, file_identity, label_files
 from .pitch import PitchError, PitchVocab
 from .spectral import CodecError, SpecgramCodec
@@ -47,7 +48,7 @@ class Header(NamedTuple):
     channels: int
 
 
-class DatasetError(ValueError):
+class DatasetError(GANSynthError):
     """A data folder that cannot be trained on; the message lists every bad file and why."""
 
     @classmethod

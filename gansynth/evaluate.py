@@ -24,13 +24,13 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from gansynth.classifier import (
-    ClassifierError,
     classifier_accuracy,
     classifier_embeddings,
     log_frequency_spectrogram,
     train_pitch_classifier,
 )
-from gansynth.pitch import PitchError, estimate_f0, hz_to_midi
+from gansynth.errors import GANSynthError
+from gansynth.pitch import estimate_f0, hz_to_midi
 
 CENTS_TOLERANCE = 50.0
 NDB_ALPHA = 0.05
@@ -51,7 +51,7 @@ DEFAULTS = {
 }
 
 
-class EvaluationError(ValueError):
+class EvaluationError(GANSynthError):
     """Inputs the metrics cannot score: mismatched shapes, too few notes, bad settings."""
 
 
@@ -408,11 +408,9 @@ def _write_json_atomically(path: Path, report: dict) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console script `gansynth-evaluate`: bad input prints one line and exits with status 2."""
-    from gansynth.errors import USER_ERRORS
-
     try:
         run(parse_config(sys.argv[1:] if argv is None else argv))
-    except (EvaluationError, ClassifierError, PitchError, *USER_ERRORS) as error:
+    except GANSynthError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
 

@@ -24,6 +24,7 @@ import pretty_midi
 from tqdm import tqdm
 
 from .audio import write_audio
+from .errors import GANSynthError
 from .pitch import midi_to_hz
 
 PEAK_DBFS = -3.0
@@ -31,7 +32,7 @@ SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
 FLUSH_SECONDS = 0.05  # tinysoundfont's "all sound off" fades voices out over a few ms
 
 
-class MakeDatasetError(ValueError):
+class MakeDatasetError(GANSynthError):
     """Arguments that cannot produce a dataset (bad ranges, missing SoundFont, missing preset)."""
 
 

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pretty_midi
 
+from gansynth.errors import GANSynthError
 from gansynth.pitch import PitchVocab
 
 FIT_MODES = ("transpose", "skip")
 
 
-class MidiError(ValueError):
+class MidiError(GANSynthError):
     """A MIDI file that cannot be read or holds nothing to play."""
 
 

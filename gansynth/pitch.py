@@ -13,6 +13,8 @@ from typing import TypeVar
 import numpy as np
 import torch
 
+from gansynth.errors import GANSynthError
+
 YIN_THRESHOLD = 0.15
 SILENCE_RMS = 1e-4
 QUIET_FRAME_DB = -40.0
@@ -21,7 +23,7 @@ MAX_ELEMENTS_PER_CHUNK = 1 << 23  # bounds the FFT buffers when a long batch is 
 Pitch = TypeVar("Pitch", float, np.ndarray, torch.Tensor)
 
 
-class PitchError(ValueError):
+class PitchError(GANSynthError):
     """A pitch, pitch range or waveform that the pitch tools cannot use."""
 
 

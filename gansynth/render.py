@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gansynth.audio import WRITE_SUBTYPES, write_audio
 from gansynth.envelope import check_envelope_params, envelope
+from gansynth.errors import GANSynthError
 from gansynth.midi import FIT_MODES, FitReport, MidiError, Note, fit_to_vocab, read_notes
 from gansynth.networks import Generator
 from gansynth.pitch import PitchVocab
@@ -44,11 +45,11 @@ VELOCITY_CURVES: dict[str, Callable[[int], float]] = {
 }
 
 
-class CheckpointError(ValueError):
+class CheckpointError(GANSynthError):
     """A checkpoint file that is missing, unreadable, not GANSynth's, or does not build a model."""
 
 
-class RenderError(ValueError):
+class RenderError(GANSynthError):
     """A generation setting or latents file that cannot be used."""
 
 

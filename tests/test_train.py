@@ -15,7 +15,9 @@ from omegaconf import OmegaConf
 
 from gansynth.make_dataset import make_dataset
 from gansynth.module import GANSynth, TrainingDiverged
+from gansynth.pitch import PitchError
 from gansynth.render import load_checkpoint
+from gansynth.spectral import SpecgramCodec
 from gansynth.training import run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +64,6 @@ def test_experiments_compose_and_override(experiment, channels, shape, trained_b
     assert cfg.trainer.devices == 4 and cfg.data.path == "/x"
     assert cfg.data.codec.channel_mode == ("stereo" if channels == 4 else "mono")
     assert cfg.model.schedule.num_blocks == trained_blocks
-    from gansynth.spectral import SpecgramCodec
     assert list(SpecgramCodec(**OmegaConf.to_container(cfg.codec)).image_shape) == shape
 
 
@@ -70,6 +71,14 @@ def test_fork_experiment_has_attention_at_8192():
     cfg = compose_cfg("experiment=stereo_44k", "data.path=/x", "run_dir=/tmp/r")
     assert list(cfg.model.network.attention_areas) == [8192]
     assert cfg.codec.sample_rate == 44100 and cfg.codec.audio_length == 1.5
+
+
+def test_pitch_counts_that_do_not_fit_the_vocabulary_name_the_key():
+    cfg = OmegaConf.to_container(compose_cfg(*SHRINK, "data.path=/x", "run_dir=/tmp/r"))
+    model = {key: value for key, value in cfg["model"].items() if key != "_target_"}
+    codec = SpecgramCodec(**cfg["codec"]).to_dict()
+    with pytest.raises(PitchError, match="pitch.counts must have 61 entries with a positive sum, got 3 summing to 6"):
+        GANSynth(codec=codec, pitch=dict(low=24, high=84, counts=[1, 2, 3]), **model)
 
 
 def test_tiny_training_runs_all_stages_and_writes_outputs(notes, tmp_path):
