@@ -53,9 +53,11 @@ class DatasetError(GANSynthError):
 
     @classmethod
     def listing(cls, headline: str, problems: Mapping[Path, list[str]], root: Path) -> DatasetError:
-        lines = [f"{headline} ({len(problems)} file{'s' if len(problems) != 1 else ''}):"]
-        lines += [f"  {_shown(path, root)}: {'; '.join(reasons)}" for path, reasons in problems.items()]
-        return cls("\n".join(lines))
+        """One line for one bad file; for several, the headline and then one line per file."""
+        entries = [f"{_shown(path, root)}: {'; '.join(reasons)}" for path, reasons in problems.items()]
+        if len(entries) == 1:
+            return cls(f"{headline}: {entries[0]}")
+        return cls("\n".join([f"{headline} ({len(entries)} files):", *(f"  {entry}" for entry in entries)]))
 
 
 def _shown(path: Path, root: Path) -> str:
@@ -298,7 +300,8 @@ class AudioFolderDataModule(pl.LightningDataModule):
             ordered = {p: problems[p] for p in candidates if p in problems}
             raise DatasetError.listing(f"{self.path}: bad audio files", ordered, self.path)
         if not report.files:
-            raise DatasetError(f"{self.path}: no usable audio files\n{report.summary()}")
+            skipped = ", ".join(f"{count} {reason}" for reason, count in sorted(report.skip_reasons.items()))
+            raise DatasetError(f"{self.path}: no usable audio files" + (f" (skipped: {skipped})" if skipped else ""))
         return report
 
     def _list_audio(self, report: ScanReport) -> list[Path]:

@@ -153,8 +153,18 @@ def test_fitted_normalizer_maps_the_cached_range_to_plus_minus_0_8(synthetic_not
 
 
 def test_empty_folder_is_an_error(tmp_path, tiny_codec):
-    with pytest.raises(DatasetError, match="no usable audio files"):
+    with pytest.raises(DatasetError, match="no usable audio files$"):
         module(tmp_path, tiny_codec).scan()
+
+
+def test_folder_of_skipped_files_says_why_in_one_line(tmp_path, tiny_codec):
+    (tmp_path / "readme.txt").write_text("notes")
+    write_tone(tmp_path / "low_000-020-100.wav", 20)
+    write_tone(tmp_path / "high_000-090-100.wav", 90)
+    with pytest.raises(DatasetError) as caught:
+        module(tmp_path, tiny_codec).scan()
+    assert str(caught.value) == (f"{tmp_path}: no usable audio files (skipped: 1 not an audio file, "
+                                 "2 pitch outside vocabulary 24..84)")
 
 
 def test_missing_folder_is_an_error(tmp_path, tiny_codec):
@@ -194,7 +204,7 @@ def test_crop_mode_keeps_the_first_clip_length(tmp_path, tiny_codec):
 def test_corrupt_file_is_named(synthetic_notes, tmp_path, tiny_codec):
     shutil.copytree(synthetic_notes, tmp_path, dirs_exist_ok=True)
     (tmp_path / "broken_000-060-100.wav").write_bytes(os.urandom(2000))
-    with pytest.raises(DatasetError, match=r"\(1 file\):\n  broken_000-060-100.wav: unreadable"):
+    with pytest.raises(DatasetError, match=r"bad audio files: broken_000-060-100.wav: unreadable \([^\n]+\)$"):
         module(tmp_path, tiny_codec).scan()
 
 
