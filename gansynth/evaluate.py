@@ -29,6 +29,7 @@ from gansynth.classifier import (
     log_frequency_spectrogram,
     train_pitch_classifier,
 )
+from gansynth.cli import bad_input_exits, check_setting, flatten
 from gansynth.errors import GANSynthError
 from gansynth.pitch import estimate_f0, hz_to_midi
 
@@ -363,13 +364,15 @@ def format_report(report: dict) -> str:
 
 
 def parse_config(argv: Sequence[str]) -> DictConfig:
-    """key=value overrides on DEFAULTS; unknown keys and missing required paths are one-line errors."""
-    cfg = OmegaConf.create(DEFAULTS)
-    OmegaConf.set_struct(cfg, True)
+    """key=value overrides on DEFAULTS, checked as the Hydra commands check theirs: an unknown key
+    names the nearest one, a value keeps its default's kind, and the required paths must be given."""
     try:
-        cfg = OmegaConf.merge(cfg, OmegaConf.from_cli(list(argv)))
+        overrides = OmegaConf.to_container(OmegaConf.from_cli(list(argv)))
     except OmegaConfBaseException as error:
         raise EvaluationError(f"bad override: {' '.join(str(error).split())[:200]}") from None
+    for key, value in flatten(overrides):
+        check_setting(DEFAULTS, key, value)
+    cfg = OmegaConf.merge(OmegaConf.create(DEFAULTS), overrides)
     missing = [key for key in ("ckpt_path", "data.path") if not OmegaConf.select(cfg, key)]
     if missing:
         raise EvaluationError(f"missing required settings: {', '.join(f'{k}=...' for k in missing)}")
@@ -408,11 +411,8 @@ def _write_json_atomically(path: Path, report: dict) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console script `gansynth-evaluate`: bad input prints one line and exits with status 2."""
-    try:
+    with bad_input_exits():
         run(parse_config(sys.argv[1:] if argv is None else argv))
-    except GANSynthError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
 
 
 if __name__ == "__main__":
