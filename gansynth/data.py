@@ -17,16 +17,14 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import pytorch_lightning as pl
-import soundfile as sf
 import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from .audio import AudioError, load_clip, to_channels
+from .audio import AudioError, Header, load_clip, read_header, to_channels
 from .errors import GANSynthError
 from .labels import LabelError, file_identity, label_files
 from .pitch import PitchError, PitchVocab
@@ -38,14 +36,6 @@ LABEL_KEYS = frozenset({"source", "csv_path", "pattern"})
 CACHE_FORMAT = 1  # bump when the cached image layout changes
 ENCODE_BATCH = 16
 NORMALIZER_KEYS = ("norm_scale", "norm_shift")  # do not change the raw images, so not part of the cache key
-
-
-class Header(NamedTuple):
-    """What soundfile.info reports, enough for the scan without decoding any audio."""
-
-    frames: int
-    sample_rate: int
-    channels: int
 
 
 class DatasetError(GANSynthError):
@@ -321,12 +311,12 @@ class AudioFolderDataModule(pl.LightningDataModule):
         return found
 
     def _header_problems(self, path: Path, headers: dict[Path, Header]) -> list[str]:
-        """Checks from the header only; a readable header is recorded in headers."""
+        """Checks that decode no audio (truncation included, see read_header); the header of a
+        readable, complete file is recorded in headers."""
         try:
-            info = sf.info(str(path))
-        except (sf.SoundFileError, OSError) as err:
-            return [f"unreadable ({' '.join(str(err).split())})"]
-        header = headers[path] = Header(info.frames, info.samplerate, info.channels)
+            header = headers[path] = read_header(path)
+        except AudioError as err:
+            return [str(err).removeprefix(f"{path}: ")]
         if header.frames <= 0:
             return ["contains no samples"]
         reasons = []
