@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from gansynth.errors import GANSynthError
 from gansynth.networks import Discriminator, Generator
-from gansynth.pitch import PitchError, PitchVocab
+from gansynth.pitch import PitchVocab
 from gansynth.render import Synth
 from gansynth.schedule import Schedule
 from gansynth.spectral import SpecgramCodec
@@ -80,10 +80,8 @@ class GANSynth(pl.LightningModule):
         self.generator = Generator(**net_args)
         self.discriminator = Discriminator(**net_args)
         self.ema_generator = copy.deepcopy(self.generator).requires_grad_(False).eval()
+        self.vocab.check_counts(pitch["counts"])
         counts = torch.tensor(pitch["counts"], dtype=torch.float)
-        if counts.numel() != self.vocab.size or counts.sum() <= 0:
-            raise PitchError(f"pitch.counts must have {self.vocab.size} entries with a positive sum, "
-                             f"got {counts.numel()} summing to {float(counts.sum()):g}")
         self.register_buffer("pitch_weights", counts / counts.sum(), persistent=False)
         self.register_buffer("images_seen", torch.zeros((), dtype=torch.long))
         if loss.get("profile_weight", 0.0):
