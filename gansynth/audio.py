@@ -13,24 +13,35 @@ import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import soundfile as sf
 import soxr
 import torch
 
+from gansynth.errors import GANSynthError
+
 WRITE_SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
 PCM_SUBTYPES = ("PCM_16", "PCM_24")
 
-# libsndfile accepts a WAV/AIFF whose data chunk is cut short and quietly returns fewer frames; its
-# header log then reads e.g. "data : 4000 (should be 2999)". Streamed writers leave 0 or 0xFFFFFFFF
-# as a placeholder size, which is not truncation.
+# libsndfile accepts a WAV/AIFF whose data chunk is cut short and quietly reports and returns fewer
+# frames; its header log then reads e.g. "data : 4000 (should be 2999)". Streamed writers leave 0 or
+# 0xFFFFFFFF as a placeholder size, which is not truncation.
 _SHORT_CHUNK = re.compile(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 _PLACEHOLDER_SIZES = (0, 0xFFFFFFFF, 0x7FFFFFFF)
 
 
-class AudioError(ValueError):
+class AudioError(GANSynthError):
     """A file that cannot be read or written as requested; the message starts with its path."""
+
+
+class Header(NamedTuple):
+    """What a file's header says, read without decoding the audio."""
+
+    frames: int
+    sample_rate: int
+    channels: int
 
 
 @dataclass(frozen=True)
@@ -42,18 +53,42 @@ class WriteReport:
     peak: float
 
 
+def read_header(path: str | os.PathLike) -> Header:
+    """The header of a file that holds all the audio it promises, checked without decoding it: a
+    WAV/AIFF data chunk cut short shows in libsndfile's header log, and in any format the last frame
+    must be readable (a cut FLAC or Ogg file fails there)."""
+    path = Path(path)
+    try:
+        with sf.SoundFile(str(path)) as sound:
+            header = Header(sound.frames, sound.samplerate, sound.channels)
+            cut = _cut_data_chunk(sound.extra_info)
+            if cut:
+                raise AudioError(f"{path}: truncated or corrupt (the header promises {cut[0]} bytes of audio, "
+                                 f"the file holds {cut[1]})")
+            if header.frames > 0:
+                try:
+                    sound.seek(header.frames - 1)
+                    sound.read(1)
+                except sf.SoundFileError as error:
+                    raise AudioError(f"{path}: truncated or corrupt (the header promises {header.frames} frames "
+                                     f"but the last cannot be read: {_one_line(error)})") from None
+    except (sf.SoundFileError, OSError) as error:
+        raise AudioError(f"{path}: not a readable audio file ({_one_line(error)})") from None
+    return header
+
+
 def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     """Read any file libsndfile understands as float32 ``[channels, samples]`` in [-1, 1], plus its rate."""
     path = Path(path)
     if not path.is_file():
         raise AudioError(f"{path}: no such file")
+    header = read_header(path)
     try:
-        info = sf.info(str(path))
         data, sample_rate = sf.read(str(path), dtype="float32", always_2d=True)  # [n, ch]
     except sf.SoundFileError as error:
         raise AudioError(f"{path}: not a readable audio file ({_one_line(error)})") from error
-    if _is_truncated(info.extra_info) or data.shape[0] < info.frames:
-        raise AudioError(f"{path}: truncated or corrupt (header promises {info.frames} frames, "
+    if data.shape[0] < header.frames:
+        raise AudioError(f"{path}: truncated or corrupt (header promises {header.frames} frames, "
                          f"file holds {data.shape[0]})")
     if data.shape[0] == 0:
         raise AudioError(f"{path}: contains zero samples")
@@ -63,11 +98,12 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(data.T), int(sample_rate)
 
 
-def _is_truncated(header_log: str) -> bool:
+def _cut_data_chunk(header_log: str) -> tuple[int, int] | None:
+    """(bytes the data chunk declares, bytes the file holds) when a WAV/AIFF data chunk is cut short."""
     for declared, actual in _SHORT_CHUNK.findall(header_log):
         if int(declared) > int(actual) and int(declared) not in _PLACEHOLDER_SIZES:
-            return True
-    return False
+            return int(declared), int(actual)
+    return None
 
 
 def _one_line(error: Exception) -> str:

@@ -13,6 +13,7 @@ import math
 import torch
 from torch import nn
 
+from gansynth.errors import GANSynthError
 from gansynth.pitch import midi_to_hz
 
 LOWEST_BIN_MIDI = 24.0
@@ -25,7 +26,7 @@ EMBEDDING_SIZE = 64
 FEATURE_CHUNK = 32  # clips per STFT call, to bound memory on long stereo clips
 
 
-class ClassifierError(ValueError):
+class ClassifierError(GANSynthError):
     """Audio, labels or settings the pitch classifier cannot use."""
 
 

@@ -17,16 +17,15 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import pytorch_lightning as pl
-import soundfile as sf
 import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from .audio import AudioError, load_clip, to_channels
+from .audio import AudioError, Header, load_clip, read_header, to_channels
+from .errors import GANSynthError
 from .labels import LabelError, file_identity, label_files
 from .pitch import PitchError, PitchVocab
 from .spectral import CodecError, SpecgramCodec
@@ -39,22 +38,16 @@ ENCODE_BATCH = 16
 NORMALIZER_KEYS = ("norm_scale", "norm_shift")  # do not change the raw images, so not part of the cache key
 
 
-class Header(NamedTuple):
-    """What soundfile.info reports, enough for the scan without decoding any audio."""
-
-    frames: int
-    sample_rate: int
-    channels: int
-
-
-class DatasetError(ValueError):
+class DatasetError(GANSynthError):
     """A data folder that cannot be trained on; the message lists every bad file and why."""
 
     @classmethod
     def listing(cls, headline: str, problems: Mapping[Path, list[str]], root: Path) -> DatasetError:
-        lines = [f"{headline} ({len(problems)} file{'s' if len(problems) != 1 else ''}):"]
-        lines += [f"  {_shown(path, root)}: {'; '.join(reasons)}" for path, reasons in problems.items()]
-        return cls("\n".join(lines))
+        """One line for one bad file; for several, the headline and then one line per file."""
+        entries = [f"{_shown(path, root)}: {'; '.join(reasons)}" for path, reasons in problems.items()]
+        if len(entries) == 1:
+            return cls(f"{headline}: {entries[0]}")
+        return cls("\n".join([f"{headline} ({len(entries)} files):", *(f"  {entry}" for entry in entries)]))
 
 
 def _shown(path: Path, root: Path) -> str:
@@ -297,7 +290,8 @@ class AudioFolderDataModule(pl.LightningDataModule):
             ordered = {p: problems[p] for p in candidates if p in problems}
             raise DatasetError.listing(f"{self.path}: bad audio files", ordered, self.path)
         if not report.files:
-            raise DatasetError(f"{self.path}: no usable audio files\n{report.summary()}")
+            skipped = ", ".join(f"{count} {reason}" for reason, count in sorted(report.skip_reasons.items()))
+            raise DatasetError(f"{self.path}: no usable audio files" + (f" (skipped: {skipped})" if skipped else ""))
         return report
 
     def _list_audio(self, report: ScanReport) -> list[Path]:
@@ -317,12 +311,12 @@ class AudioFolderDataModule(pl.LightningDataModule):
         return found
 
     def _header_problems(self, path: Path, headers: dict[Path, Header]) -> list[str]:
-        """Checks from the header only; a readable header is recorded in headers."""
+        """Checks that decode no audio (truncation included, see read_header); the header of a
+        readable, complete file is recorded in headers."""
         try:
-            info = sf.info(str(path))
-        except (sf.SoundFileError, OSError) as err:
-            return [f"unreadable ({' '.join(str(err).split())})"]
-        header = headers[path] = Header(info.frames, info.samplerate, info.channels)
+            header = headers[path] = read_header(path)
+        except AudioError as err:
+            return [str(err).removeprefix(f"{path}: ")]
         if header.frames <= 0:
             return ["contains no samples"]
         reasons = []

@@ -14,7 +14,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from gansynth.cli import CONFIG_DIR
+from gansynth.cli import CONFIG_DIR, ArgumentParser, bad_input_exits
 from gansynth.make_dataset import make_dataset
 
 BUNDLED_MIDI = Path(__file__).resolve().parent / "assets" / "demo.mid"
@@ -28,10 +28,24 @@ def compose_config(name: str, overrides: list[str]):
         return compose(config_name=name, overrides=overrides)
 
 
+def training_minutes(text: str) -> float:
+    """--minutes: at least one second of training, and few enough hours for max_time's 00:HH:MM:SS."""
+    minutes = float(text)
+    if not 1 <= minutes * 60 < 100 * 3600:
+        raise argparse.ArgumentTypeError(f"must lie between 1 second and 100 hours, got {text} minutes")
+    return minutes
+
+
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """``python -m gansynth.demo``: bad input prints one line and exits with status 2."""
+    with bad_input_exits():
+        return _run(argv)
+
+
+def _run(argv: list[str] | None) -> dict:
+    parser = ArgumentParser(prog="python -m gansynth.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="demo_out", help="folder for the dataset, the run and the wav")
-    parser.add_argument("--minutes", type=float, default=12.0,
+    parser.add_argument("--minutes", type=training_minutes, default=12.0,
                         help="wall-clock cap on training (the tiny experiment's image budget takes longer on 2 cores)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

@@ -22,8 +22,10 @@ from functools import lru_cache
 import bezier
 import numpy as np
 
+from gansynth.errors import GANSynthError
 
-class EnvelopeError(ValueError):
+
+class EnvelopeError(GANSynthError):
     """An envelope parameter outside its documented range."""
 
 

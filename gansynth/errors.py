@@ -1,9 +1,13 @@
-"""The errors that mean "bad input": the command-line tools print them as one line and exit 2."""
-from gansynth.audio import AudioError
-from gansynth.data import DatasetError
-from gansynth.midi import MidiError
-from gansynth.module import TrainingDiverged
-from gansynth.envelope import EnvelopeError
-from gansynth.render import CheckpointError, RenderError
+"""The base class of every error the project raises on purpose.
 
-USER_ERRORS = (AudioError, DatasetError, MidiError, CheckpointError, RenderError, EnvelopeError, TrainingDiverged)
+A leaf module (it imports nothing from the project), so every module can subclass it and every
+command can catch it without importing the modules that raise it.
+"""
+
+
+class GANSynthError(ValueError):
+    """Input a person can fix: a bad file, setting, checkpoint or dataset, or a run that diverged.
+
+    Every command prints it as one line on stderr (the message names the file or key) and exits
+    with status 2. It is a ValueError because almost all of them are bad values.
+    """

@@ -24,13 +24,14 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from gansynth.classifier import (
-    ClassifierError,
     classifier_accuracy,
     classifier_embeddings,
     log_frequency_spectrogram,
     train_pitch_classifier,
 )
-from gansynth.pitch import PitchError, estimate_f0, hz_to_midi
+from gansynth.cli import bad_input_exits, check_setting, flatten
+from gansynth.errors import GANSynthError
+from gansynth.pitch import estimate_f0, hz_to_midi
 from gansynth.timbre import TimbreError, TimbreReference, instrument_of, timbre_features, timbre_scores
 
 CENTS_TOLERANCE = 50.0
@@ -53,7 +54,7 @@ DEFAULTS = {
 }
 
 
-class EvaluationError(ValueError):
+class EvaluationError(GANSynthError):
     """Inputs the metrics cannot score: mismatched shapes, too few notes, bad settings."""
 
 
@@ -243,16 +244,11 @@ class _NoteSet:
         return self.spectrograms.flatten(1)  # [N, ch * 8 * F]
 
 
-def trained_pitches(synth) -> list[int]:
-    """MIDI pitches the model saw in training (from the checkpoint's pitch histogram)."""
-    return [synth.vocab.midi(i) for i, count in enumerate(synth.pitch_counts) if count > 0]
-
-
 def generated_note_batches(
     synth, notes_per_pitch: int, seed: int
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """(audio [b, ch, n], MIDI [b]) for notes_per_pitch notes of every pitch the model was trained on."""
-    pitches = trained_pitches(synth)
+    pitches = synth.trained_pitches
     if notes_per_pitch < 1 or not pitches:
         raise EvaluationError(f"need notes_per_pitch >= 1 and a model with trained pitches, got "
                               f"notes_per_pitch={notes_per_pitch} and {len(pitches)} pitches")
@@ -417,13 +413,15 @@ def format_report(report: dict) -> str:
 
 
 def parse_config(argv: Sequence[str]) -> DictConfig:
-    """key=value overrides on DEFAULTS; unknown keys and missing required paths are one-line errors."""
-    cfg = OmegaConf.create(DEFAULTS)
-    OmegaConf.set_struct(cfg, True)
+    """key=value overrides on DEFAULTS, checked as the Hydra commands check theirs: an unknown key
+    names the nearest one, a value keeps its default's kind, and the required paths must be given."""
     try:
-        cfg = OmegaConf.merge(cfg, OmegaConf.from_cli(list(argv)))
+        overrides = OmegaConf.to_container(OmegaConf.from_cli(list(argv)))
     except OmegaConfBaseException as error:
         raise EvaluationError(f"bad override: {' '.join(str(error).split())[:200]}") from None
+    for key, value in flatten(overrides):
+        check_setting(DEFAULTS, key, value)
+    cfg = OmegaConf.merge(OmegaConf.create(DEFAULTS), overrides)
     missing = [key for key in ("ckpt_path", "data.path") if not OmegaConf.select(cfg, key)]
     if missing:
         raise EvaluationError(f"missing required settings: {', '.join(f'{k}=...' for k in missing)}")
@@ -477,7 +475,7 @@ def control_batches(cfg: DictConfig, synth, datamodule, real_batches) -> dict:
         "untrained": generated_note_batches(untrained, cfg.notes_per_pitch, cfg.seed),
         "mean_note": mean_note_batches(images.to(synth.device), pitch_index.to(synth.device), synth.codec,
                                        datamodule.pitch_low, cfg.notes_per_pitch),
-        "noise": white_noise_batches(trained_pitches(synth), cfg.notes_per_pitch, synth.channels,
+        "noise": white_noise_batches(synth.trained_pitches, cfg.notes_per_pitch, synth.channels,
                                      synth.n_samples, rms, cfg.seed),
     }
 
@@ -491,13 +489,8 @@ def _write_json_atomically(path: Path, report: dict) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console script `gansynth-evaluate`: bad input prints one line and exits with status 2."""
-    from gansynth.errors import USER_ERRORS
-
-    try:
+    with bad_input_exits():
         run(parse_config(sys.argv[1:] if argv is None else argv))
-    except (EvaluationError, ClassifierError, PitchError, TimbreError, *USER_ERRORS) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .audio import AudioError, read_audio, to_channels
+from .errors import GANSynthError
 from .pitch import PitchError, estimate_f0, hz_to_midi
 
 SOURCES = ("nsynth", "fork", "csv", "regex", "estimate")
@@ -30,7 +31,7 @@ Label = int | str
 """A MIDI pitch, or a message saying why the file has none."""
 
 
-class LabelError(ValueError):
+class LabelError(GANSynthError):
     """A label configuration that cannot be used at all (unknown source, unreadable CSV, bad regex)."""
 
 

@@ -11,10 +11,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from gansynth.errors import GANSynthError
+
 LEAKY_SLOPE = 0.2
 
 
-class LayerError(ValueError):
+class LayerError(GANSynthError):
     """A layer was built with an impossible shape."""
 
 

@@ -24,6 +24,8 @@ import pretty_midi
 from tqdm import tqdm
 
 from .audio import write_audio
+from .cli import ArgumentParser, bad_input_exits
+from .errors import GANSynthError
 from .pitch import midi_to_hz
 
 PEAK_DBFS = -3.0
@@ -31,7 +33,7 @@ SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
 FLUSH_SECONDS = 0.05  # tinysoundfont's "all sound off" fades voices out over a few ms
 
 
-class MakeDatasetError(ValueError):
+class MakeDatasetError(GANSynthError):
     """Arguments that cannot produce a dataset (bad ranges, missing SoundFont, missing preset)."""
 
 
@@ -194,7 +196,10 @@ def make_dataset(
             renderer.check_program(soundfont, program)
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise MakeDatasetError(f"{out}: cannot create the output folder ({err.strerror})") from None
     n_clip = round(clip_length * sample_rate)
     n_hold = min(round(note_length * sample_rate), n_clip)
     peak = 10.0 ** (PEAK_DBFS / 20.0)
@@ -229,7 +234,7 @@ def _place(stereo: np.ndarray, pan: float, channels: int) -> np.ndarray:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="gansynth-make-dataset",
         description="Render NSynth-style single notes (name_PPP-MMM-VVV.wav) from a SoundFont or a synthesizer.",
     )
@@ -255,17 +260,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
+    """Console script `gansynth-make-dataset`: bad arguments print one line and exit with status 2."""
     start = time.perf_counter()
-    try:
+    with bad_input_exits():
+        args = _parser().parse_args(argv)
         paths = make_dataset(
             args.out, soundfont=args.soundfont, programs=args.programs, pitch_low=args.pitch_low,
             pitch_high=args.pitch_high, velocities=args.velocities, note_length=args.note_length,
             clip_length=args.clip_length, sample_rate=args.sample_rate, channels=args.channels,
             pan_spread=args.pan_spread, synthetic=args.synthetic, seed=args.seed, subtype=args.subtype,
         )
-    except MakeDatasetError as err:
-        raise SystemExit(f"gansynth-make-dataset: {err}") from None
     seconds = time.perf_counter() - start
     print(f"wrote {len(paths)} notes to {args.out} in {seconds:.2f} s ({len(paths) / seconds:.0f} notes/s)")
 

@@ -3,23 +3,25 @@
 pretty_midi resolves tempo changes to seconds and pairs note-ons with note-offs, so overlapping
 notes (also two at the same pitch) arrive as separate notes and are all kept. Notes without a
 positive duration carry no sound in MIDI and are dropped. Unlike Magenta (which silently drops
-pitches outside 36-84), out-of-range pitches are transposed by octaves by default and counted.
+pitches outside 36-84), pitches the model cannot play (outside its vocabulary, or inside it but absent
+from its training data, whose class it never learned) are transposed by octaves by default and counted.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pretty_midi
 
+from gansynth.errors import GANSynthError
 from gansynth.pitch import PitchVocab
 
 FIT_MODES = ("transpose", "skip")
 
 
-class MidiError(ValueError):
+class MidiError(GANSynthError):
     """A MIDI file that cannot be read or holds nothing to play."""
 
 
@@ -72,28 +74,29 @@ def read_notes(path: str | Path, include_drums: bool = False) -> list[Note]:
     return notes
 
 
-def _octave_shift(pitch: int, vocab: PitchVocab) -> int | None:
-    """Smallest octave move that lands pitch in the vocabulary, or None when none does."""
-    if pitch < vocab.low:
-        shifted = pitch + 12 * math.ceil((vocab.low - pitch) / 12)
-    elif pitch > vocab.high:
-        shifted = pitch - 12 * math.ceil((pitch - vocab.high) / 12)
-    else:
-        shifted = pitch
-    return shifted if vocab.contains(shifted) else None
+def _octave_shift(pitch: int, playable: frozenset[int]) -> int | None:
+    """The playable pitch the fewest octaves away (the lower one on a tie), or None when no playable
+    pitch shares the note's pitch class."""
+    same_class = [p for p in playable if (p - pitch) % 12 == 0]
+    return min(same_class, key=lambda p: (abs(p - pitch), p), default=None)
 
 
-def fit_to_vocab(notes: list[Note], vocab: PitchVocab, mode: str = "transpose") -> tuple[list[Note], FitReport]:
-    """Keep in-range notes; transpose the others by octaves ("transpose") or drop them ("skip")."""
+def fit_to_vocab(notes: list[Note], vocab: PitchVocab, mode: str = "transpose",
+                 trained: Iterable[int] | None = None) -> tuple[list[Note], FitReport]:
+    """Keep notes on playable pitches: those of the vocabulary, and of trained (MIDI pitches the
+    model saw in training) when given. Move the others by octaves onto the nearest playable pitch
+    ("transpose") or drop them ("skip")."""
     if mode not in FIT_MODES:
         raise MidiError(f"out-of-range mode {mode!r} is not one of {', '.join(FIT_MODES)}")
+    candidates = range(vocab.low, vocab.high + 1) if trained is None else trained
+    playable = frozenset(p for p in candidates if vocab.contains(p))
     fitted: list[Note] = []
     transposed = skipped = 0
     for note in notes:
-        if vocab.contains(note.pitch):
+        if note.pitch in playable:
             fitted.append(note)
             continue
-        shifted = _octave_shift(note.pitch, vocab) if mode == "transpose" else None
+        shifted = _octave_shift(note.pitch, playable) if mode == "transpose" else None
         if shifted is None:
             skipped += 1
         else:

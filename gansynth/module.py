@@ -15,6 +15,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
+from gansynth.errors import GANSynthError
 from gansynth.networks import Discriminator, Generator
 from gansynth.pitch import PitchVocab
 from gansynth.render import CheckpointError, Synth
@@ -22,7 +23,7 @@ from gansynth.schedule import Schedule
 from gansynth.spectral import SpecgramCodec, saved_mel_matrix
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(GANSynthError):
     """A loss became NaN or inf; the last checkpoint on disk is the last good state."""
 
 
@@ -79,9 +80,8 @@ class GANSynth(pl.LightningModule):
         self.discriminator = Discriminator(**net_args, image_shape=tuple(self.codec.image_shape),
                                            num_pitches=self.vocab.size)
         self.ema_generator = copy.deepcopy(self.generator).requires_grad_(False).eval()
+        self.vocab.check_counts(pitch["counts"])
         counts = torch.tensor(pitch["counts"], dtype=torch.float)
-        if counts.numel() != self.vocab.size or counts.sum() <= 0:
-            raise ValueError(f"pitch counts must have {self.vocab.size} entries with a positive sum")
         self.register_buffer("pitch_weights", counts / counts.sum(), persistent=False)
         self.register_buffer("images_seen", torch.zeros((), dtype=torch.long))
         self._stage: int | None = None

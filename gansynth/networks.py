@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gansynth.errors import GANSynthError
 from gansynth.layers import (
     LEAKY_SLOPE,
     EqualizedConv2d,
@@ -25,7 +26,7 @@ from gansynth.layers import (
 )
 
 
-class NetworkError(ValueError):
+class NetworkError(GANSynthError):
     """A network was built with an inconsistent geometry or called with tensors of the wrong shape."""
 
 

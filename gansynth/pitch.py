@@ -7,11 +7,14 @@ depend on any learned model: a wrong pitch from the scorer would look like a wro
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
 import torch
+
+from gansynth.errors import GANSynthError
 
 YIN_THRESHOLD = 0.15
 # A clip counts as pitched only when most of its sounding frames are periodic: a noise-like clip
@@ -25,7 +28,7 @@ MAX_ELEMENTS_PER_CHUNK = 1 << 23  # bounds the FFT buffers when a long batch is 
 Pitch = TypeVar("Pitch", float, np.ndarray, torch.Tensor)
 
 
-class PitchError(ValueError):
+class PitchError(GANSynthError):
     """A pitch, pitch range or waveform that the pitch tools cannot use."""
 
 
@@ -62,6 +65,12 @@ class PitchVocab:
         if not 0 <= index < self.size:
             raise PitchError(f"pitch index {index} is outside 0..{self.size - 1}")
         return self.low + int(index)
+
+    def check_counts(self, counts: Sequence[float]) -> None:
+        """A training pitch histogram (hparams pitch.counts) needs one count per pitch and a positive sum."""
+        if len(counts) != self.size or sum(counts) <= 0:
+            raise PitchError(f"pitch.counts must have {self.size} entries with a positive sum, "
+                             f"got {len(counts)} summing to {sum(counts):g}")
 
     def to_dict(self) -> dict[str, int]:
         return {"low": int(self.low), "high": int(self.high)}

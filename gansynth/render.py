@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gansynth.audio import WRITE_SUBTYPES, write_audio
 from gansynth.envelope import check_envelope_params, envelope
+from gansynth.errors import GANSynthError
 from gansynth.midi import FIT_MODES, FitReport, MidiError, Note, fit_to_vocab, read_notes
 from gansynth.networks import Generator
 from gansynth.pitch import PitchVocab
@@ -44,11 +45,11 @@ VELOCITY_CURVES: dict[str, Callable[[int], float]] = {
 }
 
 
-class CheckpointError(ValueError):
+class CheckpointError(GANSynthError):
     """A checkpoint file that is missing, unreadable, not GANSynth's, or does not build a model."""
 
 
-class RenderError(ValueError):
+class RenderError(GANSynthError):
     """A generation setting or latents file that cannot be used."""
 
 
@@ -92,6 +93,16 @@ class Synth:
     @property
     def n_samples(self) -> int:
         return int(self.codec.n_samples)
+
+    @property
+    def trained_pitches(self) -> list[int]:
+        """MIDI pitches present in the training data; the classes of the others were never learned."""
+        return [self.vocab.midi(i) for i, count in enumerate(self.pitch_counts) if count > 0]
+
+    def describe_trained_pitches(self) -> str:
+        """'25 trained pitches in MIDI 48..72', for messages."""
+        pitches = self.trained_pitches
+        return f"{len(pitches)} trained pitches in MIDI {pitches[0]}..{pitches[-1]}"
 
     @torch.inference_mode()
     def generate(self, pitches: Sequence[int], z: torch.Tensor) -> torch.Tensor:
@@ -171,6 +182,7 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu", batch_size: in
         if untrained_seed is None:
             generator.load_state_dict(ema, strict=True)
         counts = [int(c) for c in pitch.get("counts", [1] * vocab.size)]
+        vocab.check_counts(counts)
         blocks, alpha = trained_stage(hparams, state, int(network["num_blocks"]))
     except Exception as exc:  # any failure here means the stored config and weights do not fit together
         message = " ".join(str(exc).split())[:300]
@@ -459,10 +471,10 @@ def _fitted_notes(cfg: GenerateConfig, synth: Synth) -> tuple[list[Note], FitRep
         notes, source, stem = read_notes(midi_path, include_drums=cfg.include_drums), str(midi_path), midi_path.stem
     else:
         notes, source, stem = note_sequence(cfg.pitches, 1.0, 0.0), f"pitches {cfg.pitches}", cfg.mode
-    fitted, report = fit_to_vocab(notes, synth.vocab, cfg.out_of_range)
+    fitted, report = fit_to_vocab(notes, synth.vocab, cfg.out_of_range, synth.trained_pitches)
     if not fitted:
-        raise MidiError(f"{source}: no notes inside the model's pitch range "
-                        f"{synth.vocab.low}..{synth.vocab.high} (out_of_range={cfg.out_of_range})")
+        raise MidiError(f"{source}: no notes the model can play with out_of_range={cfg.out_of_range} "
+                        f"(it knows {synth.describe_trained_pitches()})")
     return fitted, report, stem
 
 
@@ -511,7 +523,8 @@ def run_generate(cfg: Mapping | DictConfig | GenerateConfig) -> GenerateReport:
         peak = max(peak, written.peak)
         seconds += audio.shape[1] / synth.sample_rate
     report = GenerateReport(files=files, notes=len(notes), fit=fit, seconds=seconds, peak=peak)
-    print(f"rendered {report.notes} notes ({fit.transposed} transposed, {fit.skipped} skipped), "
+    print(f"rendered {report.notes} notes ({fit.transposed} transposed, {fit.skipped} skipped to fit the "
+          f"{synth.describe_trained_pitches()}), "
           f"{seconds:.2f} s at {synth.sample_rate} Hz x {synth.channels} ch, "
           f"peak {20 * math.log10(max(peak, 1e-12)):.1f} dBFS -> {', '.join(str(f) for f in files)}")
     return report

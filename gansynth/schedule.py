@@ -7,8 +7,10 @@ keeps the schedule identical across batch-size changes and checkpoint resumes.
 
 from collections.abc import Sequence
 
+from gansynth.errors import GANSynthError
 
-class ScheduleError(ValueError):
+
+class ScheduleError(GANSynthError):
     """The schedule was given impossible lengths, batch sizes or a stage/image count out of range."""
 
 

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gansynth.errors import GANSynthError
+
 LOG_EPSILON = 1e-6
 NSYNTH_NORM_SCALE = (0.0661371661726, 0.8)
 NSYNTH_NORM_SHIFT = (0.113718730221, 0.0)
@@ -36,7 +38,7 @@ MEL_MATRICES = ("released", "independent")
 LEGACY_MEL_MATRIX = "independent"
 
 
-class CodecError(ValueError):
+class CodecError(GANSynthError):
     """A codec setting or an input that does not fit the codec's geometry."""
 
 

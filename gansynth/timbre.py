@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from gansynth.errors import GANSynthError
 from gansynth.pitch import midi_to_hz
 
 HARMONICS = 10
@@ -35,7 +36,7 @@ PEAK_HALF_WIDTH = 0.03  # a harmonic's peak is searched within +-3 % (half a sem
 NSYNTH_NAME = re.compile(r"^(?P<instrument>.+)[-_]\d{3}-\d{3}$")
 
 
-class TimbreError(ValueError):
+class TimbreError(GANSynthError):
     """Notes the timbre metrics cannot score (shapes, too few instruments or pitches)."""
 
 

@@ -8,6 +8,7 @@ from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
 from gansynth.callbacks import AtomicCheckpointIO, ImageCountCheckpoint, LearningMonitor, SampleLogger
+from gansynth.render import CheckpointError
 
 
 def build_datamodule(cfg: DictConfig):
@@ -37,6 +38,9 @@ def build_trainer(cfg: DictConfig, run_dir: Path, extra_callbacks=()) -> pl.Trai
 
 def run(cfg: DictConfig, extra_callbacks=()):
     """Scan the data, build model and trainer, fit (resuming from ``ckpt_path`` if set)."""
+    ckpt = to_absolute_path(cfg.ckpt_path) if cfg.ckpt_path else None
+    if ckpt and not Path(ckpt).is_file():  # before anything is written into the run folder
+        raise CheckpointError(f"{ckpt}: checkpoint file not found (ckpt_path={cfg.ckpt_path})")
     pl.seed_everything(cfg.seed, workers=True)
     run_dir = Path(to_absolute_path(cfg.run_dir))
     datamodule = build_datamodule(cfg)
@@ -47,6 +51,5 @@ def run(cfg: DictConfig, extra_callbacks=()):
     if trainer.global_rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    ckpt = to_absolute_path(cfg.ckpt_path) if cfg.ckpt_path else None
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
     return trainer, model

@@ -153,8 +153,18 @@ def test_fitted_normalizer_maps_the_cached_range_to_plus_minus_0_8(synthetic_not
 
 
 def test_empty_folder_is_an_error(tmp_path, tiny_codec):
-    with pytest.raises(DatasetError, match="no usable audio files"):
+    with pytest.raises(DatasetError, match="no usable audio files$"):
         module(tmp_path, tiny_codec).scan()
+
+
+def test_folder_of_skipped_files_says_why_in_one_line(tmp_path, tiny_codec):
+    (tmp_path / "readme.txt").write_text("notes")
+    write_tone(tmp_path / "low_000-020-100.wav", 20)
+    write_tone(tmp_path / "high_000-090-100.wav", 90)
+    with pytest.raises(DatasetError) as caught:
+        module(tmp_path, tiny_codec).scan()
+    assert str(caught.value) == (f"{tmp_path}: no usable audio files (skipped: 1 not an audio file, "
+                                 "2 pitch outside vocabulary 24..84)")
 
 
 def test_missing_folder_is_an_error(tmp_path, tiny_codec):
@@ -194,18 +204,23 @@ def test_crop_mode_keeps_the_first_clip_length(tmp_path, tiny_codec):
 def test_corrupt_file_is_named(synthetic_notes, tmp_path, tiny_codec):
     shutil.copytree(synthetic_notes, tmp_path, dirs_exist_ok=True)
     (tmp_path / "broken_000-060-100.wav").write_bytes(os.urandom(2000))
-    with pytest.raises(DatasetError, match=r"\(1 file\):\n  broken_000-060-100.wav: unreadable"):
+    with pytest.raises(DatasetError, match=r"files: broken_000-060-100.wav: not a readable audio file \([^\n]+\)$"):
         module(tmp_path, tiny_codec).scan()
 
 
-def test_truncated_file_is_named_when_loading(synthetic_notes, tmp_path, tiny_codec):
+@pytest.mark.parametrize("name, reason", [
+    ("cut_000-060-100.wav", "the header promises 8960 bytes of audio, the file holds 7959"),
+    ("cut_000-060-100.aiff", "the header promises 8968 bytes of audio, the file holds 7967"),  # SSND: + 8 bytes
+    ("cut_000-060-100.flac", "the header promises 4480 frames but the last cannot be read: "
+                             "Internal psf_fseek() failed."),
+])
+def test_scan_finds_truncated_files(name, reason, synthetic_notes, tmp_path, tiny_codec):
     shutil.copytree(synthetic_notes, tmp_path, dirs_exist_ok=True)
-    whole = write_tone(tmp_path / "cut_000-060-100.wav", 60).read_bytes()
-    (tmp_path / "cut_000-060-100.wav").write_bytes(whole[: len(whole) // 2])
-    dm = module(tmp_path, tiny_codec)
-    assert len(dm.scan().files) == 9  # the header still reads
-    with pytest.raises(DatasetError, match=r"cut_000-060-100.wav: truncated"):
-        dm.prepare_data()
+    whole = write_tone(tmp_path / name, 60).read_bytes()  # 4480 frames of 16-bit mono: 8960 bytes
+    (tmp_path / name).write_bytes(whole[:-1001])
+    with pytest.raises(DatasetError) as caught:
+        module(tmp_path, tiny_codec).scan()
+    assert str(caught.value) == f"{tmp_path}: bad audio files: {name}: truncated or corrupt ({reason})"
 
 
 def test_every_bad_file_is_listed_in_one_error(tmp_path, tiny_codec):

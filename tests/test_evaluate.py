@@ -219,6 +219,7 @@ class ToneSynth:
         self.vocab = PitchVocab(40, 60)
         self.pitch_counts = [int(self.vocab.midi(i) in pitches) for i in range(self.vocab.size)]
         self.pitch_map = pitch_map
+        self.trained_pitches = list(pitches)
         self.calls = 0
 
     def generate(self, pitches: list[int], z: torch.Tensor) -> torch.Tensor:
@@ -293,7 +294,10 @@ def test_cli_writes_a_report_with_real_ceiling_above_an_untrained_model(tmp_path
 
 @pytest.mark.parametrize("argv, message", [
     (["data.path=x"], "missing required settings: ckpt_path"),
-    (["ckpt_path=a.ckpt", "data.path=x", "notes_per_pitchh=3"], "bad override"),
+    (["ckpt_path=a.ckpt", "data.path=x", "notes_per_pitchh=3"],
+     "notes_per_pitchh: no such setting (did you mean notes_per_pitch?)"),
+    (["ckpt_path=a.ckpt", "data.path=x", "notes_per_pitch=all"],
+     "notes_per_pitch: expected an integer like the default 4, got 'all'"),
     (["ckpt_path=missing.ckpt", "data.path=x"], "missing.ckpt: checkpoint file not found"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, monkeypatch, capsys):

@@ -73,9 +73,22 @@ def test_cli_writes_the_notes_and_reports_the_rate(tmp_path, capsys):
     assert "wrote 8 notes" in capsys.readouterr().out
 
 
-def test_cli_turns_bad_arguments_into_one_line(tmp_path):
-    with pytest.raises(SystemExit, match="pitch_low=70 is above pitch_high=60"):
-        main(["--out", str(tmp_path), "--synthetic", "--pitch-low", "70", "--pitch-high", "60"])
+@pytest.mark.parametrize("arguments, message", [
+    (["--synthetic", "--pitch-low", "70", "--pitch-high", "60"], "pitch_low=70 is above pitch_high=60"),
+    (["--channels", "3"],
+     "gansynth-make-dataset: argument --channels: invalid choice: 3 (choose from 1, 2) (see --help)"),
+])
+def test_cli_turns_bad_arguments_into_one_line(arguments, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--out", str(tmp_path / "out"), *arguments])
+    assert exit_info.value.code == 2 and capsys.readouterr().err == f"error: {message}\n"
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_output_path_that_is_a_file_is_named(tmp_path):
+    (tmp_path / "taken").write_text("")
+    with pytest.raises(MakeDatasetError, match=r"taken/notes: cannot create the output folder \(Not a directory\)"):
+        make_dataset(tmp_path / "taken" / "notes", synthetic=True, progress=False)
 
 
 def test_missing_soundfont_is_named(tmp_path):

@@ -114,6 +114,12 @@ def test_transpose_skips_when_no_octave_fits():
     assert report.skipped == 1
 
 
+def test_untrained_pitches_move_to_the_nearest_trained_octave():
+    fitted, report = fit_to_vocab(notes_at(60, 36, 50, 90, 49), PitchVocab(24, 84), trained=[48, 72, 50, 37])
+    assert [n.pitch for n in fitted] == [48, 48, 50, 37]  # 60 is as far from 48 as from 72: the lower wins
+    assert (report.kept, report.transposed, report.skipped) == (1, 3, 1)  # no F# was trained for 90
+
+
 def test_unknown_fit_mode():
     with pytest.raises(MidiError, match="out-of-range mode"):
         fit_to_vocab(notes_at(60), PitchVocab(), mode="clamp")

@@ -26,8 +26,9 @@ TINY_NETWORK = dict(num_blocks=5, start_shape=[2, 16], latent_dim=LATENT, fmap_b
                     fmap_max=64, attention_areas=[])
 
 
-def make_checkpoint(path: Path, channel_mode: str = "stereo", seed: int = 0) -> Path:
-    """A Lightning-style checkpoint of a tiny random generator, with the keys a trained one has."""
+def make_checkpoint(path: Path, channel_mode: str = "stereo", seed: int = 0, trained: range | None = None) -> Path:
+    """A Lightning-style checkpoint of a tiny random generator, with the keys a trained one has; its
+    training pitch histogram counts every MIDI pitch 24..84, or only those in trained."""
     codec = SpecgramCodec(SR, CLIP / SR, channel_mode, n_fft=512, hop_length=128, n_frames=32)
     torch.manual_seed(seed)
     generator = Generator(image_shape=codec.image_shape, num_pitches=61, **TINY_NETWORK)
@@ -35,9 +36,14 @@ def make_checkpoint(path: Path, channel_mode: str = "stereo", seed: int = 0) -> 
     state = {f"ema_generator.{k}": v for k, v in weights.items()}
     state.update({f"generator.{k}": v + 1.0 for k, v in weights.items()})  # must be ignored
     torch.save({"hyper_parameters": {"codec": codec.to_dict(), "network": TINY_NETWORK,
-                                     "pitch": {"low": 24, "high": 84, "counts": list(range(1, 62))}},
+                                     "pitch": {"low": 24, "high": 84, "counts": pitch_counts(trained)}},
                 "state_dict": state, "epoch": 0}, path)
     return path
+
+
+def pitch_counts(trained: range | None) -> list[int]:
+    """Files per MIDI pitch 24..84 in a made-up training set."""
+    return [pitch - 23 if trained is None or pitch in trained else 0 for pitch in range(24, 85)]
 
 
 # The test piece. 1000 ticks per beat: 120 bpm (0.5 ms a tick) up to tick 2000 = 1.0 s, then 60 bpm
@@ -275,6 +281,42 @@ def test_notes_mode_writes_one_file_per_pitch(stereo_ckpt, tmp_path):
     assert sf.info(tmp_path / "notes_01_60.wav").frames == CLIP
 
 
+# ---------------------------------------------------------------------------------------- untrained pitches
+
+
+@pytest.fixture(scope="module")
+def one_octave_ckpt(tmp_path_factory) -> Path:
+    """Trained on MIDI 48..59 only: every pitch class once."""
+    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "octave.ckpt", trained=range(48, 60))
+
+
+@pytest.mark.parametrize("out_of_range, names, fit", [
+    # 30 is below the vocabulary; 64, 84 and 60 are inside it but were never trained; 50 was
+    ("transpose", ["notes_00_54", "notes_01_50", "notes_02_52", "notes_03_48", "notes_04_48"], (1, 4, 0)),
+    ("skip", ["notes_00_50"], (1, 0, 4)),
+])
+def test_untrained_pitches_move_to_the_nearest_trained_octave(one_octave_ckpt, tmp_path, capsys,
+                                                              out_of_range, names, fit):
+    report = run_generate(dict(ckpt_path=str(one_octave_ckpt), mode="notes", pitches=[30, 50, 64, 84, 60],
+                               separate_files=True, out_of_range=out_of_range, output_dir=str(tmp_path)))
+    assert sorted(p.stem for p in tmp_path.glob("*.wav")) == names
+    assert (report.fit.kept, report.fit.transposed, report.fit.skipped) == fit
+    assert f"({fit[1]} transposed, {fit[2]} skipped to fit the 12 trained pitches in MIDI 48..59)" in \
+        capsys.readouterr().out
+
+
+def test_a_pitch_class_never_trained_is_skipped(tmp_path):
+    ckpt = make_checkpoint(tmp_path / "few.ckpt", trained=range(48, 53))  # C to E
+    midi = write_piece(tmp_path / "p.mid", [(0, 55, 100, 0.0, 0.2), (0, 67, 100, 0.2, 0.4), (0, 60, 100, 0.4, 0.6)])
+    report = run_generate(dict(ckpt_path=str(ckpt), midi_file=str(midi), output_dir=str(tmp_path / "out")))
+    assert (report.fit.kept, report.fit.transposed, report.fit.skipped) == (0, 1, 2)  # G twice; C 60 -> 48
+    with pytest.raises(MidiError, match=r"no notes the model can play with out_of_range=skip "
+                                        r"\(it knows 5 trained pitches in MIDI 48..52\)"):
+        run_generate(dict(ckpt_path=str(ckpt), midi_file=str(midi), out_of_range="skip",
+                          output_dir=str(tmp_path / "none")))
+    assert_nothing_written(tmp_path / "none")
+
+
 # ---------------------------------------------------------------------------------------- bad input
 
 
@@ -320,6 +362,15 @@ def test_bad_checkpoint(tmp_path, content, message):
     with pytest.raises(CheckpointError, match=f"model.ckpt: {message}"):
         run_generate(dict(ckpt_path=str(ckpt), midi_file=str(midi), output_dir=str(tmp_path / "out")))
     assert_nothing_written(tmp_path / "out")
+
+
+def test_checkpoint_with_a_wrong_pitch_histogram(stereo_ckpt, tmp_path):
+    blob = torch.load(stereo_ckpt, weights_only=True)
+    blob["hyper_parameters"]["pitch"]["counts"] = [0] * 61
+    torch.save(blob, tmp_path / "empty.ckpt")
+    with pytest.raises(CheckpointError, match=r"empty.ckpt: incompatible checkpoint \(PitchError: pitch.counts "
+                                              r"must have 61 entries with a positive sum, got 61 summing to 0\)"):
+        load_checkpoint(tmp_path / "empty.ckpt")
 
 
 def test_incompatible_checkpoint(stereo_ckpt, tmp_path):

@@ -1,0 +1,126 @@
+"""Every command, run as a user runs it, ends bad input the same way: exit status 2, one line on
+stderr that names the file or key, no traceback, and nothing written or overwritten."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def command(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """Run ``python <args>`` with this checkout's package first on the path."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, expected: str) -> None:
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert result.stderr.splitlines() == [f"error: {expected}"]
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def existing_run(tmp_path) -> tuple[Path, dict[str, bytes]]:
+    """A run folder from an earlier run, and the bytes of everything in it."""
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(os.urandom(4096))
+    (run_dir / "config.yaml").write_text("seed: 0\n")
+    return run_dir, snapshot(run_dir)
+
+
+@pytest.fixture
+def launch_folder(tmp_path) -> Path:
+    """An empty folder to launch commands from: it must stay empty."""
+    folder = tmp_path / "cwd"
+    folder.mkdir()
+    return folder
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (["experiment=tiny", "data.path=notes", "model.schedule.stable_image=5"],
+     "model.schedule.stable_image: no such setting (did you mean model.schedule.stable_images?); "
+     "add a new key with +model.schedule.stable_image=..."),
+    (["experiment=tinny", "data.path=notes"],
+     "experiment=tinny: no such option (did you mean tiny?); experiment is one of paper, stereo_44k, tiny"),
+    (["experiment=tiny", "data.path=notes", "seed=abc"], "seed: expected an integer like the default 0, got 'abc'"),
+    (["experiment=tiny", "samples.pitches=60", "data.path=notes"],
+     "samples.pitches: expected a list like the default [48, 60, 72], got 60"),
+    (["experiment=tiny"], "data.path is required: add data.path=... to the command line"),
+])
+def test_train_rejects_a_bad_override_before_the_job(overrides, expected, existing_run, launch_folder):
+    run_dir, before = existing_run
+    result = command([str(ROOT / "train.py"), *overrides, f"hydra.run.dir={run_dir}"], launch_folder)
+    assert_one_line_error(result, expected)
+    assert snapshot(run_dir) == before and list(launch_folder.iterdir()) == []
+
+
+def test_train_error_inside_the_job_leaves_the_run_folder_alone(synthetic_notes, existing_run, launch_folder):
+    """A ScheduleError raised inside Hydra's instantiate, after Hydra has started the job."""
+    run_dir, before = existing_run
+    result = command([str(ROOT / "train.py"), "experiment=tiny", f"data.path={synthetic_notes}", "data.too_long=crop",
+                      "model.schedule.stable_images=0", f"hydra.run.dir={run_dir}"], launch_folder)
+    assert_one_line_error(result, "Schedule: stable_images and transition_images must be >= 1, got 0, 3000")
+    assert snapshot(run_dir) == before and list(launch_folder.iterdir()) == []
+
+
+def test_train_bad_data_folder_leaves_no_run_folder(launch_folder):
+    result = command([str(ROOT / "train.py"), "experiment=tiny", "data.path=nowhere"], launch_folder)
+    assert_one_line_error(result, f"{launch_folder / 'nowhere'}: data folder does not exist or is not a folder")
+    assert list(launch_folder.glob("runs/*")) == []  # Hydra made runs/<date>/ for the job; it is gone
+
+
+@pytest.mark.parametrize("settings, expected", [
+    (["attack_percnt=5"], "attack_percnt: no such setting (did you mean attack_percent?); "
+                          "add a new key with +attack_percnt=..."),
+    (["attack_percent=loud"], "attack_percent: expected a number like the default 1.0, got 'loud'"),
+    ([], "{ckpt}: not a readable torch checkpoint (UnpicklingError)"),
+])
+def test_generate_rejects_bad_input(settings, expected, tmp_path, launch_folder):
+    ckpt = tmp_path / "model.ckpt"
+    ckpt.write_bytes(b"not a checkpoint")
+    result = command([str(ROOT / "generate.py"), f"ckpt_path={ckpt}", "midi_file=song.mid",
+                      f"output_dir={tmp_path / 'out'}", *settings], launch_folder)
+    assert_one_line_error(result, expected.format(ckpt=ckpt))
+    assert not (tmp_path / "out").exists() and list(launch_folder.iterdir()) == []
+
+
+def test_evaluate_names_the_nearest_setting(launch_folder):
+    result = command(["-m", "gansynth.evaluate", "ckpt_path=a.ckpt", "data.path=notes", "notes_per_pich=2"],
+                     launch_folder)
+    assert_one_line_error(result, "notes_per_pich: no such setting (did you mean notes_per_pitch?)")
+    assert list(launch_folder.iterdir()) == []
+
+
+def test_make_dataset_exits_2_and_creates_nothing(launch_folder):
+    result = command(["-m", "gansynth.make_dataset", "--out", "notes", "--synthetic", "--pitch-low", "70",
+                      "--pitch-high", "60"], launch_folder)
+    assert_one_line_error(result, "pitch_low=70 is above pitch_high=60")
+    assert list(launch_folder.iterdir()) == []
+
+
+def test_demo_rejects_zero_minutes_before_rendering_anything(launch_folder):
+    result = command(["-m", "gansynth.demo", "--out", "demo", "--minutes", "0"], launch_folder)
+    assert_one_line_error(result, "python -m gansynth.demo: argument --minutes: must lie between 1 second and "
+                                  "100 hours, got 0 minutes (see --help)")
+    assert list(launch_folder.iterdir()) == []
+
+
+def test_valid_command_lines_pass_the_check():
+    """What the docs, the tests and Lightning's DDP relaunch (its last three overrides) pass to train.py."""
+    from gansynth.cli import compose_checked
+
+    compose_checked("train", ["experiment=stereo_44k", "data.path=/data", "trainer=ddp", "trainer.devices=auto",
+                              "+trainer.max_steps=6", "codec.audio_length=1", "model.schedule.batch_sizes=[8,8,4]",
+                              "trainer.max_time=00:00:01:00", "ckpt_path=null", 'hydra.run.dir="runs/a b"',
+                              "hydra.job.name=train_ddp_process_1", "hydra.output_subdir=null"])
+    compose_checked("generate", ["ckpt_path=x.ckpt", "mode=notes", "pitches=[48,60]", "peak_db=null",
+                                 "attack_percent=5"])
