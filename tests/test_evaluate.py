@@ -297,7 +297,7 @@ def test_cli_writes_a_report_with_real_ceiling_above_an_untrained_model(tmp_path
     (["ckpt_path=a.ckpt", "data.path=x", "notes_per_pitchh=3"],
      "notes_per_pitchh: no such setting (did you mean notes_per_pitch?)"),
     (["ckpt_path=a.ckpt", "data.path=x", "notes_per_pitch=all"],
-     "notes_per_pitch: expected an integer like the default 4, got 'all'"),
+     "notes_per_pitch: expected an integer like the default 8, got 'all'"),
     (["ckpt_path=missing.ckpt", "data.path=x"], "missing.ckpt: checkpoint file not found"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, monkeypatch, capsys):

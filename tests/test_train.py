@@ -76,7 +76,7 @@ def test_fork_experiment_has_attention_at_8192():
 
 
 def test_pitch_counts_that_do_not_fit_the_vocabulary_name_the_key():
-    cfg = OmegaConf.to_container(compose_cfg(*SHRINK, "data.path=/x", "run_dir=/tmp/r"))
+    cfg = OmegaConf.to_container(compose_cfg(*SHRINK, "data.path=/x", "run_dir=/tmp/r"), resolve=True)
     model = {key: value for key, value in cfg["model"].items() if key != "_target_"}
     codec = SpecgramCodec(**cfg["codec"]).to_dict()
     with pytest.raises(PitchError, match="pitch.counts must have 61 entries with a positive sum, got 3 summing to 6"):
