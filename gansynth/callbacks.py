@@ -56,6 +56,27 @@ class ImageCountCheckpoint(pl.Callback):
         trainer.save_checkpoint(self.dirpath / "last.ckpt")
 
 
+class StopAtImages(pl.Callback):
+    """End training at the first batch that brings ``images_seen`` to ``max_images`` or past it: a
+    budget in images, where ``trainer.max_steps`` counts two steps (G and D) per batch. A run
+    resumed at or past the budget trains no further batch."""
+
+    def __init__(self, max_images: int):
+        if isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 1:
+            raise ValueError(f"max_images must be a positive integer, got {max_images!r}")
+        self.max_images = max_images
+
+    def on_train_start(self, trainer, pl_module):
+        self._stop_if_done(trainer, pl_module)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self._stop_if_done(trainer, pl_module)
+
+    def _stop_if_done(self, trainer, pl_module):
+        if int(pl_module.images_seen) >= self.max_images:
+            trainer.should_stop = True
+
+
 class SampleLogger(pl.Callback):
     """Every ``every_images`` images, render one note per pitch with the EMA generator (fixed
     latent), write a wav of all of them to ``<run>/samples`` and log each note and its

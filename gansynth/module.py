@@ -224,8 +224,6 @@ class GANSynth(pl.LightningModule):
             g_loss=g_loss, g_adv=g_adv, g_aux=g_aux, d_loss=d_loss, d_adv=d_adv, d_aux=d_aux, gp=gp,
             real_pitch_acc=(real_logits.argmax(1) == labels).float().mean(),
         ), stage, alpha)
-        if int(self.images_seen) >= self.schedule.total_images:
-            self.trainer.should_stop = True
 
     def _check_finite(self, loss: torch.Tensor, name: str) -> None:
         if not torch.isfinite(loss):

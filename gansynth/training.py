@@ -7,7 +7,9 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
-from gansynth.callbacks import AtomicCheckpointIO, ImageCountCheckpoint, PitchAccuracyMonitor, SampleLogger
+from gansynth.callbacks import (
+    AtomicCheckpointIO, ImageCountCheckpoint, PitchAccuracyMonitor, SampleLogger, StopAtImages,
+)
 
 
 def build_datamodule(cfg: DictConfig):
@@ -22,7 +24,8 @@ def build_model(cfg: DictConfig, datamodule):
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, extra_callbacks=()) -> pl.Trainer:
-    callbacks = [ImageCountCheckpoint(run_dir / "checkpoints", cfg.checkpoint_every_images), *extra_callbacks]
+    callbacks = [ImageCountCheckpoint(run_dir / "checkpoints", cfg.checkpoint_every_images),
+                 StopAtImages(cfg.max_images), *extra_callbacks]
     if cfg.samples.every_images:
         callbacks.append(SampleLogger(run_dir / "samples", cfg.samples.every_images, cfg.samples.pitches))
     if cfg.evaluation.every_images:

@@ -72,9 +72,19 @@ def test_fork_experiment_has_attention_at_8192():
     assert cfg.codec.sample_rate == 44100 and cfg.codec.audio_length == 1.5
 
 
+class RecordBatches(pl.Callback):
+    """The size of every batch trained on."""
+
+    def __init__(self):
+        self.sizes = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.sizes.append(len(batch[1]))
+
+
 def test_tiny_training_runs_all_stages_and_writes_outputs(notes, tmp_path):
     trainer, model = train(notes, tmp_path)
-    assert int(model.images_seen) >= 400
+    assert int(model.images_seen) == 400  # max_images defaults to the schedule's total_images
     assert model.stage == model.schedule.num_stages - 1
     ckpts = sorted(p.name for p in (tmp_path / "checkpoints").glob("*.ckpt"))
     assert "last.ckpt" in ckpts and "images-000000128.ckpt" in ckpts
@@ -115,6 +125,16 @@ def test_resume_continues_images_and_stage(notes, tmp_path):
     assert 400 <= int(resumed.images_seen) < 408 and resumed.stage == 4
     model = GANSynth.load_from_checkpoint(ckpt, weights_only=True)
     assert int(model.images_seen) == int(resumed.images_seen)
+
+
+def test_max_images_stops_at_the_first_batch_reaching_it(notes, tmp_path):
+    _, model = train(notes, tmp_path, "max_images=100")  # batches of 8: 96 < 100 <= 104
+    assert int(model.images_seen) == 104
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    assert int(torch.load(ckpt, weights_only=True)["state_dict"]["images_seen"]) == 104
+    batches = RecordBatches()
+    _, resumed = train(notes, tmp_path, f"ckpt_path={ckpt}", "max_images=100", callbacks=[batches])
+    assert int(resumed.images_seen) == 104 and batches.sizes == []
 
 
 def test_train_script_runs_from_the_command_line(notes, tmp_path):
