@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -16,15 +17,28 @@ from gansynth.audio import write_audio
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write each checkpoint to a temporary file and rename it into place, so a run killed at any
-    moment (even ``kill -9``) leaves either the old checkpoint or the new one, never half a file."""
+    """Write each checkpoint to a temporary file beside it, flush it to disk and rename it into
+    place, so a run killed at any moment (even ``kill -9``) leaves the old checkpoint or the new
+    one, never half a file. The temporary name is unique to each write (the pid, to tell whose a
+    leftover is, and a random token): two writers of one path, e.g. two jobs sharing a run folder,
+    never write into each other's file. A write that fails removes its temporary file."""
 
     def save_checkpoint(self, checkpoint, path, storage_options=None):
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        super().save_checkpoint(checkpoint, tmp, storage_options)
-        os.replace(tmp, path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+        handle = open(tmp, "xb")  # exclusive, with the usual permissions (mkstemp's are 0600)
+        try:
+            with handle:
+                torch.save(checkpoint, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 def crossed(before: int, after: int, every: int) -> bool:

@@ -1,6 +1,8 @@
 """Training end to end: the real Hydra config, shrunk; checkpoints, resume, DDP, divergence."""
 from __future__ import annotations
 
+import io
+import os
 import signal
 import subprocess
 import sys
@@ -13,6 +15,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from gansynth.callbacks import AtomicCheckpointIO
 from gansynth.make_dataset import make_dataset
 from gansynth.module import GANSynth, TrainingDiverged
 from gansynth.render import load_checkpoint
@@ -147,27 +150,69 @@ def test_train_script_runs_from_the_command_line(notes, tmp_path):
     assert (tmp_path / "config.yaml").is_file()
 
 
-def test_run_killed_with_sigkill_resumes_from_last_checkpoint(notes, tmp_path):
-    """kill -9 in the middle of training leaves a loadable last.ckpt; resuming continues from it."""
+def test_failed_checkpoint_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    last = tmp_path / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"images_seen": 32}, last)
+    real_save = torch.save
+
+    def save_half_then_fail(obj, f, *args, **kwargs):
+        buffer = io.BytesIO()
+        real_save(obj, buffer)
+        f.write(buffer.getbuffer()[: buffer.tell() // 2])
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", save_half_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        AtomicCheckpointIO().save_checkpoint({"images_seen": 48, "weights": torch.ones(1000)}, last)
+    assert torch.load(last, weights_only=True) == {"images_seen": 32}
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+def test_two_writers_of_one_checkpoint_never_share_a_temporary_file(tmp_path, monkeypatch):
+    """Writer B saves the same path in full while writer A is between writing and renaming."""
+    last = tmp_path / "last.ckpt"
+    real_replace = os.replace
+
+    def another_writer_first(src, dst):
+        monkeypatch.setattr(os, "replace", real_replace)
+        AtomicCheckpointIO().save_checkpoint({"writer": "B"}, last)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", another_writer_first)
+    AtomicCheckpointIO().save_checkpoint({"writer": "A"}, last)
+    assert torch.load(last, weights_only=True) == {"writer": "A"}
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+def test_run_killed_with_sigkill_during_a_checkpoint_write_resumes_from_the_previous_one(notes, tmp_path):
+    """kill -9 while last.ckpt is being rewritten leaves the previous last.ckpt whole; resuming
+    continues from it. The write is stalled halfway by a test hook, so the kill always lands in it."""
     args = [a for a in SHRINK if not a.startswith("+trainer.enable_progress_bar")]
-    cmd = [sys.executable, str(ROOT / "train.py"), *args, f"data.path={notes}", f"hydra.run.dir={tmp_path}",
-           "checkpoint_every_images=16", "model.schedule.total_images=100000"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
-    last = tmp_path / "checkpoints" / "last.ckpt"
+    signal_file = tmp_path / "stalled"
+    # Checkpoint writes at batch 8, every 16 images: images-16, last (16), images-32, last (32),
+    # images-48, then last (48) stalls: the complete last.ckpt is the one at 32 images.
+    env = dict(os.environ, STALL_AT_SAVE="6", STALL_SIGNAL=str(signal_file), PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, str(ROOT / "tests" / "stall_checkpoint_write.py"), *args, f"data.path={notes}",
+           f"hydra.run.dir={tmp_path}", "checkpoint_every_images=16", "samples.every_images=0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path, env=env)
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and len(list(last.parent.glob("images-*.ckpt"))) < 3:
-        time.sleep(0.2)
+    while not signal_file.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    stderr = proc.communicate()[1].decode()
+    assert signal_file.exists(), stderr[-3000:]
     assert proc.returncode == -signal.SIGKILL
+    folder = tmp_path / "checkpoints"
+    (partial,) = folder.glob(".last.ckpt.*.tmp")
+    assert 0 < partial.stat().st_size == int(signal_file.read_text()) // 2
+    assert sorted(p.name for p in folder.glob("*.ckpt")) == [
+        "images-000000016.ckpt", "images-000000032.ckpt", "images-000000048.ckpt", "last.ckpt"]
+    last = folder / "last.ckpt"
     saved = torch.load(last, map_location="cpu", weights_only=True)
-    killed_at = int(saved["state_dict"]["images_seen"])
-    assert killed_at >= 48
+    assert int(saved["state_dict"]["images_seen"]) == 32
     start = RecordStart()
-    more_steps = f"+trainer.max_steps={saved['global_step'] + 4}"  # global_step counts G and D steps
-    _, resumed = train(notes, tmp_path / "resumed", f"ckpt_path={last}", more_steps, callbacks=[start])
-    assert start.images_seen == killed_at
-    assert killed_at < int(resumed.images_seen) <= killed_at + 2 * 8  # two more iterations
+    _, resumed = train(notes, tmp_path / "resumed", f"ckpt_path={last}", "max_images=48", callbacks=[start])
+    assert (start.images_seen, int(resumed.images_seen)) == (32, 48)
 
 
 def test_bad_data_folder_is_one_line_error(tmp_path):
