@@ -14,13 +14,13 @@ from gansynth.callbacks import (
 
 def build_datamodule(cfg: DictConfig):
     """The DataModule with its path made absolute; its pre-flight scan runs before anything else."""
-    return instantiate(cfg.data, path=to_absolute_path(cfg.data.path), _convert_="all")
+    return instantiate(cfg.data, path=to_absolute_path(cfg.data.path), seed=cfg.seed, _convert_="all")
 
 
 def build_model(cfg: DictConfig, datamodule):
     """The LightningModule, given the codec and pitch histogram the data scan found."""
     pitch = dict(low=datamodule.pitch_low, high=datamodule.pitch_high, counts=list(datamodule.pitch_counts))
-    return instantiate(cfg.model, codec=datamodule.codec.to_dict(), pitch=pitch, _convert_="all")
+    return instantiate(cfg.model, codec=datamodule.codec.to_dict(), pitch=pitch, seed=cfg.seed, _convert_="all")
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, extra_callbacks=()) -> pl.Trainer:
@@ -39,7 +39,8 @@ def build_trainer(cfg: DictConfig, run_dir: Path, extra_callbacks=()) -> pl.Trai
 
 
 def run(cfg: DictConfig, extra_callbacks=()):
-    """Scan the data, build model and trainer, fit (resuming from ``ckpt_path`` if set)."""
+    """Scan the data, build model and trainer, fit (resuming from ``ckpt_path`` if set). The global
+    seed only makes the initial weights; training draws from per-rank streams (``gansynth.seeds``)."""
     pl.seed_everything(cfg.seed, workers=True)
     run_dir = Path(to_absolute_path(cfg.run_dir))
     datamodule = build_datamodule(cfg)

@@ -86,15 +86,16 @@ class RecordBatches(pl.Callback):
 
 
 def test_tiny_training_runs_all_stages_and_writes_outputs(notes, tmp_path):
-    trainer, model = train(notes, tmp_path)
+    batches = RecordBatches()
+    _, model = train(notes, tmp_path, callbacks=[batches])
     assert int(model.images_seen) == 400  # max_images defaults to the schedule's total_images
     assert model.stage == model.schedule.num_stages - 1
     ckpts = sorted(p.name for p in (tmp_path / "checkpoints").glob("*.ckpt"))
     assert "last.ckpt" in ckpts and "images-000000128.ckpt" in ckpts
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
     assert list((tmp_path / "samples").glob("images-*.wav"))
-    # The batch size followed the schedule: the last stage uses 4.
-    assert trainer.datamodule.batch_size == 4
+    # The batch size followed the schedule from the first batch of stage 3 (192 images) on.
+    assert batches.sizes == [8] * 24 + [4] * 52
 
 
 class RecordStart(pl.Callback):
@@ -244,26 +245,58 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(notes, tmp_path, monkeypa
     assert int(last["state_dict"]["images_seen"]) > 0
 
 
-class DumpRankWeights(pl.Callback):
-    """Each rank writes its final weights, so the test can compare them after the processes end."""
+class RecordDraws(pl.Callback):
+    """Each rank writes what every batch drew (the real images and labels, the latents of G's two
+    calls), keyed by the image count it started at, and its final weights, so the test can compare
+    ranks and runs after the processes end."""
 
     def __init__(self, folder: Path):
         self.folder = folder
 
+    def on_train_start(self, trainer, pl_module):
+        self.steps, self._latents = {}, []
+        self._hook = pl_module.generator.register_forward_pre_hook(
+            lambda module, args: self._latents.append(args[0].detach().clone()))
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self._latents = []
+        self.steps[int(pl_module.images_seen)] = {"images": batch[0].clone(), "labels": batch[1].clone()}
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.steps[max(self.steps)]["z"] = torch.stack(self._latents)  # [2, B, latent]
+
     def on_train_end(self, trainer, pl_module):
+        self._hook.remove()
         self.folder.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu() for k, v in pl_module.state_dict().items()}
-        torch.save({"images_seen": int(pl_module.images_seen), "state": state},
-                   self.folder / f"rank{trainer.global_rank}.pt")
+        torch.save({"steps": self.steps, "state": state}, self.folder / f"rank{trainer.global_rank}.pt")
+
+    def load(self) -> list[dict]:
+        return [torch.load(self.folder / f"rank{rank}.pt", weights_only=True) for rank in (0, 1)]
 
 
-def test_ddp_two_processes_end_with_identical_weights(notes, tmp_path):
-    """Two gloo ranks (ddp_spawn under pytest) train a few steps; rank weights must agree."""
-    train(notes, tmp_path, "trainer=ddp_cpu", "trainer.strategy=ddp_spawn_find_unused_parameters_true",
-          "+trainer.max_steps=12", callbacks=[DumpRankWeights(tmp_path / "rank_weights")])
-    dumps = sorted((tmp_path / "rank_weights").glob("rank*.pt"))
-    assert len(dumps) == 2
-    a, b = (torch.load(p, weights_only=True) for p in dumps)
-    assert a["images_seen"] == b["images_seen"] >= 96
-    for key in a["state"]:
-        torch.testing.assert_close(a["state"][key], b["state"][key], rtol=0, atol=0)
+def train_ddp(notes: Path, run_dir: Path, *overrides: str) -> list[dict]:
+    """Two gloo ranks (ddp_spawn under pytest); what each drew, as RecordDraws wrote it."""
+    record = RecordDraws(run_dir / "draws")
+    train(notes, run_dir, "trainer=ddp_cpu", "trainer.strategy=ddp_spawn_find_unused_parameters_true",
+          "samples.every_images=0", "evaluation.every_images=0", *overrides, callbacks=[record])
+    return record.load()
+
+
+@pytest.fixture(scope="module")
+def ddp_straight(notes, tmp_path_factory) -> list[dict]:
+    """Six batches of 8 per rank (96 images), uninterrupted."""
+    return train_ddp(notes, tmp_path_factory.mktemp("ddp_straight"), "max_images=96")
+
+
+def test_ddp_ranks_train_one_model_on_different_data_and_noise(ddp_straight):
+    rank0, rank1 = ddp_straight
+    assert sorted(rank0["steps"]) == sorted(rank1["steps"]) == [0, 16, 32, 48, 64, 80]
+    for key in rank0["state"]:
+        torch.testing.assert_close(rank0["state"][key], rank1["state"][key], rtol=0, atol=0)
+    for seen, a in rank0["steps"].items():
+        b = rank1["steps"][seen]
+        assert a["z"].shape == (2, 8, 16)
+        assert not torch.isin(a["z"], b["z"]).any()  # not one latent value in common
+        # Disjoint shards: no real image of rank 0's batch is in rank 1's.
+        assert not (a["images"][:, None] == b["images"][None]).flatten(2).all(2).any()
