@@ -92,7 +92,7 @@ class GANSynth(pl.LightningModule):
         if loss.get("profile_weight", 0.0):
             channels, _, bins = self.codec.image_shape
             self.register_buffer("pitch_profile", torch.zeros(self.vocab.size, channels, bins))
-        self._stage: int | None = None
+        self._optim_stage: int | None = None  # the stage whose Adam moments the optimizers hold
         self._clock: tuple[float, int] | None = None
 
     # ----------------------------------------------------------------- schedule
@@ -114,13 +114,22 @@ class GANSynth(pl.LightningModule):
         if self.hparams.optim.get("reset_on_stage", True):
             for opt in self.optimizers():
                 opt.optimizer.state.clear()
-        self._stage = stage
+        self._optim_stage = stage
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """A checkpoint taken on a stage boundary holds the old stage's Adam moments; saying so
+        lets the resumed run's first step reset them, as the uninterrupted run's does."""
+        checkpoint["optim_stage"] = self._optim_stage
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # Older checkpoints do not say: take the stage of their image count (no reset on resume).
+        fallback = self.schedule.stage(int(checkpoint["state_dict"]["images_seen"]))
+        self._optim_stage = checkpoint.get("optim_stage", fallback)
 
     def on_fit_start(self) -> None:
         """Point the DataModule at this model's image count and batch-size schedule (the count is
         read when each epoch's loader is built, after a resume has restored it). A fresh run that
         needs the data's pitch spectra (profile loss, pitch template) fits them."""
-        self._stage = self.stage
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is not None and hasattr(datamodule, "follow"):
             datamodule.follow(lambda: int(self.images_seen), self.batch_size_at)
@@ -184,7 +193,7 @@ class GANSynth(pl.LightningModule):
     def training_step(self, batch, batch_idx):
         images, labels = batch
         stage = self.stage
-        if stage != self._stage:
+        if stage != self._optim_stage:
             self._enter_stage(stage)
         blocks, alpha = self.blocks_and_alpha()
         noise = self.step_generator()

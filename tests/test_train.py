@@ -141,6 +141,48 @@ def test_max_images_stops_at_the_first_batch_reaching_it(notes, tmp_path):
     assert int(resumed.images_seen) == 104 and batches.sizes == []
 
 
+@pytest.fixture(scope="module")
+def mono_notes(tmp_path_factory) -> Path:
+    """20 mono notes (two programs, MIDI 60-69): 20 is no multiple of the batch, so data passes,
+    epochs and stage boundaries fall at different image counts."""
+    folder = tmp_path_factory.mktemp("mono_notes")
+    make_dataset(folder, synthetic=True, programs=(0, 1), pitch_low=60, pitch_high=69, velocities=(100,),
+                 note_length=0.015, clip_length=0.02, channels=1, progress=False)
+    return folder
+
+
+# fp32, stages of 24 images: batches of 8 until 72, where the fade-in to 8×64 starts with batches
+# of 4 (stage 3, 72 to 96); the last stage runs to 104. A checkpoint every 12 images.
+EXACT = ["codec.channel_mode=mono", "trainer.precision=32-true", "model.schedule.stable_images=24",
+         "model.schedule.transition_images=24", "model.schedule.total_images=104", "checkpoint_every_images=12",
+         "samples.every_images=0", "evaluation.every_images=0", "~logger"]
+
+
+def assert_same_training_state(path: Path, reference: Path, adam_steps: int) -> None:
+    """Weights, EMA, buffers and both Adams' moments bit for bit; ``adam_steps`` since the reset."""
+    a, b = (torch.load(p, map_location="cpu", weights_only=True) for p in (path, reference))
+    torch.testing.assert_close(a["state_dict"], b["state_dict"], rtol=0, atol=0)
+    for opt_a, opt_b in zip(a["optimizer_states"], b["optimizer_states"], strict=True):
+        assert {int(s["step"]) for s in opt_b["state"].values()} == {adam_steps}
+        torch.testing.assert_close(opt_a["state"], opt_b["state"], rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_runs_resumed_at_a_stage_boundary_and_mid_fade_in_end_bit_exact(mono_notes, tmp_path):
+    """One run stopped at 72 images (a stage boundary: Adam resets, batches shrink to 4, mid-epoch)
+    and at 84 (mid fade-in, alpha 0.5) and resumed each time ends where the straight run does."""
+    _, straight = train(mono_notes, tmp_path / "straight", *EXACT)
+    assert int(straight.images_seen) == 104
+    reference = tmp_path / "straight" / "checkpoints"
+    ckpt = None
+    for stop, expected, adam_steps in ((72, "images-000000072.ckpt", 3), (84, "images-000000084.ckpt", 3),
+                                       (104, "last.ckpt", 2)):
+        resume = [f"ckpt_path={ckpt}"] if ckpt else []
+        train(mono_notes, tmp_path / str(stop), *EXACT, f"max_images={stop}", *resume)
+        ckpt = tmp_path / str(stop) / "checkpoints" / "last.ckpt"
+        assert_same_training_state(ckpt, reference / expected, adam_steps)
+
+
 def test_train_script_runs_from_the_command_line(notes, tmp_path):
     args = [a for a in SHRINK if not a.startswith("+trainer.enable_progress_bar")]
     cmd = [sys.executable, str(ROOT / "train.py"), *args, "+trainer.max_steps=6",
@@ -300,3 +342,18 @@ def test_ddp_ranks_train_one_model_on_different_data_and_noise(ddp_straight):
         assert not torch.isin(a["z"], b["z"]).any()  # not one latent value in common
         # Disjoint shards: no real image of rank 0's batch is in rank 1's.
         assert not (a["images"][:, None] == b["images"][None]).flatten(2).all(2).any()
+
+
+@pytest.mark.slow
+def test_ddp_resume_continues_each_ranks_streams(notes, tmp_path, ddp_straight):
+    """Stopped at the stage boundary at 64 images and resumed: every rank draws the same batches
+    and latents as in the uninterrupted run, and the weights end bit-exact."""
+    first = train_ddp(notes, tmp_path / "first", "max_images=64")
+    ckpt = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    second = train_ddp(notes, tmp_path / "second", "max_images=96", f"ckpt_path={ckpt}")
+    for rank, straight in enumerate(ddp_straight):
+        assert sorted(first[rank]["steps"]) == [0, 16, 32, 48]
+        assert sorted(second[rank]["steps"]) == [64, 80]
+        torch.testing.assert_close({**first[rank]["steps"], **second[rank]["steps"]}, straight["steps"],
+                                   rtol=0, atol=0)
+        torch.testing.assert_close(second[rank]["state"], straight["state"], rtol=0, atol=0)
