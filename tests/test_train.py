@@ -115,6 +115,9 @@ def test_resume_continues_images_and_stage(notes, tmp_path):
     ckpt = tmp_path / "checkpoints" / "last.ckpt"
     saved = torch.load(ckpt, map_location="cpu", weights_only=True)
     assert int(saved["state_dict"]["images_seen"]) == 152
+    assert saved["optim_stage"] == 2  # the stage whose Adam moments the checkpoint holds
+    first.on_load_checkpoint({k: v for k, v in saved.items() if k != "optim_stage"})  # an older checkpoint
+    assert first._optim_stage == 2
     # Rendering a mid-training checkpoint uses the stage it reached (2 blocks, stable), full size.
     synth = load_checkpoint(ckpt)
     assert (synth.blocks, synth.alpha) == (2, 1.0)
