@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -16,15 +17,28 @@ from gansynth.audio import write_audio
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write each checkpoint to a temporary file and rename it into place, so a run killed at any
-    moment (even ``kill -9``) leaves either the old checkpoint or the new one, never half a file."""
+    """Write each checkpoint to a temporary file beside it, flush it to disk and rename it into
+    place, so a run killed at any moment (even ``kill -9``) leaves the old checkpoint or the new
+    one, never half a file. The temporary name is unique to each write (the pid, to tell whose a
+    leftover is, and a random token): two writers of one path, e.g. two jobs sharing a run folder,
+    never write into each other's file. A write that fails removes its temporary file."""
 
     def save_checkpoint(self, checkpoint, path, storage_options=None):
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        super().save_checkpoint(checkpoint, tmp, storage_options)
-        os.replace(tmp, path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+        handle = open(tmp, "xb")  # exclusive, with the usual permissions (mkstemp's are 0600)
+        try:
+            with handle:
+                torch.save(checkpoint, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 def crossed(before: int, after: int, every: int) -> bool:
@@ -54,6 +68,27 @@ class ImageCountCheckpoint(pl.Callback):
 
     def save_last(self, trainer):
         trainer.save_checkpoint(self.dirpath / "last.ckpt")
+
+
+class StopAtImages(pl.Callback):
+    """End training at the first batch that brings ``images_seen`` to ``max_images`` or past it: a
+    budget in images, where ``trainer.max_steps`` counts two steps (G and D) per batch. A run
+    resumed at or past the budget trains no further batch."""
+
+    def __init__(self, max_images: int):
+        if isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 1:
+            raise ValueError(f"max_images must be a positive integer, got {max_images!r}")
+        self.max_images = max_images
+
+    def on_train_start(self, trainer, pl_module):
+        self._stop_if_done(trainer, pl_module)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self._stop_if_done(trainer, pl_module)
+
+    def _stop_if_done(self, trainer, pl_module):
+        if int(pl_module.images_seen) >= self.max_images:
+            trainer.should_stop = True
 
 
 class SampleLogger(pl.Callback):

@@ -14,20 +14,21 @@ import json
 import os
 import tempfile
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
 from .audio import AudioError, Header, load_clip, read_header, to_channels
 from .errors import GANSynthError
 from .labels import LabelError, file_identity, label_files
 from .pitch import PitchError, PitchVocab
+from .seeds import DATA_ORDER, seeded_generator
 from .spectral import CodecError, SpecgramCodec
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".aif", ".aiff", ".ogg"})
@@ -121,11 +122,49 @@ class CachedSpectrograms(Dataset):
         return torch.from_numpy(np.array(image, dtype=np.float32)), torch.tensor(self.pitch_indices[i])
 
 
+class StreamBatchSampler(Sampler[list[int]]):
+    """One rank's batches from an endless stream of the dataset's items, reshuffled every pass.
+
+    A position in the stream counts the images all ranks have taken. The batch at position p has
+    ``b = batch_size_at(p)`` items per rank; rank r of w takes the items at positions p + r·b up to
+    p + (r+1)·b - 1, so the ranks' shards are disjoint, and the next batch starts at p + w·b. Pass k
+    over the data is a permutation seeded by (seed, k). A batch therefore depends on nothing but
+    the seed, the rank, the world size and the image count it starts at: a loader built at any
+    count (a new epoch, a resumed run) continues the stream exactly, and the batch size may change
+    at any count (a stage boundary). An epoch is one pass's worth of batches at the first size.
+    """
+
+    def __init__(self, size: int, start: int, batch_size_at: Callable[[int], int], seed: int = 0,
+                 rank: int = 0, world_size: int = 1):
+        self.size, self.start, self.batch_size_at = size, start, batch_size_at
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self._order: tuple[int, torch.Tensor] | None = None  # (pass, permutation)
+
+    def __len__(self) -> int:
+        return max(1, self.size // (self.batch_size_at(self.start) * self.world_size))
+
+    def __iter__(self) -> Iterator[list[int]]:
+        position = self.start
+        for _ in range(len(self)):
+            size = self.batch_size_at(position)
+            first = position + self.rank * size
+            yield [self._item(q) for q in range(first, first + size)]
+            position += size * self.world_size
+
+    def _item(self, position: int) -> int:
+        k, offset = divmod(position, self.size)
+        if self._order is None or self._order[0] != k:
+            self._order = (k, torch.randperm(self.size, generator=seeded_generator("cpu", self.seed, DATA_ORDER, k)))
+        return int(self._order[1][offset])
+
+
 class AudioFolderDataModule(pl.LightningDataModule):
     """A folder of notes (searched recursively) as pitch-labelled spectrogram batches.
 
     Lightning calls prepare_data() once per node (scan, then encode what the cache lacks) and
     setup() on every process (index the cache). Batches are raw-unit images; the model normalises.
+    Each rank's batches come from a seeded stream (``StreamBatchSampler``): the trainer must not add
+    a distributed sampler (``use_distributed_sampler=False``).
     """
 
     def __init__(
@@ -141,6 +180,7 @@ class AudioFolderDataModule(pl.LightningDataModule):
         batch_size: int = 8,
         num_workers: int = 0,
         fit_normalizer: bool = False,
+        seed: int = 0,
     ):
         super().__init__()
         self.path = Path(path).expanduser().absolute()
@@ -163,17 +203,26 @@ class AudioFolderDataModule(pl.LightningDataModule):
         self.cache_root = Path(cache_dir).expanduser().absolute() if cache_dir else self.path / ".gansynth_cache"
         self.num_workers = num_workers
         self.fit_normalizer = fit_normalizer
+        self.seed = seed
         self.set_batch_size(batch_size)
+        self._position: Callable[[], int] | None = None  # set by follow(); None pickles (ddp_spawn)
+        self._batch_size_at: Callable[[int], int] | None = None
         self._codec: SpecgramCodec | None = None
         self._report: ScanReport | None = None
         self._dataset: CachedSpectrograms | None = None
 
     # ----------------------------------------------------------------- public API
     def set_batch_size(self, batch_size: int) -> None:
-        """Takes effect at the next train_dataloader() call (reload_dataloaders_every_n_epochs=1)."""
+        """Takes effect at the next train_dataloader() call, unless follow() set a schedule."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise DatasetError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.batch_size = batch_size
+
+    def follow(self, position: Callable[[], int], batch_size_at: Callable[[int], int]) -> None:
+        """Start each train_dataloader() at ``position()`` images of the stream (the model's image
+        count), with ``batch_size_at(images)`` items per rank (its schedule); by default every
+        loader starts at 0 with ``batch_size``."""
+        self._position, self._batch_size_at = position, batch_size_at
 
     @property
     def codec(self) -> SpecgramCodec:
@@ -242,20 +291,21 @@ class AudioFolderDataModule(pl.LightningDataModule):
         self._dataset = CachedSpectrograms(images, [self.vocab.index(p) for p in report.pitches])
 
     def train_dataloader(self) -> DataLoader:
+        """This rank's loader from the stream position the model has reached (see follow())."""
         if self._dataset is None:
             self.setup("fit")
-        if len(self._dataset) < self.batch_size:
+        fixed = self.batch_size
+        batch_size_at = self._batch_size_at or (lambda images: fixed)
+        start = self._position() if self._position else 0
+        batch_size = batch_size_at(start)
+        if len(self._dataset) < batch_size:
             raise DatasetError(
-                f"{self.path}: {len(self._dataset)} usable files cannot fill one batch of {self.batch_size}"
+                f"{self.path}: {len(self._dataset)} usable files cannot fill one batch of {batch_size}"
             )
-        return DataLoader(
-            self._dataset,
-            batch_size=self.batch_size,
-            shuffle=True,
-            drop_last=True,
-            num_workers=self.num_workers,
-            persistent_workers=False,  # a reload must be free to change the batch size
-        )
+        trainer = self.trainer
+        rank, world_size = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        sampler = StreamBatchSampler(len(self._dataset), start, batch_size_at, self.seed, rank, world_size)
+        return DataLoader(self._dataset, batch_sampler=sampler, num_workers=self.num_workers)
 
     # ----------------------------------------------------------------- scanning
     def _scan(self) -> ScanReport:

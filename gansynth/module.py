@@ -3,7 +3,8 @@
 Training runs each stage at its own resolution (the usual PGGAN layout): G emits the current
 resolution and the real images are average-pooled to it, blended across a fade-in exactly like
 the fakes. The schedule is driven by ``images_seen`` (a buffer, so it lives in the checkpoint),
-never by ``trainer.global_step``, which counts both optimizers' steps.
+never by ``trainer.global_step``, which counts both optimizers' steps. So are the random numbers
+and the data order (``gansynth.seeds``): a resumed run repeats the uninterrupted one exactly.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from gansynth.networks import Discriminator, Generator
 from gansynth.pitch import PitchVocab
 from gansynth.render import CheckpointError, Synth
 from gansynth.schedule import Schedule
+from gansynth.seeds import STEP_NOISE, seeded_generator
 from gansynth.spectral import SpecgramCodec, saved_mel_matrix
 
 
@@ -43,9 +45,10 @@ def fade_reals(images: torch.Tensor, size: tuple[int, int], alpha: float) -> tor
     return x
 
 
-def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, target: float) -> torch.Tensor:
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, target: float,
+                     generator: torch.Generator) -> torch.Tensor:
     """Two-sided WGAN-GP on random interpolates, in fp32 (double backward in bf16 is fragile)."""
-    u = torch.rand(real.shape[0], 1, 1, 1, device=real.device)
+    u = torch.rand(real.shape[0], 1, 1, 1, device=real.device, generator=generator)
     mixed = (real.float() + u * (fake.float() - real.float())).requires_grad_(True)
     with torch.autocast(device_type=real.device.type, enabled=False):
         score = critic(mixed)
@@ -56,7 +59,8 @@ def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, target: flo
 
 class GANSynth(pl.LightningModule):
     """Generator, discriminator, EMA generator and codec, with every hyperparameter primitive so
-    checkpoints load with ``weights_only=True`` and rendering needs nothing but the checkpoint."""
+    checkpoints load with ``weights_only=True`` and rendering needs nothing but the checkpoint.
+    ``seed`` (non-negative) seeds the training steps' random numbers, per rank."""
 
     def __init__(
         self,
@@ -67,6 +71,7 @@ class GANSynth(pl.LightningModule):
         loss: dict,
         optim: dict,
         ema_decay: float = 0.999,
+        seed: int = 0,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -84,7 +89,7 @@ class GANSynth(pl.LightningModule):
         counts = torch.tensor(pitch["counts"], dtype=torch.float)
         self.register_buffer("pitch_weights", counts / counts.sum(), persistent=False)
         self.register_buffer("images_seen", torch.zeros((), dtype=torch.long))
-        self._stage: int | None = None
+        self._optim_stage: int | None = None  # the stage whose Adam moments the optimizers hold
         self._clock: tuple[float, int] | None = None
 
     # ----------------------------------------------------------------- schedule
@@ -98,43 +103,54 @@ class GANSynth(pl.LightningModule):
     def current_size(self, blocks: int) -> tuple[int, int]:
         return self.generator.resolution(blocks)
 
+    def batch_size_at(self, images_seen: int) -> int:
+        return self.schedule.batch_size(self.schedule.stage(images_seen))
+
     def _enter_stage(self, stage: int) -> None:
-        """At a stage boundary: optionally forget Adam's moments (as the original did) and give
-        the DataModule the batch size of the new stage (it takes effect at the next epoch)."""
+        """At a stage boundary, forget Adam's moments as the original did (``optim.reset_on_stage``)."""
         if self.hparams.optim.get("reset_on_stage", True):
             for opt in self.optimizers():
                 opt.optimizer.state.clear()
-        self._use_stage(stage)
+        self._optim_stage = stage
 
-    def _use_stage(self, stage: int) -> None:
-        self._stage = stage
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is not None and hasattr(datamodule, "set_batch_size"):
-            datamodule.set_batch_size(self.schedule.batch_size(stage))
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """A checkpoint taken on a stage boundary holds the old stage's Adam moments; saying so
+        lets the resumed run's first step reset them, as the uninterrupted run's does."""
+        checkpoint["optim_stage"] = self._optim_stage
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """A resume builds the codec from the run's config, not the checkpoint's: weights trained on
-        one mel matrix would silently continue on the other, so that is refused."""
+        """Restore which stage the Adam moments belong to (older checkpoints do not say: take the stage
+        of their image count, so no reset on resume). A resume builds the codec from the run's config,
+        not the checkpoint's: weights trained on one mel matrix would silently continue on the other,
+        so that is refused."""
+        fallback = self.schedule.stage(int(checkpoint["state_dict"]["images_seen"]))
+        self._optim_stage = checkpoint.get("optim_stage", fallback)
         saved = saved_mel_matrix(checkpoint.get("hyper_parameters", {}).get("codec", {}))
         if self.codec.mel and saved != self.codec.mel_matrix:
             raise CheckpointError(f"codec.mel_matrix: the checkpoint was trained with {saved!r}, this run "
                                   f"asks for {self.codec.mel_matrix!r}; resume with codec.mel_matrix={saved}")
 
     def on_fit_start(self) -> None:
-        """Runs after a resume has restored ``images_seen`` and before the first dataloader is
-        built, so the first epoch already uses the stage's batch size; Adam is kept as restored."""
-        self._use_stage(self.stage)
+        """Point the DataModule at this model's image count and batch-size schedule (the count is
+        read when each epoch's loader is built, after a resume has restored it)."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None and hasattr(datamodule, "follow"):
+            datamodule.follow(lambda: int(self.images_seen), self.batch_size_at)
 
     def on_train_start(self) -> None:
         self._clock = (time.perf_counter(), int(self.images_seen))
 
     # ----------------------------------------------------------------- training
-    def sample_pitches(self, n: int) -> torch.Tensor:
+    def sample_pitches(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """Generator labels follow the training set's own pitch histogram."""
-        return torch.multinomial(self.pitch_weights, n, replacement=True)
+        return torch.multinomial(self.pitch_weights, n, replacement=True, generator=generator)
 
-    def _fake(self, pitches: torch.Tensor, blocks: int, alpha: float) -> torch.Tensor:
-        z = torch.randn(pitches.shape[0], self.generator.latent_dim, device=self.device)
+    def step_generator(self) -> torch.Generator:
+        """This rank's random numbers for the step at the current image count (``gansynth.seeds``)."""
+        return seeded_generator(self.device, self.hparams.seed, STEP_NOISE, self.global_rank, int(self.images_seen))
+
+    def _fake(self, pitches: torch.Tensor, blocks: int, alpha: float, generator: torch.Generator) -> torch.Tensor:
+        z = torch.randn(pitches.shape[0], self.generator.latent_dim, device=self.device, generator=generator)
         return self.generator(z, pitches, blocks, alpha)
 
     def _critic(self, x: torch.Tensor, pitches: torch.Tensor, blocks: int, alpha: float):
@@ -150,9 +166,10 @@ class GANSynth(pl.LightningModule):
     def training_step(self, batch, batch_idx):
         images, labels = batch
         stage = self.stage
-        if stage != self._stage:
+        if stage != self._optim_stage:
             self._enter_stage(stage)
         blocks, alpha = self.blocks_and_alpha()
+        noise = self.step_generator()
         real = fade_reals(self.codec.normalize(images), self.current_size(blocks), alpha)
         n = real.shape[0]
         w = self.hparams.loss
@@ -160,8 +177,8 @@ class GANSynth(pl.LightningModule):
 
         # Generator step: fool the critic and make the pitch head see the asked-for pitch.
         self.toggle_optimizer(opt_g)
-        fake_pitch = self.sample_pitches(n)
-        fake = self._fake(fake_pitch, blocks, alpha)
+        fake_pitch = self.sample_pitches(n, noise)
+        fake = self._fake(fake_pitch, blocks, alpha, noise)
         score, logits = self._critic(fake, fake_pitch, blocks, alpha)
         g_adv = -score.mean()
         g_aux = F.cross_entropy(logits.float(), fake_pitch)
@@ -176,10 +193,11 @@ class GANSynth(pl.LightningModule):
         # the real batch's pitches, so real, fake and their interpolates share one label.
         self.toggle_optimizer(opt_d)
         with torch.no_grad():
-            fake = self._fake(labels, blocks, alpha)
+            fake = self._fake(labels, blocks, alpha, noise)
         real_score, real_logits = self._critic(real, labels, blocks, alpha)
         fake_score, _ = self._critic(fake, labels, blocks, alpha)
-        gp = gradient_penalty(lambda x: self._critic(x, labels, blocks, alpha)[0], real, fake, w["gp_target"])
+        gp = gradient_penalty(lambda x: self._critic(x, labels, blocks, alpha)[0], real, fake, w["gp_target"],
+                              noise)
         d_adv = fake_score.mean() - real_score.mean()
         d_aux = F.cross_entropy(real_logits.float(), labels)
         drift = (real_score.float() ** 2).mean()
@@ -196,8 +214,6 @@ class GANSynth(pl.LightningModule):
             g_loss=g_loss, g_adv=g_adv, g_aux=g_aux, d_loss=d_loss, d_adv=d_adv, d_aux=d_aux, gp=gp,
             real_pitch_acc=(real_logits.argmax(1) == labels).float().mean(),
         ), stage, alpha)
-        if int(self.images_seen) >= self.schedule.total_images:
-            self.trainer.should_stop = True
 
     def _check_finite(self, loss: torch.Tensor, name: str) -> None:
         if not torch.isfinite(loss):

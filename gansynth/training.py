@@ -7,23 +7,26 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
-from gansynth.callbacks import AtomicCheckpointIO, ImageCountCheckpoint, LearningMonitor, SampleLogger
+from gansynth.callbacks import (
+    AtomicCheckpointIO, ImageCountCheckpoint, LearningMonitor, SampleLogger, StopAtImages,
+)
 from gansynth.render import CheckpointError
 
 
 def build_datamodule(cfg: DictConfig):
     """The DataModule with its path made absolute; its pre-flight scan runs before anything else."""
-    return instantiate(cfg.data, path=to_absolute_path(cfg.data.path), _convert_="all")
+    return instantiate(cfg.data, path=to_absolute_path(cfg.data.path), seed=cfg.seed, _convert_="all")
 
 
 def build_model(cfg: DictConfig, datamodule):
     """The LightningModule, given the codec and pitch histogram the data scan found."""
     pitch = dict(low=datamodule.pitch_low, high=datamodule.pitch_high, counts=list(datamodule.pitch_counts))
-    return instantiate(cfg.model, codec=datamodule.codec.to_dict(), pitch=pitch, _convert_="all")
+    return instantiate(cfg.model, codec=datamodule.codec.to_dict(), pitch=pitch, seed=cfg.seed, _convert_="all")
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, extra_callbacks=()) -> pl.Trainer:
-    callbacks = [ImageCountCheckpoint(run_dir / "checkpoints", cfg.checkpoint_every_images), *extra_callbacks]
+    callbacks = [ImageCountCheckpoint(run_dir / "checkpoints", cfg.checkpoint_every_images),
+                 StopAtImages(cfg.max_images), *extra_callbacks]
     if cfg.samples.every_images:
         callbacks.append(SampleLogger(run_dir / "samples", cfg.samples.every_images, cfg.samples.pitches))
     if cfg.evaluation.every_images:
@@ -37,7 +40,8 @@ def build_trainer(cfg: DictConfig, run_dir: Path, extra_callbacks=()) -> pl.Trai
 
 
 def run(cfg: DictConfig, extra_callbacks=()):
-    """Scan the data, build model and trainer, fit (resuming from ``ckpt_path`` if set)."""
+    """Scan the data, build model and trainer, fit (resuming from ``ckpt_path`` if set). The global
+    seed only makes the initial weights; training draws from per-rank streams (``gansynth.seeds``)."""
     ckpt = to_absolute_path(cfg.ckpt_path) if cfg.ckpt_path else None
     if ckpt and not Path(ckpt).is_file():  # before anything is written into the run folder
         raise CheckpointError(f"{ckpt}: checkpoint file not found (ckpt_path={cfg.ckpt_path})")

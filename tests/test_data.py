@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from gansynth.data import AudioFolderDataModule, DatasetError
+from gansynth.data import AudioFolderDataModule, DatasetError, StreamBatchSampler
 from gansynth.spectral import SpecgramCodec
 
 LOG_FLOOR = float(np.log(1e-6))
@@ -139,6 +139,28 @@ def test_two_workers_deliver_every_kept_item_once(notes_copy, tiny_codec):
     images = torch.cat([b[0] for b in batches])  # [6, 2, 32, 256]
     distinct = {image.sum().item() for image in images}
     assert len(batches) == 2 and images.shape[0] == 6 and len(distinct) == 6
+
+
+def stream(start: int, rank: int, seed: int = 0) -> list[list[int]]:
+    """One epoch of rank ``rank`` of 2 over 12 items, 3 per rank per batch, 2 from image 18 on."""
+    return list(StreamBatchSampler(12, start, lambda images: 3 if images < 18 else 2, seed, rank, world_size=2))
+
+
+def test_stream_sampler_gives_ranks_disjoint_shards_of_each_pass():
+    rank0, rank1 = stream(0, 0), stream(0, 1)  # an epoch is 12 // (3 * 2) = 2 batches
+    assert [len(b) for b in rank0 + rank1] == [3, 3, 3, 3]
+    assert sorted(sum(rank0 + rank1, [])) == list(range(12))
+    later = sum(stream(12, 0) + stream(12, 1), [])  # the second pass (images 12 to 21), reshuffled
+    assert len(set(later)) == 10 and later != sum(rank0 + rank1, [])[:10]
+    assert stream(0, 0, seed=1) != rank0
+
+
+def test_stream_sampler_continues_from_any_image_count():
+    for rank in (0, 1):
+        assert stream(6, rank)[0] == stream(0, rank)[1]  # a loader built at 6 images (e.g. a resume)
+        assert stream(18, rank)[0] == stream(12, rank)[1]
+    # The batch size follows the schedule at the exact image count, not at the next epoch.
+    assert [len(b) for b in stream(12, 0)] == [3, 2]
 
 
 def test_fitted_normalizer_maps_the_cached_range_to_plus_minus_0_8(synthetic_notes, tiny_codec, tmp_path):

@@ -1,6 +1,8 @@
 """Training end to end: the real Hydra config, shrunk; checkpoints, resume, DDP, divergence."""
 from __future__ import annotations
 
+import io
+import os
 import signal
 import subprocess
 import sys
@@ -13,6 +15,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from gansynth.callbacks import AtomicCheckpointIO
 from gansynth.make_dataset import make_dataset
 from gansynth.module import GANSynth, TrainingDiverged
 from gansynth.pitch import PitchError
@@ -83,16 +86,27 @@ def test_pitch_counts_that_do_not_fit_the_vocabulary_name_the_key():
         GANSynth(codec=codec, pitch=dict(low=24, high=84, counts=[1, 2, 3]), **model)
 
 
+class RecordBatches(pl.Callback):
+    """The size of every batch trained on."""
+
+    def __init__(self):
+        self.sizes = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.sizes.append(len(batch[1]))
+
+
 def test_tiny_training_runs_all_stages_and_writes_outputs(notes, tmp_path):
-    trainer, model = train(notes, tmp_path)
-    assert int(model.images_seen) >= 400
+    batches = RecordBatches()
+    _, model = train(notes, tmp_path, callbacks=[batches])
+    assert int(model.images_seen) == 400  # max_images defaults to the schedule's total_images
     assert model.stage == model.schedule.num_stages - 1
     ckpts = sorted(p.name for p in (tmp_path / "checkpoints").glob("*.ckpt"))
     assert "last.ckpt" in ckpts and "images-000000128.ckpt" in ckpts
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
     assert list((tmp_path / "samples").glob("images-*.wav"))
-    # The batch size followed the schedule: the last stage uses 4.
-    assert trainer.datamodule.batch_size == 4
+    # The batch size followed the schedule from the first batch of stage 3 (192 images) on.
+    assert batches.sizes == [8] * 24 + [4] * 52
 
 
 class RecordStart(pl.Callback):
@@ -112,6 +126,9 @@ def test_resume_continues_images_and_stage(notes, tmp_path):
     ckpt = tmp_path / "checkpoints" / "last.ckpt"
     saved = torch.load(ckpt, map_location="cpu", weights_only=True)
     assert int(saved["state_dict"]["images_seen"]) == 152
+    assert saved["optim_stage"] == 2  # the stage whose Adam moments the checkpoint holds
+    first.on_load_checkpoint({k: v for k, v in saved.items() if k != "optim_stage"})  # an older checkpoint
+    assert first._optim_stage == 2
     # Rendering a mid-training checkpoint uses the stage it reached (2 blocks, stable), full size.
     synth = load_checkpoint(ckpt)
     assert (synth.blocks, synth.alpha) == (2, 1.0)
@@ -136,6 +153,58 @@ def test_resume_refuses_a_checkpoint_trained_on_the_other_mel_matrix(notes, tmp_
         train(notes, tmp_path / "again", f"ckpt_path={ckpt}", "codec.mel_matrix=released")
 
 
+def test_max_images_stops_at_the_first_batch_reaching_it(notes, tmp_path):
+    _, model = train(notes, tmp_path, "max_images=100")  # batches of 8: 96 < 100 <= 104
+    assert int(model.images_seen) == 104
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    assert int(torch.load(ckpt, weights_only=True)["state_dict"]["images_seen"]) == 104
+    batches = RecordBatches()
+    _, resumed = train(notes, tmp_path, f"ckpt_path={ckpt}", "max_images=100", callbacks=[batches])
+    assert int(resumed.images_seen) == 104 and batches.sizes == []
+
+
+@pytest.fixture(scope="module")
+def mono_notes(tmp_path_factory) -> Path:
+    """20 mono notes (two programs, MIDI 60-69): 20 is no multiple of the batch, so data passes,
+    epochs and stage boundaries fall at different image counts."""
+    folder = tmp_path_factory.mktemp("mono_notes")
+    make_dataset(folder, synthetic=True, programs=(0, 1), pitch_low=60, pitch_high=69, velocities=(100,),
+                 note_length=0.015, clip_length=0.02, channels=1, progress=False)
+    return folder
+
+
+# fp32, stages of 24 images: batches of 8 until 72, where the fade-in to 8×64 starts with batches
+# of 4 (stage 3, 72 to 96); the last stage runs to 104. A checkpoint every 12 images.
+EXACT = ["codec.channel_mode=mono", "trainer.precision=32-true", "model.schedule.stable_images=24",
+         "model.schedule.transition_images=24", "model.schedule.total_images=104", "checkpoint_every_images=12",
+         "samples.every_images=0", "evaluation.every_images=0", "~logger"]
+
+
+def assert_same_training_state(path: Path, reference: Path, adam_steps: int) -> None:
+    """Weights, EMA, buffers and both Adams' moments bit for bit; ``adam_steps`` since the reset."""
+    a, b = (torch.load(p, map_location="cpu", weights_only=True) for p in (path, reference))
+    torch.testing.assert_close(a["state_dict"], b["state_dict"], rtol=0, atol=0)
+    for opt_a, opt_b in zip(a["optimizer_states"], b["optimizer_states"], strict=True):
+        assert {int(s["step"]) for s in opt_b["state"].values()} == {adam_steps}
+        torch.testing.assert_close(opt_a["state"], opt_b["state"], rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_runs_resumed_at_a_stage_boundary_and_mid_fade_in_end_bit_exact(mono_notes, tmp_path):
+    """One run stopped at 72 images (a stage boundary: Adam resets, batches shrink to 4, mid-epoch)
+    and at 84 (mid fade-in, alpha 0.5) and resumed each time ends where the straight run does."""
+    _, straight = train(mono_notes, tmp_path / "straight", *EXACT)
+    assert int(straight.images_seen) == 104
+    reference = tmp_path / "straight" / "checkpoints"
+    ckpt = None
+    for stop, expected, adam_steps in ((72, "images-000000072.ckpt", 3), (84, "images-000000084.ckpt", 3),
+                                       (104, "last.ckpt", 2)):
+        resume = [f"ckpt_path={ckpt}"] if ckpt else []
+        train(mono_notes, tmp_path / str(stop), *EXACT, f"max_images={stop}", *resume)
+        ckpt = tmp_path / str(stop) / "checkpoints" / "last.ckpt"
+        assert_same_training_state(ckpt, reference / expected, adam_steps)
+
+
 def test_train_script_runs_from_the_command_line(notes, tmp_path):
     args = [a for a in SHRINK if not a.startswith("+trainer.enable_progress_bar")]
     cmd = [sys.executable, str(ROOT / "train.py"), *args, "+trainer.max_steps=6",
@@ -146,27 +215,69 @@ def test_train_script_runs_from_the_command_line(notes, tmp_path):
     assert (tmp_path / "config.yaml").is_file()
 
 
-def test_run_killed_with_sigkill_resumes_from_last_checkpoint(notes, tmp_path):
-    """kill -9 in the middle of training leaves a loadable last.ckpt; resuming continues from it."""
+def test_failed_checkpoint_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    last = tmp_path / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"images_seen": 32}, last)
+    real_save = torch.save
+
+    def save_half_then_fail(obj, f, *args, **kwargs):
+        buffer = io.BytesIO()
+        real_save(obj, buffer)
+        f.write(buffer.getbuffer()[: buffer.tell() // 2])
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", save_half_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        AtomicCheckpointIO().save_checkpoint({"images_seen": 48, "weights": torch.ones(1000)}, last)
+    assert torch.load(last, weights_only=True) == {"images_seen": 32}
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+def test_two_writers_of_one_checkpoint_never_share_a_temporary_file(tmp_path, monkeypatch):
+    """Writer B saves the same path in full while writer A is between writing and renaming."""
+    last = tmp_path / "last.ckpt"
+    real_replace = os.replace
+
+    def another_writer_first(src, dst):
+        monkeypatch.setattr(os, "replace", real_replace)
+        AtomicCheckpointIO().save_checkpoint({"writer": "B"}, last)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", another_writer_first)
+    AtomicCheckpointIO().save_checkpoint({"writer": "A"}, last)
+    assert torch.load(last, weights_only=True) == {"writer": "A"}
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+def test_run_killed_with_sigkill_during_a_checkpoint_write_resumes_from_the_previous_one(notes, tmp_path):
+    """kill -9 while last.ckpt is being rewritten leaves the previous last.ckpt whole; resuming
+    continues from it. The write is stalled halfway by a test hook, so the kill always lands in it."""
     args = [a for a in SHRINK if not a.startswith("+trainer.enable_progress_bar")]
-    cmd = [sys.executable, str(ROOT / "train.py"), *args, f"data.path={notes}", f"hydra.run.dir={tmp_path}",
-           "checkpoint_every_images=16", "model.schedule.total_images=100000"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
-    last = tmp_path / "checkpoints" / "last.ckpt"
+    signal_file = tmp_path / "stalled"
+    # Checkpoint writes at batch 8, every 16 images: images-16, last (16), images-32, last (32),
+    # images-48, then last (48) stalls: the complete last.ckpt is the one at 32 images.
+    env = dict(os.environ, STALL_AT_SAVE="6", STALL_SIGNAL=str(signal_file), PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, str(ROOT / "tests" / "stall_checkpoint_write.py"), *args, f"data.path={notes}",
+           f"hydra.run.dir={tmp_path}", "checkpoint_every_images=16", "samples.every_images=0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path, env=env)
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and len(list(last.parent.glob("images-*.ckpt"))) < 3:
-        time.sleep(0.2)
+    while not signal_file.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    stderr = proc.communicate()[1].decode()
+    assert signal_file.exists(), stderr[-3000:]
     assert proc.returncode == -signal.SIGKILL
+    folder = tmp_path / "checkpoints"
+    (partial,) = folder.glob(".last.ckpt.*.tmp")
+    assert 0 < partial.stat().st_size == int(signal_file.read_text()) // 2
+    assert sorted(p.name for p in folder.glob("*.ckpt")) == [
+        "images-000000016.ckpt", "images-000000032.ckpt", "images-000000048.ckpt", "last.ckpt"]
+    last = folder / "last.ckpt"
     saved = torch.load(last, map_location="cpu", weights_only=True)
-    killed_at = int(saved["state_dict"]["images_seen"])
-    assert killed_at >= 48
+    assert int(saved["state_dict"]["images_seen"]) == 32
     start = RecordStart()
-    more_steps = f"+trainer.max_steps={saved['global_step'] + 4}"  # global_step counts G and D steps
-    _, resumed = train(notes, tmp_path / "resumed", f"ckpt_path={last}", more_steps, callbacks=[start])
-    assert start.images_seen == killed_at
-    assert killed_at < int(resumed.images_seen) <= killed_at + 2 * 8  # two more iterations
+    _, resumed = train(notes, tmp_path / "resumed", f"ckpt_path={last}", "max_images=48", callbacks=[start])
+    assert (start.images_seen, int(resumed.images_seen)) == (32, 48)
 
 
 def test_missing_resume_checkpoint_fails_before_the_run_folder_is_touched(notes, tmp_path):
@@ -196,26 +307,73 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(notes, tmp_path, monkeypa
     assert int(last["state_dict"]["images_seen"]) > 0
 
 
-class DumpRankWeights(pl.Callback):
-    """Each rank writes its final weights, so the test can compare them after the processes end."""
+class RecordDraws(pl.Callback):
+    """Each rank writes what every batch drew (the real images and labels, the latents of G's two
+    calls), keyed by the image count it started at, and its final weights, so the test can compare
+    ranks and runs after the processes end."""
 
     def __init__(self, folder: Path):
         self.folder = folder
 
+    def on_train_start(self, trainer, pl_module):
+        self.steps, self._latents = {}, []
+        self._hook = pl_module.generator.register_forward_pre_hook(
+            lambda module, args: self._latents.append(args[0].detach().clone()))
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self._latents = []
+        self.steps[int(pl_module.images_seen)] = {"images": batch[0].clone(), "labels": batch[1].clone()}
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.steps[max(self.steps)]["z"] = torch.stack(self._latents)  # [2, B, latent]
+
     def on_train_end(self, trainer, pl_module):
+        self._hook.remove()
         self.folder.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu() for k, v in pl_module.state_dict().items()}
-        torch.save({"images_seen": int(pl_module.images_seen), "state": state},
-                   self.folder / f"rank{trainer.global_rank}.pt")
+        torch.save({"steps": self.steps, "state": state}, self.folder / f"rank{trainer.global_rank}.pt")
+
+    def load(self) -> list[dict]:
+        return [torch.load(self.folder / f"rank{rank}.pt", weights_only=True) for rank in (0, 1)]
 
 
-def test_ddp_two_processes_end_with_identical_weights(notes, tmp_path):
-    """Two gloo ranks (ddp_spawn under pytest) train a few steps; rank weights must agree."""
-    train(notes, tmp_path, "trainer=ddp_cpu", "trainer.strategy=ddp_spawn_find_unused_parameters_true",
-          "+trainer.max_steps=12", callbacks=[DumpRankWeights(tmp_path / "rank_weights")])
-    dumps = sorted((tmp_path / "rank_weights").glob("rank*.pt"))
-    assert len(dumps) == 2
-    a, b = (torch.load(p, weights_only=True) for p in dumps)
-    assert a["images_seen"] == b["images_seen"] >= 96
-    for key in a["state"]:
-        torch.testing.assert_close(a["state"][key], b["state"][key], rtol=0, atol=0)
+def train_ddp(notes: Path, run_dir: Path, *overrides: str) -> list[dict]:
+    """Two gloo ranks (ddp_spawn under pytest); what each drew, as RecordDraws wrote it."""
+    record = RecordDraws(run_dir / "draws")
+    train(notes, run_dir, "trainer=ddp_cpu", "trainer.strategy=ddp_spawn_find_unused_parameters_true",
+          "samples.every_images=0", "evaluation.every_images=0", *overrides, callbacks=[record])
+    return record.load()
+
+
+@pytest.fixture(scope="module")
+def ddp_straight(notes, tmp_path_factory) -> list[dict]:
+    """Six batches of 8 per rank (96 images), uninterrupted."""
+    return train_ddp(notes, tmp_path_factory.mktemp("ddp_straight"), "max_images=96")
+
+
+def test_ddp_ranks_train_one_model_on_different_data_and_noise(ddp_straight):
+    rank0, rank1 = ddp_straight
+    assert sorted(rank0["steps"]) == sorted(rank1["steps"]) == [0, 16, 32, 48, 64, 80]
+    for key in rank0["state"]:
+        torch.testing.assert_close(rank0["state"][key], rank1["state"][key], rtol=0, atol=0)
+    for seen, a in rank0["steps"].items():
+        b = rank1["steps"][seen]
+        assert a["z"].shape == (2, 8, 16)
+        assert not torch.isin(a["z"], b["z"]).any()  # not one latent value in common
+        # Disjoint shards: no real image of rank 0's batch is in rank 1's.
+        assert not (a["images"][:, None] == b["images"][None]).flatten(2).all(2).any()
+
+
+@pytest.mark.slow
+def test_ddp_resume_continues_each_ranks_streams(notes, tmp_path, ddp_straight):
+    """Stopped at the stage boundary at 64 images and resumed: every rank draws the same batches
+    and latents as in the uninterrupted run, and the weights end bit-exact."""
+    first = train_ddp(notes, tmp_path / "first", "max_images=64")
+    ckpt = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    second = train_ddp(notes, tmp_path / "second", "max_images=96", f"ckpt_path={ckpt}")
+    for rank, straight in enumerate(ddp_straight):
+        assert sorted(first[rank]["steps"]) == [0, 16, 32, 48]
+        assert sorted(second[rank]["steps"]) == [64, 80]
+        torch.testing.assert_close({**first[rank]["steps"], **second[rank]["steps"]}, straight["steps"],
+                                   rtol=0, atol=0)
+        torch.testing.assert_close(second[rank]["state"], straight["state"], rtol=0, atol=0)
