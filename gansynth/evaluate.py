@@ -260,14 +260,21 @@ def generated_note_batches(
 
 
 def mean_note_batches(
-    images: torch.Tensor, pitch_index: torch.Tensor, codec, pitch_low: int, notes_per_pitch: int
+    dataset, codec, vocab, notes_per_pitch: int, device: str | torch.device = "cpu"
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """The "mean note" control: each pitch's mean normalised image over the real notes, decoded, repeated
-    notes_per_pitch times. A real pitched drone with one fixed timbre: it may pass PA, never timbre."""
-    for index in pitch_index.unique():
-        mean = codec.normalize(images[pitch_index == index]).mean(0, keepdim=True)  # [1, C, T, F]
-        audio = codec.decode(codec.denormalize(mean)).float()  # [1, ch, n]
-        yield audio.expand(notes_per_pitch, -1, -1), (index + pitch_low).repeat(notes_per_pitch)
+    """The "mean note" control: each pitch's mean normalised image over a dataset of real (raw image,
+    pitch index) items, decoded and repeated notes_per_pitch times. A real pitched drone with one fixed
+    timbre: it may pass PA, never timbre. The means are accumulated batch by batch."""
+    sums = torch.zeros(vocab.size, *codec.image_shape, device=device)  # [P, C, T, F]
+    counts = torch.zeros(vocab.size, device=device)
+    for images, pitch_index in torch.utils.data.DataLoader(dataset, batch_size=64):
+        pitch_index = pitch_index.to(device)
+        sums.index_add_(0, pitch_index, codec.normalize(images.to(device)))
+        counts.index_add_(0, pitch_index, torch.ones(len(pitch_index), device=device))
+    for index in torch.nonzero(counts).flatten().tolist():
+        mean = (sums[index] / counts[index])[None]  # [1, C, T, F]
+        audio = codec.decode(codec.denormalize(mean)).float().cpu()  # [1, ch, n]
+        yield audio.expand(notes_per_pitch, -1, -1), torch.full((notes_per_pitch,), vocab.midi(index))
 
 
 def white_noise_batches(
@@ -468,13 +475,10 @@ def control_batches(cfg: DictConfig, synth, datamodule, real_batches) -> dict:
 
     untrained = load_checkpoint(cfg.ckpt_path, device=cfg.device, untrained_seed=cfg.seed)
     dataset = datamodule.train_dataloader().dataset
-    images = torch.stack([dataset[i][0] for i in range(len(dataset))])  # [N, C, T, F] raw
-    pitch_index = torch.tensor([int(dataset[i][1]) for i in range(len(dataset))])
     rms = float(torch.cat([audio.flatten() for audio, _ in real_batches]).square().mean().sqrt())
     return {
         "untrained": generated_note_batches(untrained, cfg.notes_per_pitch, cfg.seed),
-        "mean_note": mean_note_batches(images.to(synth.device), pitch_index.to(synth.device), synth.codec,
-                                       datamodule.pitch_low, cfg.notes_per_pitch),
+        "mean_note": mean_note_batches(dataset, synth.codec, synth.vocab, cfg.notes_per_pitch, synth.device),
         "noise": white_noise_batches(synth.trained_pitches, cfg.notes_per_pitch, synth.channels,
                                      synth.n_samples, rms, cfg.seed),
     }
