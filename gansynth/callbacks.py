@@ -171,12 +171,12 @@ class LearningMonitor(pl.Callback):
     @torch.no_grad()
     def _timbre_reference(self, trainer, pl_module):
         """The real notes decoded from the cache (the codec's ceiling) with their file names' instruments."""
-        from gansynth.timbre import TimbreError, TimbreReference, instrument_of, timbre_features
+        from gansynth.evaluate import real_instruments
+        from gansynth.timbre import TimbreError, TimbreReference, timbre_features
 
         datamodule = trainer.datamodule
-        try:
-            instruments = [instrument_of(path) for path in datamodule.scan().files]
-        except TimbreError:
+        instruments = real_instruments(datamodule)
+        if instruments is None:
             return None
         dataset = datamodule.train_dataloader().dataset
         codec, features, midi = pl_module.codec, [], []
