@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from gansynth.module import GANSynth  # noqa: E402
 from gansynth.spectral import SpecgramCodec  # noqa: E402
 
-CONFIGS = {"paper": "paper", "fork": "stereo_44k"}  # benchmark name -> Hydra experiment
+CONFIGS = {"paper": "paper", "fork": "stereo_44k", "tiny": "tiny"}  # benchmark name -> Hydra experiment
 PRECISIONS = {"fp32": "32-true", "bf16": "bf16-mixed"}
 PEAK_CONV = dict(channels=256, height=32, width=256)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,12 @@ VARIANTS = {  # the README's results table, row by row
                   "model.network.num_blocks=3", "model.network.start_shape=[8,64]", "model.network.fmap_base=128",
                   "model.schedule.stable_images=8000", "model.schedule.transition_images=4000"],
     "harmonic_projection_full": [],  # the shipped tiny experiment
+    "hp_no_aux_g": [*HARMONIC, "model.loss.projection=true", "model.loss.aux_weight_g=0"],
+    "hp_mode_seeking": [*HARMONIC, "model.loss.projection=true", "model.loss.mode_seeking=1"],
+    "full_no_aux_g": ["model.loss.aux_weight_g=0", "model.schedule.stable_images=4000",
+                      "model.schedule.transition_images=2000"],
+    "full_no_aux_g_keep_adam": ["model.loss.aux_weight_g=0", "model.schedule.stable_images=4000",
+                                "model.schedule.transition_images=2000", "model.optim.reset_on_stage=false"],
 }
 CHECKPOINTS = (2.5, 5.0, 7.5, 10.0, 12.5, 15.0)
 
@@ -85,8 +92,16 @@ def main() -> None:
         cells = [f"{v:.2f}" if (v := pa_at(recs, m)) is not None else "-" for m in marks]
         last = recs[-1] if recs else {"images_seen": 0, "pitch_accuracy": float("nan")}
         print(f"| {name} | {' | '.join(cells)} | {last['images_seen']} | {last['pitch_accuracy']:.2f} |")
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps({"minutes": args.minutes, "threads": args.threads, "results": results}, indent=1))
+    # Earlier variants' records stay: the file is the README table's evidence, run by run.
+    out = Path(args.json)
+    saved = json.loads(out.read_text()) if out.exists() else {}
+    saved.setdefault("cpu", platform.processor() or platform.machine())
+    runs = saved.setdefault("runs", {})
+    for name, r in results.items():
+        runs[name] = dict(r, overrides=[*BASE, *r["overrides"]], minutes=args.minutes, threads=args.threads,
+                          seed=args.seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(saved, indent=1))
 
 
 if __name__ == "__main__":

@@ -57,6 +57,15 @@ def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, target: flo
     return ((slope / target - 1.0) ** 2).mean()
 
 
+def mode_seeking_loss(fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """MSGAN's term (Mao et al. 2019) against a conditional G that ignores its latent: two notes
+    of one pitch should differ in proportion to their latents. Pairs are the batch's two halves."""
+    h = fake.shape[0] // 2
+    image_gap = (fake[:h] - fake[h: 2 * h]).float().abs().mean(dim=(1, 2, 3))
+    latent_gap = (z[:h] - z[h: 2 * h]).abs().mean(dim=1)
+    return (1.0 / (image_gap / latent_gap + 1e-5)).mean()
+
+
 class GANSynth(pl.LightningModule):
     """Generator, discriminator, EMA generator and codec, with every hyperparameter primitive so
     checkpoints load with ``weights_only=True`` and rendering needs nothing but the checkpoint.
@@ -177,12 +186,18 @@ class GANSynth(pl.LightningModule):
 
         # Generator step: fool the critic and make the pitch head see the asked-for pitch.
         self.toggle_optimizer(opt_g)
+        mode_seeking = w.get("mode_seeking", 0.0)
         fake_pitch = self.sample_pitches(n, noise)
-        fake = self._fake(fake_pitch, blocks, alpha, noise)
+        if mode_seeking:  # the second half asks for the first half's pitches, from other latents
+            fake_pitch[n // 2: 2 * (n // 2)] = fake_pitch[: n // 2]
+        z = torch.randn(n, self.generator.latent_dim, device=self.device, generator=noise)
+        fake = self.generator(z, fake_pitch, blocks, alpha)
         score, logits = self._critic(fake, fake_pitch, blocks, alpha)
         g_adv = -score.mean()
         g_aux = F.cross_entropy(logits.float(), fake_pitch)
         g_loss = g_adv + w["aux_weight_g"] * g_aux
+        if mode_seeking:
+            g_loss = g_loss + mode_seeking * mode_seeking_loss(fake, z)
         self._check_finite(g_loss, "generator loss")
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(g_loss)

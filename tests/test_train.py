@@ -377,3 +377,16 @@ def test_ddp_resume_continues_each_ranks_streams(notes, tmp_path, ddp_straight):
         torch.testing.assert_close({**first[rank]["steps"], **second[rank]["steps"]}, straight["steps"],
                                    rtol=0, atol=0)
         torch.testing.assert_close(second[rank]["state"], straight["state"], rtol=0, atol=0)
+
+
+def test_mode_seeking_loss_punishes_a_generator_that_ignores_its_latent():
+    """Identical notes from different latents cost ~1/eps; notes that differ as much as their latents cost ~1."""
+    from gansynth.module import mode_seeking_loss
+
+    z = torch.randn(8, 64, generator=torch.Generator().manual_seed(0))
+    same = torch.zeros(8, 2, 4, 8)
+    gap = (z[:4] - z[4:]).abs().mean(dim=1)
+    following = torch.zeros(8, 2, 4, 8)
+    following[4:] = gap[:, None, None, None]  # each pair's image gap equals its latent gap
+    assert mode_seeking_loss(same, z).item() > 1e4
+    assert mode_seeking_loss(following, z).item() == pytest.approx(1.0, rel=1e-3)
