@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import soundfile as sf
 import soxr
 import torch
 
+from gansynth.files import atomic_write
 from gansynth.errors import GANSynthError
 
 WRITE_SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
@@ -158,7 +158,7 @@ def load_clip(path: str | os.PathLike, sample_rate: int, channels: int,
 
 def write_audio(path: str | os.PathLike, x: np.ndarray | torch.Tensor, sample_rate: int,
                 subtype: str = "PCM_16") -> WriteReport:
-    """Write ``[channels, n]`` (or ``[n]`` as mono) through a temp file and ``os.replace``.
+    """Write ``[channels, n]`` (or ``[n]`` as mono) through `gansynth.files.atomic_write`.
 
     A crash mid-write therefore never leaves a half-written file, and an existing file is either
     replaced whole or left untouched. PCM subtypes clip to [-1, 1] and warn with the count.
@@ -182,15 +182,8 @@ def write_audio(path: str | os.PathLike, x: np.ndarray | torch.Tensor, sample_ra
             samples = np.clip(samples, -1.0, 1.0)
     if not path.parent.is_dir():
         raise AudioError(f"{path}: folder {path.parent} does not exist")
-    # A unique hidden name in the same folder keeps os.replace atomic (same file system) and lets
-    # libsndfile create the file with the usual permissions.
-    temp_name = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        sf.write(temp_name, samples.T, sample_rate, subtype=subtype, format=audio_format)
-        os.replace(temp_name, path)
-    except BaseException:
-        temp_name.unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as handle:
+        sf.write(handle, samples.T, sample_rate, subtype=subtype, format=audio_format)
     return WriteReport(path=path, clipped_samples=clipped, peak=peak)
 
 

@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import json
-import os
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +11,7 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning.utilities import rank_zero_only
 
+from gansynth.files import atomic_write
 from gansynth.audio import write_audio
 
 
@@ -28,17 +27,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise TypeError(f"{type(self).__name__} takes no storage_options")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-        handle = open(tmp, "xb")  # exclusive, with the usual permissions (mkstemp's are 0600)
-        try:
-            with handle:
-                torch.save(checkpoint, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        with atomic_write(path, durable=True) as handle:
+            torch.save(checkpoint, handle)
 
 
 def crossed(before: int, after: int, every: int) -> bool:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from tqdm import tqdm
 
 from .audio import AudioError, Header, load_clip, read_header, to_channels
 from .errors import GANSynthError
+from .files import atomic_write
 from .labels import LabelError, file_identity, label_files
 from .pitch import PitchError, PitchVocab
 from .seeds import DATA_ORDER, seeded_generator
@@ -415,11 +415,5 @@ class AudioFolderDataModule(pl.LightningDataModule):
 
 def _save_npy_atomically(target: Path, array: np.ndarray) -> None:
     """Readers (other ranks, workers) see either no file or the whole file."""
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, array)
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    with atomic_write(target) as handle:
+        np.save(handle, array)

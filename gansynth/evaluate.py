@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from gansynth.files import atomic_write
 from gansynth.classifier import (
     classifier_accuracy,
     classifier_embeddings,
@@ -486,9 +486,8 @@ def control_batches(cfg: DictConfig, synth, datamodule, real_batches) -> dict:
 
 def _write_json_atomically(path: Path, report: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(report, indent=2, allow_nan=True) + "\n")
-    os.replace(temporary, path)
+    with atomic_write(path, "w") as handle:
+        handle.write(json.dumps(report, indent=2, allow_nan=True) + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -11,14 +11,13 @@ import csv
 import hashlib
 import json
 import math
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from .audio import AudioError, read_audio, to_channels
 from .errors import GANSynthError
+from .files import atomic_write
 from .pitch import PitchError, estimate_f0, hz_to_midi
 
 SOURCES = ("nsynth", "fork", "csv", "regex", "estimate")
@@ -173,7 +172,5 @@ def _read_estimate_cache(cache_file: Path | None) -> dict[str, Label]:
 
 def _write_json_atomically(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+    with atomic_write(path, "w") as handle:
         json.dump(data, handle, indent=0, sort_keys=True)
-    os.replace(temp, path)

@@ -9,7 +9,6 @@ and the data order (``gansynth.seeds``): a resumed run repeats the uninterrupted
 from __future__ import annotations
 
 import copy
-import math
 import time
 
 import pytorch_lightning as pl

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -22,6 +21,7 @@ import torch.nn.functional as F
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
+from gansynth.files import atomic_write
 from gansynth.audio import WRITE_SUBTYPES, write_audio
 from gansynth.envelope import check_envelope_params, envelope
 from gansynth.errors import GANSynthError
@@ -448,13 +448,8 @@ def _absolute(path: str) -> Path:
 
 
 def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp.npy")
-    try:
-        np.save(temp, array)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as handle:
+        np.save(handle, array)
 
 
 def _anchors(cfg: GenerateConfig, synth: Synth, count: int) -> np.ndarray:

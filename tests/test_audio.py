@@ -1,6 +1,5 @@
 """Audio I/O: round trips per subtype, channel conversion, resampling, clipping, atomic writes, bad files."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -136,7 +135,7 @@ def test_failed_write_leaves_previous_file_intact(tmp_path, monkeypatch):
     before = path.read_bytes()
 
     def crash_midway(file, data, *args, **kwargs):
-        Path(file).write_bytes(b"RIFF half a header")
+        file.write(b"RIFF half a header")
         raise OSError("disk full")
 
     monkeypatch.setattr(audio.sf, "write", crash_midway)
