@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BASE = ["experiment=tiny", "codec.channel_mode=stereo", "samples.every_images=0", "~logger",
+BASE = ["experiment=tiny", "model.ema_rampup=null", "codec.channel_mode=stereo", "samples.every_images=0", "~logger",
         "+trainer.enable_progress_bar=false", "trainer.log_every_n_steps=50"]
 # The tiny experiment as it was before harmonic coordinates shipped: Magenta's G, 3 stages to 8x64.
 BEFORE = ["model.network.harmonic_coordinates=false", "model.loss.projection=false",
@@ -44,6 +44,8 @@ VARIANTS = {  # the README's results table, row by row
                       "model.schedule.transition_images=2000"],
     "full_no_aux_g_keep_adam": ["model.loss.aux_weight_g=0", "model.schedule.stable_images=4000",
                                 "model.schedule.transition_images=2000", "model.optim.reset_on_stage=false"],
+    "full_ema_rampup": ["model.loss.aux_weight_g=0", "model.schedule.stable_images=4000",
+                        "model.schedule.transition_images=2000", "model.ema_rampup=0.25"],
 }
 CHECKPOINTS = (2.5, 5.0, 7.5, 10.0, 12.5, 15.0)
 

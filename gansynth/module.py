@@ -9,6 +9,7 @@ and the data order (``gansynth.seeds``): a resumed run repeats the uninterrupted
 from __future__ import annotations
 
 import copy
+import math
 import time
 
 import pytorch_lightning as pl
@@ -79,6 +80,7 @@ class GANSynth(pl.LightningModule):
         loss: dict,
         optim: dict,
         ema_decay: float = 0.999,
+        ema_rampup: float | None = None,
         seed: int = 0,
     ):
         super().__init__()
@@ -222,7 +224,7 @@ class GANSynth(pl.LightningModule):
         opt_d.step()
         self.untoggle_optimizer(opt_d)
 
-        self._update_ema()
+        self._update_ema(n * self.trainer.world_size)
         self.images_seen += n * self.trainer.world_size
         self._log_step(dict(
             g_loss=g_loss, g_adv=g_adv, g_aux=g_aux, d_loss=d_loss, d_adv=d_adv, d_aux=d_aux, gp=gp,
@@ -236,9 +238,23 @@ class GANSynth(pl.LightningModule):
                 "training stopped, the last checkpoint on disk is the last good state"
             )
 
+    def ema_decay_now(self, batch: int) -> float:
+        """``ema_decay`` per step, or with ``ema_rampup`` a shorter memory early in each stage: the EMA's
+        half-life (in images) is at most ``ema_rampup`` × the images seen since the stage began
+        (StyleGAN2-ADA ramps it up once per run). Without it the EMA still averages the new blocks'
+        untrained weights of the fade-in for a thousand steps: measured at 8×64 just after a fade,
+        the EMA G scored PA 0.23 and mix entropy 0.01 where the raw G scored 0.60 and 0.60."""
+        decay, rampup = self.hparams.ema_decay, self.hparams.get("ema_rampup")
+        if not rampup or decay <= 0.0:
+            return decay
+        stage = self.stage
+        into_stage = int(self.images_seen) - (self.schedule.stage_end(stage - 1) if stage else 0)
+        half_life = min(batch * math.log(0.5) / math.log(decay), rampup * max(into_stage, batch))
+        return 0.5 ** (batch / half_life)
+
     @torch.no_grad()
-    def _update_ema(self) -> None:
-        decay = self.hparams.ema_decay
+    def _update_ema(self, batch: int) -> None:
+        decay = self.ema_decay_now(batch)
         for ema_p, p in zip(self.ema_generator.parameters(), self.generator.parameters()):
             ema_p.lerp_(p.detach(), 1.0 - decay)
         for ema_b, b in zip(self.ema_generator.buffers(), self.generator.buffers()):

@@ -390,3 +390,22 @@ def test_mode_seeking_loss_punishes_a_generator_that_ignores_its_latent():
     following[4:] = gap[:, None, None, None]  # each pair's image gap equals its latent gap
     assert mode_seeking_loss(same, z).item() > 1e4
     assert mode_seeking_loss(following, z).item() == pytest.approx(1.0, rel=1e-3)
+
+
+def test_ema_rampup_shortens_the_ema_memory_early_in_each_stage():
+    """With ema_rampup the EMA half-life is at most rampup × images into the stage, so just after a
+    fade-in begins the EMA follows G closely; deep into a stage it is the configured decay."""
+    cfg = OmegaConf.to_container(compose_cfg(*SHRINK, "data.path=/x", "run_dir=/tmp/r", "model.ema_rampup=0.25"),
+                                 resolve=True)
+    model = {key: value for key, value in cfg["model"].items() if key != "_target_"}
+    counts = [1] * 61
+    gan = GANSynth(codec=SpecgramCodec(**cfg["codec"]).to_dict(), pitch=dict(low=24, high=84, counts=counts), **model)
+    assert gan.hparams.ema_decay == 0.995
+    gan.images_seen.fill_(64 + 16)  # 16 images into the first fade-in: half-life 4 images, 2 per step
+    assert gan.ema_decay_now(8) == pytest.approx(0.5 ** 2)
+    gan.images_seen.fill_(64 * 10_000)  # far beyond the rampup (total_images ends the last stage there)
+    assert gan.ema_decay_now(8) == pytest.approx(0.995)
+    fixed = GANSynth(codec=SpecgramCodec(**cfg["codec"]).to_dict(), pitch=dict(low=24, high=84, counts=counts),
+                     **dict(model, ema_rampup=None))
+    fixed.images_seen.fill_(64 + 16)
+    assert fixed.ema_decay_now(8) == 0.995
