@@ -18,7 +18,11 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BASE = ["experiment=tiny", "model.ema_rampup=null", "codec.channel_mode=stereo", "samples.every_images=0", "~logger",
+# Every variant starts from the tiny experiment as it was when the results table began (its later
+# changes are variants too), so each row of the table can be rerun as recorded.
+BASE = ["experiment=tiny", "model.ema_rampup=null", "model.loss.aux_weight_g=10",
+        "model.schedule.stable_images=6000", "model.schedule.transition_images=3000",
+        "codec.channel_mode=stereo", "samples.every_images=0", "~logger",
         "+trainer.enable_progress_bar=false", "trainer.log_every_n_steps=50"]
 # The tiny experiment as it was before harmonic coordinates shipped: Magenta's G, 3 stages to 8x64.
 BEFORE = ["model.network.harmonic_coordinates=false", "model.loss.projection=false",
@@ -37,14 +41,15 @@ VARIANTS = {  # the README's results table, row by row
     "start8x64": [*HARMONIC, "model.network.skip_output=true", "model.network.latent_input=dense",
                   "model.network.num_blocks=3", "model.network.start_shape=[8,64]", "model.network.fmap_base=128",
                   "model.schedule.stable_images=8000", "model.schedule.transition_images=4000"],
-    "harmonic_projection_full": [],  # the shipped tiny experiment
+    "harmonic_projection_full": [],  # the tiny experiment shipped before the rows below
     "hp_no_aux_g": [*HARMONIC, "model.loss.projection=true", "model.loss.aux_weight_g=0"],
     "hp_mode_seeking": [*HARMONIC, "model.loss.projection=true", "model.loss.mode_seeking=1"],
     "full_no_aux_g": ["model.loss.aux_weight_g=0", "model.schedule.stable_images=4000",
                       "model.schedule.transition_images=2000"],
     "full_no_aux_g_keep_adam": ["model.loss.aux_weight_g=0", "model.schedule.stable_images=4000",
                                 "model.schedule.transition_images=2000", "model.optim.reset_on_stage=false"],
-    "full_ema_rampup": ["model.loss.aux_weight_g=0", "model.schedule.stable_images=4000",
+    "full_ema_rampup": [  # the tiny experiment shipped now
+                        "model.loss.aux_weight_g=0", "model.schedule.stable_images=4000",
                         "model.schedule.transition_images=2000", "model.ema_rampup=0.25"],
 }
 CHECKPOINTS = (2.5, 5.0, 7.5, 10.0, 12.5, 15.0)
@@ -77,6 +82,7 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(ROOT / "runs" / "learning_curve"))
+    parser.add_argument("--tag", default="", help="suffix of the records' names, e.g. @notes2 for another dataset")
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "learning_curve.json"))
     args = parser.parse_args()
     procs = {name: launch(name, VARIANTS[name], args) for name in args.variants}
@@ -100,8 +106,8 @@ def main() -> None:
     saved.setdefault("cpu", platform.processor() or platform.machine())
     runs = saved.setdefault("runs", {})
     for name, r in results.items():
-        runs[name] = dict(r, overrides=[*BASE, *r["overrides"]], minutes=args.minutes, threads=args.threads,
-                          seed=args.seed)
+        runs[name + args.tag] = dict(r, overrides=[*BASE, *r["overrides"]], minutes=args.minutes,
+                                     threads=args.threads, seed=args.seed, data=args.data)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(saved, indent=1))
 
