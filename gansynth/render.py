@@ -304,21 +304,30 @@ def render_midi(synth: Synth, notes: Sequence[Note], latents: np.ndarray, shape:
     for i, note in enumerate(notes):
         uses.setdefault((note.pitch, latents[i].tobytes()), []).append(i)
     jobs = list(uses.values())
-    gain_of = VELOCITY_CURVES[shape.velocity_curve]
     for begin in range(0, len(jobs), synth.batch_size):
         batch = jobs[begin:begin + synth.batch_size]
         z = torch.from_numpy(np.stack([latents[users[0]] for users in batch]))  # [b, latent]
         clips = synth.generate([notes[users[0]].pitch for users in batch], z).numpy()  # [b, ch, n]
         for clip, users in zip(clips, batch):
-            if shape.normalize_notes:
-                clip = peak_normalize(clip, 0.0)
-            clip = sustained(clip, max(lengths[i] for i in users), sr)  # [ch, longest use]
+            clip = prepare_clip(clip, max(lengths[i] for i in users), sr, shape)  # [ch, longest use]
             for i in users:
                 n, start = lengths[i], onsets[i]
-                gain = envelope(n, shape.attack_percent, shape.attack_slope,
-                                shape.release_percent, shape.release_slope) * gain_of(notes[i].velocity)  # [n]
-                mix[:, start:start + n] += clip[:, :n] * gain
+                mix[:, start:start + n] += clip[:, :n] * note_gain(n, notes[i].velocity, shape)
     return peak_normalize(mix, peak_db)
+
+
+def prepare_clip(clip: np.ndarray, n_samples: int, sample_rate: int, shape: NoteShape) -> np.ndarray:
+    """A generated clip [ch, m] as every note of its (pitch, latent) starts from: peak 1 with
+    normalize_notes, then cut or (sustain=loop) looped to n_samples."""
+    if shape.normalize_notes:
+        clip = peak_normalize(clip, 0.0)
+    return sustained(clip, n_samples, sample_rate) if shape.sustain == "loop" else clip[:, :n_samples]
+
+
+def note_gain(n_samples: int, velocity: int, shape: NoteShape) -> np.ndarray:
+    """Gain [n_samples] of one note: its attack/release envelope times its velocity's level."""
+    fades = envelope(n_samples, shape.attack_percent, shape.attack_slope, shape.release_percent, shape.release_slope)
+    return fades * VELOCITY_CURVES[shape.velocity_curve](velocity)
 
 
 def note_sequence(pitches: Sequence[int], note_seconds: float, gap_seconds: float,

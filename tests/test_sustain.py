@@ -3,8 +3,6 @@ own motion, on real 4 s notes (a synthetic tone and a SoundFont violin) and thro
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import soundfile as sf
