@@ -49,6 +49,9 @@ def check_settings(cfg: DictConfig) -> None:
     for key, allowed in choices.items():
         if cfg[key] not in allowed:
             fail(f"{key}={cfg[key]!r} is not one of {', '.join(allowed)}")
+    for key in ("pitch_low", "pitch_high"):
+        if cfg[key] is not None and (isinstance(cfg[key], bool) or not isinstance(cfg[key], int)):
+            fail(f"{key} must be a MIDI number or null, got {cfg[key]!r}")
     if cfg.pitch_step < 1:
         fail(f"pitch_step must be >= 1, got {cfg.pitch_step}")
     velocity_ranges(cfg.velocity_layers)

@@ -18,7 +18,7 @@ from gansynth.files import replacing
 CURVE_PANELS = (  # (title, metrics.jsonl keys)
     ("losses", ("g_loss", "d_loss")),
     ("pitch accuracy", ("pitch_accuracy",)),
-    ("timbre", ("coverage", "entropy")),
+    ("instrument coverage, mix entropy", ("coverage", "entropy")),
 )
 
 

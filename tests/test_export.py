@@ -113,6 +113,7 @@ def test_ranges_give_each_key_to_the_nearest_sample():
     (["note_seconds=1.0"], ExportError, "note_seconds=1.0 is longer than the model's 0.25 s clip; add sustain=loop"),
     (["velocity_layers=0"], ValueError, "velocity_layers must be an integer in 1..127"),
     (["seeds=[]"], ExportError, "no timbre"),
+    (["pitch_low=C4"], ExportError, "pitch_low must be a MIDI number or null, got 'C4'"),
     (["seeds=[0]", "latents_files=[missing.npy]"], ValueError, "missing.npy: latents file not found"),
 ])
 def test_bad_settings_write_nothing(ckpt, tmp_path, overrides, error, message):

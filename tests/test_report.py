@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 import soundfile as sf
 from matplotlib.image import imread
 
+from gansynth import cli
 from gansynth.demo import compose_config
 from gansynth.report import ReportError, run_report
 from test_evaluate import write_note_folder
@@ -72,8 +74,8 @@ def test_page_parses_and_every_linked_file_exists(page):
 
 
 def test_real_beside_generated_and_the_grid_are_real_files(page):
-    real, sr = sf.read(page.parent / "audio" / "real_60.wav", always_2d=True)
-    generated = sf.info(page.parent / "audio" / "generated_60.wav")
+    real, sr = sf.read(page.parent / "audio" / "real_64.wav", always_2d=True)
+    generated = sf.info(page.parent / "audio" / "generated_64.wav")
     assert sr == SR and real.shape == (CLIP, 2) and generated.frames == CLIP  # the data's mono as the model's stereo
     grid = [sf.read(page.parent / "audio" / f"grid_{i:02d}.wav")[0] for i in range(4)]
     assert min(np.abs(a - b).max() for i, a in enumerate(grid) for b in grid[i + 1:]) > 0.01  # 4 different latents
@@ -106,3 +108,19 @@ def test_bad_metrics_file_is_named_before_anything_is_written(run_folder, tmp_pa
     with pytest.raises(ReportError, match=r"metrics.jsonl:2: not a metrics record"):
         make_report(run_folder, tmp_path / "out", f"metrics_file={bad}")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["ckpt_path=a.ckpt"], "data.path is required: add data.path=... to the command line"),
+    (["ckpt_path=a.ckpt", "data.path=notes", "grid_latent=4"], "grid_latent: no such setting (did you mean "
+                                                               "grid_latents?); add a new key with +grid_latent=..."),
+    (["ckpt_path=a.ckpt", "data.path=notes", "pitches=0"], "report: pitches must be >= 1, got 0"),
+])
+def test_console_script_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["gansynth-report", *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.report()
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [f"error: {message}"]
+    assert list(tmp_path.iterdir()) == []
