@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gansynth.audio import WRITE_SUBTYPES, write_audio
 from gansynth.errors import GANSynthError
-from gansynth.files import save_npy_atomically, writable_folder, write_text_atomically
+from gansynth.files import atomic_write, writable_folder
 from gansynth.render import (PRECISIONS, VELOCITY_CURVES, NoteShape, Synth, load_anchors, load_checkpoint,
                              note_gain, prepare_clip, random_anchors, slerp)
 from gansynth.sfz import Region, key_ranges, sfz_text, velocity_ranges
@@ -124,9 +124,12 @@ def export_timbre(synth: Synth, timbre: Timbre, pitches: list[int], cfg: DictCon
             write_audio(folder / name, clip * note_gain(n_samples, hivel, shape) * peak, synth.sample_rate,
                         cfg.subtype)
             regions.append(Region(name, lokey, hikey, pitch, lovel, hivel))
-    save_npy_atomically(folder / "latent.npy", timbre.latent)
-    comment = f"GANSynth timbre {timbre.name}: {timbre.source}"
-    return write_text_atomically(folder / f"{timbre.name}.sfz", sfz_text(regions, cfg.release_seconds, comment))
+    with atomic_write(folder / "latent.npy") as handle:
+        np.save(handle, timbre.latent)
+    sfz = folder / f"{timbre.name}.sfz"
+    with atomic_write(sfz, "w") as handle:
+        handle.write(sfz_text(regions, cfg.release_seconds, f"GANSynth timbre {timbre.name}: {timbre.source}"))
+    return sfz
 
 
 def pack_readme(cfg: DictConfig, synth: Synth, chosen: list[Timbre], pitches: list[int], n_samples: int) -> str:
@@ -159,7 +162,9 @@ def run_export(cfg: DictConfig) -> list[Path]:
     note_shape(cfg, n_samples, synth.sample_rate)
     out = writable_folder(to_absolute_path(cfg.output_dir))
     files = [export_timbre(synth, timbre, pitches, cfg, out / timbre.name, n_samples) for timbre in chosen]
-    readme = write_text_atomically(out / "README.txt", pack_readme(cfg, synth, chosen, pitches, n_samples))
+    readme = out / "README.txt"
+    with atomic_write(readme, "w") as handle:
+        handle.write(pack_readme(cfg, synth, chosen, pitches, n_samples))
     print(f"exported {len(chosen)} timbre(s) x {len(pitches)} pitches x {cfg.velocity_layers} velocity layer(s) "
           f"({n_samples / synth.sample_rate:g} s, {synth.sample_rate} Hz, {synth.channels} ch) -> {readme}, "
           f"{', '.join(str(f) for f in files)}")

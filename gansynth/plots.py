@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from gansynth.files import replacing
+from gansynth.files import atomic_write
 
 CURVE_PANELS = (  # (title, metrics.jsonl keys)
     ("losses", ("g_loss", "d_loss")),
@@ -62,6 +62,6 @@ def training_curves(records: Sequence[Mapping]) -> Figure:
 
 def save_png(figure: Figure, path: Path) -> Path:
     """Write the figure as a PNG, atomically."""
-    with replacing(path) as temp:
-        figure.savefig(temp, format="png", dpi=80)
+    with atomic_write(path) as handle:
+        figure.savefig(handle, format="png", dpi=80)
     return path

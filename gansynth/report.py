@@ -23,7 +23,7 @@ from gansynth import evaluate
 from gansynth.audio import load_clip, write_audio
 from gansynth.data import AudioFolderDataModule
 from gansynth.errors import GANSynthError
-from gansynth.files import writable_folder, write_text_atomically
+from gansynth.files import atomic_write, writable_folder
 from gansynth.plots import save_png, spectrograms, training_curves
 from gansynth.render import Synth, load_checkpoint, peak_normalize, random_anchors
 
@@ -112,10 +112,12 @@ class Page:
         self.parts.extend(parts)
 
     def write(self, title: str) -> Path:
-        body = "\n".join(self.parts)
-        return write_text_atomically(self.folder / "index.html", (
-            f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f"<style>{PAGE_STYLE}</style></head>\n<body>\n<h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n"))
+        index = self.folder / "index.html"
+        with atomic_write(index, "w") as handle:
+            handle.write(f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}'
+                         f"</title><style>{PAGE_STYLE}</style></head>\n<body>\n<h1>{html.escape(title)}</h1>\n"
+                         + "\n".join(self.parts) + "\n</body></html>\n")
+        return index
 
 
 def metrics_table(report: dict) -> str:
