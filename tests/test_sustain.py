@@ -10,9 +10,9 @@ import torch
 
 from gansynth.make_dataset import make_dataset
 from gansynth.midi import Note
-from gansynth.render import NoteShape, RenderError, load_checkpoint, random_anchors, render_midi
+from gansynth.render import NoteShape, RenderError, load_checkpoint, random_anchors, render_midi, run_generate
 from gansynth.sustain import Loop, SustainError, find_loop, loop_to, steady_span, sustained
-from test_render import LATENT, SR, make_checkpoint
+from test_render import LATENT, SR, make_checkpoint, write_piece
 
 TEN_SECONDS = 10 * SR
 
@@ -106,3 +106,11 @@ def test_a_10_s_midi_note_on_a_0_25_s_model(synth):
 def test_unknown_sustain_is_refused_before_rendering():
     with pytest.raises(RenderError, match="sustain 'forever' is not one of none, loop"):
         NoteShape(sustain="forever")
+
+
+def test_generate_holds_a_long_midi_note_with_sustain_loop(tmp_path):
+    ckpt = make_checkpoint(tmp_path / "tiny.ckpt")
+    midi = write_piece(tmp_path / "long.mid", [(0, 60, 100, 0.0, 1.9)])
+    for sustain, seconds in (("none", 0.25), ("loop", 1.9)):
+        run_generate(dict(ckpt_path=str(ckpt), midi_file=str(midi), output_dir=str(tmp_path / sustain), sustain=sustain))
+        assert sf.info(tmp_path / sustain / "long.wav").frames == round(seconds * SR)
