@@ -128,11 +128,15 @@ class SampleLogger(pl.Callback):
         writer.add_image("spectrogram/real", to_picture(real[0, 0]), seen, dataformats="HW")
 
 
+LOGGED_LOSSES = ("g_loss", "d_loss", "gp")  # the last step's, beside each record for the report's curves
+
+
 class LearningMonitor(pl.Callback):
     """Every ``every_images`` images, score the EMA generator on ``notes_per_pitch`` latents of every
     training pitch: periodicity-gated pitch accuracy and, when the file names carry instruments, the
     timbre metrics against the real notes as the codec returns them (``gansynth.timbre``). Logged to
-    TensorBoard and appended to ``<run>/metrics.jsonl`` with the wall-clock minutes."""
+    TensorBoard and appended to ``<run>/metrics.jsonl`` with the wall-clock minutes and the last step's
+    losses."""
 
     def __init__(self, path: str, every_images: int, notes_per_pitch: int = 8, seed: int = 0):
         self.path = Path(path)
@@ -194,7 +198,9 @@ class LearningMonitor(pl.Callback):
         audio = pl_module.synth().generate(pitches.tolist(), pl_module.latent(len(pitches), self.seed))
         scores = pitch_accuracy(audio, pl_module.codec.sample_rate, pitches)
         record = {"images_seen": seen, "minutes": seconds / 60.0, "stage": pl_module.stage,
-                  "pitch_accuracy": scores["pa"], "pitch_entropy": scores["pe"]}
+                  "pitch_accuracy": scores["pa"], "pitch_entropy": scores["pe"],
+                  **{key: float(trainer.callback_metrics[f"loss/{key}"]) for key in LOGGED_LOSSES
+                     if f"loss/{key}" in trainer.callback_metrics}}
         if self._reference:
             timbre = timbre_scores(self._reference, timbre_features(audio, pitches, pl_module.codec.sample_rate),
                                    pitches)
@@ -205,7 +211,7 @@ class LearningMonitor(pl.Callback):
         writer = getattr(trainer.logger, "experiment", None)
         if writer is not None and hasattr(writer, "add_scalar"):
             for key, value in record.items():
-                if key not in ("images_seen", "minutes", "stage"):
+                if key not in ("images_seen", "minutes", "stage", *LOGGED_LOSSES):
                     writer.add_scalar(f"eval/{key}", value, seen)
 
 

@@ -204,6 +204,22 @@ def _generate(cfg: DictConfig) -> None:
         run_generate(cfg)
 
 
+@hydra.main(config_path=CONFIG_DIR, config_name="export", version_base="1.3")
+def _export(cfg: DictConfig) -> None:
+    from gansynth.export import run_export
+
+    with bad_input_exits():
+        run_export(cfg)
+
+
+@hydra.main(config_path=CONFIG_DIR, config_name="report", version_base="1.3")
+def _report(cfg: DictConfig) -> None:
+    from gansynth.report import run_report
+
+    with bad_input_exits():
+        run_report(cfg)
+
+
 def train() -> None:
     """``train.py`` and ``gansynth-train``."""
     with bad_input_exits():
@@ -216,3 +232,17 @@ def generate() -> None:
     with bad_input_exits():
         check_command_line("generate", sys.argv[1:])
     _generate()
+
+
+def export() -> None:
+    """``gansynth-export``: a sample pack with an SFZ instrument."""
+    with bad_input_exits():
+        check_command_line("export", sys.argv[1:])
+    _export()
+
+
+def report() -> None:
+    """``gansynth-report``: the listening report."""
+    with bad_input_exits():
+        check_command_line("report", sys.argv[1:])
+    _report()

@@ -4,6 +4,7 @@
 2. train the tiny experiment for a fixed wall-clock budget,
 3. render the bundled MIDI file with attack/release envelopes,
 4. evaluate the checkpoint (pitch accuracy against the real notes' ceiling),
+5. write the listening report (a page with spectrograms, players, metrics and curves),
 and say where everything is.
 """
 from __future__ import annotations
@@ -52,10 +53,10 @@ def _run(argv: list[str] | None) -> dict:
     out = Path(args.out).absolute()
     notes, run_dir = out / "notes", out / "run"
 
-    print(f"[1/4] rendering the dataset into {notes}")
+    print(f"[1/5] rendering the dataset into {notes}")
     make_dataset(notes, seed=args.seed, **DEMO_DATASET)
 
-    print(f"[2/4] training the tiny experiment (at most {args.minutes:g} minutes)")
+    print(f"[2/5] training the tiny experiment (at most {args.minutes:g} minutes)")
     from gansynth.training import run
 
     seconds = int(args.minutes * 60)
@@ -67,7 +68,7 @@ def _run(argv: list[str] | None) -> dict:
     run(train_cfg)
     ckpt = run_dir / "checkpoints" / "last.ckpt"
 
-    print(f"[3/4] rendering {BUNDLED_MIDI.name}")
+    print(f"[3/5] rendering {BUNDLED_MIDI.name}")
     from gansynth.render import run_generate
 
     rendered = run_generate(OmegaConf.to_container(compose_config("generate", [
@@ -75,16 +76,23 @@ def _run(argv: list[str] | None) -> dict:
         "attack_percent=5", "attack_slope=0.7", "release_percent=30", "release_slope=0.4",
     ])))
 
-    print("[4/4] evaluating")
+    print("[4/5] evaluating")
     from gansynth import evaluate
 
     report = evaluate.run(evaluate.parse_config([f"ckpt_path={ckpt}", f"data.path={notes}",
                                                  f"out={out / 'evaluation.json'}"]))
+    print("[5/5] writing the listening report")
+    from gansynth.report import run_report
+
+    page = run_report(compose_config("report", [
+        f"ckpt_path={ckpt}", f"data.path={notes}", f"output_dir={out / 'report'}", "evaluation.notes_per_pitch=2",
+    ]))
     print("\nDone.")
     print(f"  rendered MIDI : {rendered.files[0]}")
     print(f"  checkpoint    : {ckpt}")
     print(f"  TensorBoard   : tensorboard --logdir {run_dir / 'tb'}")
     print(f"  samples       : {run_dir / 'samples'}")
+    print(f"  report        : {page} (open it in a browser)")
     generated, real = report["generated"], report["real"]
     print(f"  pitch accuracy: {generated['pa']:.2f} generated vs {real['pa']:.2f} real")
     if "coverage" in generated:

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from gansynth.errors import GANSynthError
+
 
 def temporary_name(path: Path) -> Path:
     """A hidden, unique name in ``path``'s folder (same file system, so the rename is atomic)."""
@@ -40,3 +42,20 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", durable: bool = Fals
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+
+
+class OutputError(GANSynthError):
+    """An output folder that cannot be created or written into."""
+
+
+def writable_folder(path: str | os.PathLike) -> Path:
+    """Create the folder if needed and prove a file can be written there, before any long work starts."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path / ".write-test"):
+            pass
+        (path / ".write-test").unlink()
+    except OSError as error:
+        raise OutputError(f"{path}: cannot write into this folder ({error.strerror or type(error).__name__})") from None
+    return path

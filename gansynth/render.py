@@ -1,7 +1,7 @@
 """Render notes with a trained generator: checkpoint loading, latents, envelopes and the mix.
 
 Fixes to the originals' rendering (facts 7): a note sounds for its MIDI duration (+ an optional
-release tail) capped by the clip length, not always the whole clip; the mix buffer is sized in
+release tail) capped by the clip length (or looped past it with `sustain=loop`), not always the whole clip; the mix buffer is sized in
 samples so no note can overrun it; every normalisation uses the absolute peak; timbre drift
 works for pieces shorter than one anchor interval; and generation needs only the checkpoint.
 """
@@ -30,6 +30,7 @@ from gansynth.networks import Generator
 from gansynth.pitch import PitchVocab
 from gansynth.schedule import Schedule
 from gansynth.spectral import SpecgramCodec
+from gansynth.sustain import SUSTAIN_MODES, sustained
 
 EMA_PREFIX = "ema_generator."
 REQUIRED_HPARAMS = ("codec", "network", "pitch")
@@ -257,9 +258,12 @@ class NoteShape:
     release_tail: float = 0.0
     velocity_curve: str = "linear"
     normalize_notes: bool = True
+    sustain: str = "none"  # none: a note stops at the clip's end; loop: the clip's steady part repeats
 
     def __post_init__(self) -> None:
         check_envelope_params(self.attack_percent, self.attack_slope, self.release_percent, self.release_slope)
+        if self.sustain not in SUSTAIN_MODES:
+            raise RenderError(f"sustain {self.sustain!r} is not one of {', '.join(SUSTAIN_MODES)}")
         if not _is_number(self.release_tail) or self.release_tail < 0:
             raise RenderError(f"release_tail must be >= 0 seconds, got {self.release_tail}")
         if self.velocity_curve not in VELOCITY_CURVES:
@@ -267,8 +271,9 @@ class NoteShape:
 
 
 def sounding_samples(note: Note, shape: NoteShape, sample_rate: int, clip_samples: int) -> int:
-    """MIDI duration + release tail in samples, at least 1, at most the generated clip."""
-    return max(1, min(round((note.duration + shape.release_tail) * sample_rate), clip_samples))
+    """MIDI duration + release tail in samples, at least 1; at most the generated clip unless it loops."""
+    wanted = max(1, round((note.duration + shape.release_tail) * sample_rate))
+    return wanted if shape.sustain == "loop" else min(wanted, clip_samples)
 
 
 def peak_normalize(audio: np.ndarray, peak_db: float | None) -> np.ndarray:
@@ -299,20 +304,30 @@ def render_midi(synth: Synth, notes: Sequence[Note], latents: np.ndarray, shape:
     for i, note in enumerate(notes):
         uses.setdefault((note.pitch, latents[i].tobytes()), []).append(i)
     jobs = list(uses.values())
-    gain_of = VELOCITY_CURVES[shape.velocity_curve]
     for begin in range(0, len(jobs), synth.batch_size):
         batch = jobs[begin:begin + synth.batch_size]
         z = torch.from_numpy(np.stack([latents[users[0]] for users in batch]))  # [b, latent]
         clips = synth.generate([notes[users[0]].pitch for users in batch], z).numpy()  # [b, ch, n]
         for clip, users in zip(clips, batch):
-            if shape.normalize_notes:
-                clip = peak_normalize(clip, 0.0)
+            clip = prepare_clip(clip, max(lengths[i] for i in users), sr, shape)  # [ch, longest use]
             for i in users:
                 n, start = lengths[i], onsets[i]
-                gain = envelope(n, shape.attack_percent, shape.attack_slope,
-                                shape.release_percent, shape.release_slope) * gain_of(notes[i].velocity)  # [n]
-                mix[:, start:start + n] += clip[:, :n] * gain
+                mix[:, start:start + n] += clip[:, :n] * note_gain(n, notes[i].velocity, shape)
     return peak_normalize(mix, peak_db)
+
+
+def prepare_clip(clip: np.ndarray, n_samples: int, sample_rate: int, shape: NoteShape) -> np.ndarray:
+    """A generated clip [ch, m] as every note of its (pitch, latent) starts from: peak 1 with
+    normalize_notes, then cut or (sustain=loop) looped to n_samples."""
+    if shape.normalize_notes:
+        clip = peak_normalize(clip, 0.0)
+    return sustained(clip, n_samples, sample_rate) if shape.sustain == "loop" else clip[:, :n_samples]
+
+
+def note_gain(n_samples: int, velocity: int, shape: NoteShape) -> np.ndarray:
+    """Gain [n_samples] of one note: its attack/release envelope times its velocity's level."""
+    fades = envelope(n_samples, shape.attack_percent, shape.attack_slope, shape.release_percent, shape.release_slope)
+    return fades * VELOCITY_CURVES[shape.velocity_curve](velocity)
 
 
 def note_sequence(pitches: Sequence[int], note_seconds: float, gap_seconds: float,
@@ -369,6 +384,7 @@ class GenerateConfig:
     release_tail: float = 0.0
     velocity_curve: str = "linear"
     normalize_notes: bool = True
+    sustain: str = "none"
     out_of_range: str = "transpose"
     include_drums: bool = False
     instrument: str = "seed"
@@ -428,7 +444,7 @@ class GenerateConfig:
 
     def note_shape(self) -> NoteShape:
         return NoteShape(self.attack_percent, self.attack_slope, self.release_percent, self.release_slope,
-                         self.release_tail, self.velocity_curve, self.normalize_notes)
+                         self.release_tail, self.velocity_curve, self.normalize_notes, self.sustain)
 
 
 @dataclass(frozen=True)

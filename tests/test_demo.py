@@ -19,9 +19,11 @@ def test_demo_renders_trains_renders_and_evaluates(tmp_path):
     assert 4.5 < info.duration < 5.1
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
     assert list((tmp_path / "run" / "tb").glob("events.out.tfevents.*"))
-    assert (tmp_path / "run" / "metrics.jsonl").read_text().strip()
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert records and all("g_loss" in r and "d_loss" in r for r in records)  # the report's loss curves
     saved = json.loads((tmp_path / "evaluation.json").read_text())
     assert saved["real"]["pa"] >= 0.95 and report["real"]["pa"] == saved["real"]["pa"]
     assert 0.0 <= saved["generated"]["pa"] <= 1.0 and saved["generated"]["notes"] == 200  # 8 latents x 25 pitches
     assert saved["mean_note"]["pa"] >= 0.95 and saved["mean_note"]["coverage"] <= 0.34  # the drone control
     assert saved["noise"]["pa"] <= 0.05
+    assert (tmp_path / "report" / "index.html").is_file() and (tmp_path / "report" / "img" / "curves.png").is_file()

@@ -385,6 +385,7 @@ def test_incompatible_checkpoint(stereo_ckpt, tmp_path):
     (dict(attack_percent=150), "attack_percent=150"),
     (dict(mode="loop"), "mode='loop'"),
     (dict(velocity_curve="cubic"), "velocity_curve 'cubic'"),
+    (dict(sustain="forever"), "sustain 'forever'"),
     (dict(peak_db=3.0), "peak_db"),
     (dict(instrument="file"), "latents_file is required"),
     (dict(colour="red"), "unknown setting"),

@@ -1,0 +1,126 @@
+"""The listening report: one folder that opens from disk, every linked file present, pictures drawn
+by matplotlib, and (where Debian's chromium is installed) a real headless browser rendering it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from matplotlib.image import imread
+
+from gansynth import cli
+from gansynth.demo import compose_config
+from gansynth.report import ReportError, run_report
+from test_evaluate import write_note_folder
+from test_render import CLIP, SR, make_checkpoint
+
+DATA_PITCHES = [55, 60, 64, 67]
+RECORDS = [{"images_seen": 1000 * i, "minutes": i, "stage": 0, "pitch_accuracy": 0.1 * i, "pitch_entropy": 1.0,
+            "g_loss": 1.0 / i, "d_loss": -0.5 / i, "gp": 0.01, "coverage": 0.2 * i, "entropy": 0.1 * i}
+           for i in (1, 2, 3)]
+
+
+class Links(HTMLParser):
+    """Every src/href of a page, and its tags."""
+
+    def __init__(self):
+        super().__init__()
+        self.links, self.tags = [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.links += [value for name, value in attrs if name in ("src", "href")]
+
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory) -> Path:
+    """A run laid out as train.py lays it out: checkpoints/last.ckpt beside metrics.jsonl."""
+    run = tmp_path_factory.mktemp("run")
+    (run / "checkpoints").mkdir()
+    make_checkpoint(run / "checkpoints" / "last.ckpt", trained=range(55, 68))
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+    write_note_folder(run / "notes", DATA_PITCHES, per_pitch=4)
+    return run
+
+
+def make_report(run: Path, out: Path, *overrides: str) -> Path:
+    return run_report(compose_config("report", [
+        f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", f"data.path={run / 'notes'}", f"output_dir={out}",
+        "pitches=3", "grid_latents=4", "evaluation.notes_per_pitch=1", "evaluation.ndb_bins=4",
+        "evaluation.classifier_steps=20", *overrides]))
+
+
+@pytest.fixture(scope="module")
+def page(run_folder, tmp_path_factory) -> Path:
+    return make_report(run_folder, tmp_path_factory.mktemp("report") / "report")
+
+
+def test_page_parses_and_every_linked_file_exists(page):
+    links = Links()
+    links.feed(page.read_text())
+    links.close()
+    assert links.tags.count("img") == 3 + 1 + 1  # 3 pitches, the latent grid, the curves
+    assert links.tags.count("audio") == 2 * 3 + 4
+    assert all(not link.startswith(("http:", "https:", "//", "/")) for link in links.links)  # opens from disk
+    assert all((page.parent / link).is_file() for link in links.links)
+    assert {p.name for p in page.parent.iterdir()} == {"index.html", "img", "audio"}
+
+
+def test_real_beside_generated_and_the_grid_are_real_files(page):
+    real, sr = sf.read(page.parent / "audio" / "real_64.wav", always_2d=True)
+    generated = sf.info(page.parent / "audio" / "generated_64.wav")
+    assert sr == SR and real.shape == (CLIP, 2) and generated.frames == CLIP  # the data's mono as the model's stereo
+    grid = [sf.read(page.parent / "audio" / f"grid_{i:02d}.wav")[0] for i in range(4)]
+    assert min(np.abs(a - b).max() for i, a in enumerate(grid) for b in grid[i + 1:]) > 0.01  # 4 different latents
+    picture = imread(page.parent / "img" / "grid.png")
+    assert picture.shape[1] > 400 and picture[..., :3].std() > 0.05  # drawn, not blank
+
+
+def test_the_page_shows_the_metrics_with_ceiling_and_controls(page):
+    text = page.read_text()
+    for heading in ("<th>generated</th>", "<th>real</th>", "<th>untrained</th>", "<th>mean_note</th>",
+                    "<th>noise</th>", "<th>PA (mean)</th>", "3 records"):
+        assert heading in text
+
+
+def test_chromium_renders_the_page(page, tmp_path):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("no chromium binary installed")
+    shot = tmp_path / "shot.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1200,2400",
+                    f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=180, check=True)
+    picture = imread(shot)
+    assert picture.shape[:2] == (2400, 1200)
+    assert picture[..., :3].std() > 0.05  # the text and the pictures, not a blank or error page
+
+
+def test_bad_metrics_file_is_named_before_anything_is_written(run_folder, tmp_path):
+    bad = tmp_path / "metrics.jsonl"
+    bad.write_text(json.dumps(RECORDS[0]) + "\nnot json\n")
+    with pytest.raises(ReportError, match=r"metrics.jsonl:2: not a metrics record"):
+        make_report(run_folder, tmp_path / "out", f"metrics_file={bad}")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["ckpt_path=a.ckpt"], "data.path is required: add data.path=... to the command line"),
+    (["ckpt_path=a.ckpt", "data.path=notes", "grid_latent=4"], "grid_latent: no such setting (did you mean "
+                                                               "grid_latents?); add a new key with +grid_latent=..."),
+    (["ckpt_path=a.ckpt", "data.path=notes", "pitches=0"], "report: pitches must be >= 1, got 0"),
+])
+def test_console_script_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["gansynth-report", *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.report()
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [f"error: {message}"]
+    assert list(tmp_path.iterdir()) == []
