@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from .audio import AudioError, Header, load_clip, read_header, to_channels
 from .errors import GANSynthError
-from .files import atomic_write
+from .files import save_npy
 from .labels import LabelError, file_identity, label_files
 from .pitch import PitchError, PitchVocab
 from .seeds import DATA_ORDER, seeded_generator
@@ -276,7 +276,7 @@ class AudioFolderDataModule(pl.LightningDataModule):
                     with torch.inference_mode():
                         images = self.encoder.encode(torch.from_numpy(np.stack(clips)))  # [B, C, T, F]
                     for image, target in zip(images.numpy(), targets):
-                        _save_npy_atomically(target, image.astype(np.float32, copy=False))
+                        save_npy(target, image.astype(np.float32, copy=False))
                 bar.update(len(batch))
         if problems:
             raise DatasetError.listing(f"{self.path}: cannot load some audio files", problems, self.path)
@@ -411,9 +411,3 @@ class AudioFolderDataModule(pl.LightningDataModule):
             np.minimum(low, image, out=low)
             np.maximum(high, image, out=high)
         return torch.from_numpy(np.stack([low, high]))
-
-
-def _save_npy_atomically(target: Path, array: np.ndarray) -> None:
-    """Readers (other ranks, workers) see either no file or the whole file."""
-    with atomic_write(target) as handle:
-        np.save(handle, array)

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gansynth.audio import WRITE_SUBTYPES, write_audio
 from gansynth.errors import GANSynthError
-from gansynth.files import atomic_write, writable_folder
+from gansynth.files import atomic_write, save_npy, writable_folder
 from gansynth.render import (PRECISIONS, VELOCITY_CURVES, NoteShape, Synth, load_anchors, load_checkpoint,
                              note_gain, prepare_clip, random_anchors, slerp)
 from gansynth.sfz import Region, key_ranges, sfz_text, velocity_ranges
@@ -124,8 +124,7 @@ def export_timbre(synth: Synth, timbre: Timbre, pitches: list[int], cfg: DictCon
             write_audio(folder / name, clip * note_gain(n_samples, hivel, shape) * peak, synth.sample_rate,
                         cfg.subtype)
             regions.append(Region(name, lokey, hikey, pitch, lovel, hivel))
-    with atomic_write(folder / "latent.npy") as handle:
-        np.save(handle, timbre.latent)
+    save_npy(folder / "latent.npy", timbre.latent)
     sfz = folder / f"{timbre.name}.sfz"
     with atomic_write(sfz, "w") as handle:
         handle.write(sfz_text(regions, cfg.release_seconds, f"GANSynth timbre {timbre.name}: {timbre.source}"))

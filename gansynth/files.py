@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+import numpy as np
+
 from gansynth.errors import GANSynthError
 
 
@@ -59,3 +61,9 @@ def writable_folder(path: str | os.PathLike) -> Path:
     except OSError as error:
         raise OutputError(f"{path}: cannot write into this folder ({error.strerror or type(error).__name__})") from None
     return path
+
+
+def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
+    """``np.save`` through `atomic_write`: readers (other ranks, data workers) see no file or the whole one."""
+    with atomic_write(path) as handle:
+        np.save(handle, array)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
-from gansynth.files import atomic_write
+from gansynth.files import save_npy
 from gansynth.audio import WRITE_SUBTYPES, write_audio
 from gansynth.envelope import check_envelope_params, envelope
 from gansynth.errors import GANSynthError
@@ -463,11 +463,6 @@ def _absolute(path: str) -> Path:
     return Path(to_absolute_path(path))
 
 
-def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
-    with atomic_write(path) as handle:
-        np.save(handle, array)
-
-
 def _anchors(cfg: GenerateConfig, synth: Synth, count: int) -> np.ndarray:
     """Timbre anchors [K, latent]: from the latents file, or `count` drawn from the seed."""
     if cfg.instrument == "file":
@@ -529,7 +524,7 @@ def run_generate(cfg: Mapping | DictConfig | GenerateConfig) -> GenerateReport:
     files, peak, seconds = [], 0.0, 0.0
     for name, audio, used_latents in outputs:
         written = write_audio(out_dir / f"{name}.wav", audio, synth.sample_rate, cfg.subtype)
-        _save_npy_atomic(out_dir / f"{name}.latents.npy", used_latents)
+        save_npy(out_dir / f"{name}.latents.npy", used_latents)
         files.append(written.path)
         peak = max(peak, written.peak)
         seconds += audio.shape[1] / synth.sample_rate

@@ -40,3 +40,13 @@ def test_only_write_modes_are_accepted(tmp_path):
     with pytest.raises(ValueError, match="mode"):
         with atomic_write(tmp_path / "x", "a"):
             pass
+
+
+def test_save_npy_writes_the_array_under_its_own_name(tmp_path):
+    import numpy as np
+
+    from gansynth.files import save_npy
+
+    save_npy(tmp_path / "latents.npy", np.arange(6, dtype=np.float32).reshape(2, 3))
+    assert np.load(tmp_path / "latents.npy").tolist() == [[0, 1, 2], [3, 4, 5]]
+    assert [p.name for p in tmp_path.iterdir()] == ["latents.npy"]  # no ".npy" appended, no temporary left
