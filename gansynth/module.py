@@ -25,6 +25,10 @@ from gansynth.seeds import STEP_NOISE, seeded_generator
 from gansynth.spectral import SpecgramCodec, saved_mel_matrix
 
 
+class SettingError(GANSynthError):
+    """A model setting outside the range its formula needs."""
+
+
 class TrainingDiverged(GANSynthError):
     """A loss became NaN or inf; the last checkpoint on disk is the last good state."""
 
@@ -84,6 +88,10 @@ class GANSynth(pl.LightningModule):
         seed: int = 0,
     ):
         super().__init__()
+        if not (ema_rampup is None or ema_rampup > 0):
+            raise SettingError(f"model.ema_rampup must be > 0 or null (a fixed decay), got {ema_rampup}")
+        if not loss.get("mode_seeking", 0.0) >= 0:
+            raise SettingError(f"model.loss.mode_seeking must be >= 0, got {loss['mode_seeking']}")
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.codec = SpecgramCodec.from_dict(codec)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -409,3 +410,16 @@ def test_ema_rampup_shortens_the_ema_memory_early_in_each_stage():
                      **dict(model, ema_rampup=None))
     fixed.images_seen.fill_(64 + 16)
     assert fixed.ema_decay_now(8) == 0.995
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.ema_rampup=-0.5", "model.ema_rampup must be > 0 or null (a fixed decay), got -0.5"),
+    ("model.loss.mode_seeking=-1", "model.loss.mode_seeking must be >= 0, got -1"),
+])
+def test_out_of_range_ema_rampup_and_mode_seeking_name_the_key(override, message):
+    from gansynth.module import SettingError
+
+    cfg = OmegaConf.to_container(compose_cfg(*SHRINK, "data.path=/x", "run_dir=/tmp/r", override), resolve=True)
+    model = {key: value for key, value in cfg["model"].items() if key != "_target_"}
+    with pytest.raises(SettingError, match=re.escape(message)):
+        GANSynth(codec=SpecgramCodec(**cfg["codec"]).to_dict(), pitch=dict(low=24, high=84, counts=[1] * 61), **model)
