@@ -40,10 +40,11 @@ PRECISIONS = {"fp32": "32-true", "bf16": "bf16-mixed"}
 PEAK_CONV = dict(channels=256, height=32, width=256)
 
 
-def build_model(experiment: str) -> GANSynth:
-    """The LightningModule exactly as ``train.py experiment=...`` composes it, with a flat pitch histogram."""
+def build_model(experiment: str, overrides: list[str] = ()) -> GANSynth:
+    """The LightningModule exactly as ``train.py experiment=... <overrides>`` composes it, with a flat
+    pitch histogram."""
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[f"experiment={experiment}"])
+        cfg = compose(config_name="train", overrides=[f"experiment={experiment}", *overrides])
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     model_cfg.pop("_target_")
     low, high = cfg.data.pitch_low, cfg.data.pitch_high
@@ -199,6 +200,8 @@ def main() -> None:
     parser.add_argument("--stages", type=int, nargs="+", help="stage ids (default: every stable stage)")
     parser.add_argument("--configs", nargs="+", choices=tuple(CONFIGS), default=list(CONFIGS))
     parser.add_argument("--precisions", nargs="+", choices=tuple(PRECISIONS), default=list(PRECISIONS))
+    parser.add_argument("--override", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="Hydra overrides applied to every config (e.g. model.loss.gp_every=4)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own)")
     parser.add_argument("--output", type=Path, help="default: benchmarks/results/train_<device>.json")
     args = parser.parse_args()
@@ -222,7 +225,7 @@ def main() -> None:
 
     rows = []
     for config in args.configs:
-        model = build_model(CONFIGS[config])
+        model = build_model(CONFIGS[config], args.override)
         stages = args.stages if args.stages is not None else list(range(0, model.schedule.num_stages, 2))
         for precision in args.precisions:
             for stage in stages:
@@ -235,7 +238,7 @@ def main() -> None:
 
     print(table(rows))
     report = dict(device=device.type, device_name=device_name(device), threads=torch.get_num_threads(),
-                  torch=torch.__version__, batch=args.batch, iters=args.iters,
+                  torch=torch.__version__, batch=args.batch, overrides=args.override, iters=args.iters,
                   conv_peak=dict(shape=[1, PEAK_CONV["channels"], PEAK_CONV["height"], PEAK_CONV["width"]],
                                  kernel=3, **peak),
                   rows=rows)

@@ -29,6 +29,9 @@ BEFORE = ["model.network.harmonic_coordinates=false", "model.loss.projection=fal
           "model.schedule.num_blocks=3", "model.schedule.stable_images=3000", "model.schedule.transition_images=3000"]
 HARMONIC = [*BEFORE, "model.network.harmonic_coordinates=true"]
 FIVE_STAGES = ["model.schedule.num_blocks=5"]
+# The shipped tiny's recipe stopped at 8x64: the fast proxy for levers on timbre and speed.
+SHIPPED_8X64 = [*HARMONIC, "model.loss.projection=true", "model.loss.aux_weight_g=0", "model.ema_rampup=0.25",
+                "model.schedule.stable_images=4000", "model.schedule.transition_images=2000"]
 VARIANTS = {  # the README's results table, row by row
     "base": BEFORE,
     "harmonic": HARMONIC,
@@ -51,6 +54,9 @@ VARIANTS = {  # the README's results table, row by row
     "full_ema_rampup": [  # the tiny experiment shipped now
                         "model.loss.aux_weight_g=0", "model.schedule.stable_images=4000",
                         "model.schedule.transition_images=2000", "model.ema_rampup=0.25"],
+    "shipped_8x64": SHIPPED_8X64,
+    "augment_8x64": [*SHIPPED_8X64, "model.augment=[gain,shift,cutout]"],
+    "lazy_gp_8x64": [*SHIPPED_8X64, "model.loss.gp_every=4"],
 }
 CHECKPOINTS = (2.5, 5.0, 7.5, 10.0, 12.5, 15.0)
 

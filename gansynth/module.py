@@ -16,6 +16,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
+from gansynth.augment import augment, check_policy
 from gansynth.errors import GANSynthError
 from gansynth.networks import Discriminator, Generator
 from gansynth.pitch import PitchVocab
@@ -85,6 +86,7 @@ class GANSynth(pl.LightningModule):
         optim: dict,
         ema_decay: float = 0.999,
         ema_rampup: float | None = None,
+        augment: list | tuple = (),
         seed: int = 0,
     ):
         super().__init__()
@@ -92,6 +94,12 @@ class GANSynth(pl.LightningModule):
             raise SettingError(f"model.ema_rampup must be > 0 or null (a fixed decay), got {ema_rampup}")
         if not loss.get("mode_seeking", 0.0) >= 0:
             raise SettingError(f"model.loss.mode_seeking must be >= 0, got {loss['mode_seeking']}")
+        if not (isinstance(loss.get("gp_every", 1), int) and loss.get("gp_every", 1) >= 1):
+            raise SettingError(f"model.loss.gp_every must be an integer >= 1, got {loss['gp_every']}")
+        try:
+            self.augment_policy = check_policy(augment)
+        except ValueError as error:
+            raise SettingError(f"model.augment: {error}") from None
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.codec = SpecgramCodec.from_dict(codec)
@@ -171,12 +179,13 @@ class GANSynth(pl.LightningModule):
         z = torch.randn(pitches.shape[0], self.generator.latent_dim, device=self.device, generator=generator)
         return self.generator(z, pitches, blocks, alpha)
 
-    def _critic(self, x: torch.Tensor, pitches: torch.Tensor, blocks: int, alpha: float):
-        """(critic score [B], pitch logits [B, P]). With ``loss.projection`` the score also gets the
-        pitch head's logit for the asked-for pitch (a projection discriminator that shares the
-        head's weights), so a fake whose spectrum does not match its pitch scores low even when
-        the head can be fooled."""
-        score, logits = self.discriminator(x, blocks, alpha)
+    def _critic(self, x: torch.Tensor, pitches: torch.Tensor, blocks: int, alpha: float,
+                generator: torch.Generator):
+        """(critic score [B], pitch logits [B, P]) of ``x`` after ``model.augment``'s transforms. With
+        ``loss.projection`` the score also gets the pitch head's logit for the asked-for pitch (a
+        projection discriminator that shares the head's weights), so a fake whose spectrum does not
+        match its pitch scores low even when the head can be fooled."""
+        score, logits = self.discriminator(augment(x, self.augment_policy, generator), blocks, alpha)
         if self.hparams.loss.get("projection", False):
             score = score + logits.gather(1, pitches[:, None]).squeeze(1)
         return score, logits
@@ -201,7 +210,7 @@ class GANSynth(pl.LightningModule):
             fake_pitch[n // 2: 2 * (n // 2)] = fake_pitch[: n // 2]
         z = torch.randn(n, self.generator.latent_dim, device=self.device, generator=noise)
         fake = self.generator(z, fake_pitch, blocks, alpha)
-        score, logits = self._critic(fake, fake_pitch, blocks, alpha)
+        score, logits = self._critic(fake, fake_pitch, blocks, alpha, noise)
         g_adv = -score.mean()
         g_aux = F.cross_entropy(logits.float(), fake_pitch)
         g_loss = g_adv + w["aux_weight_g"] * g_aux
@@ -218,14 +227,19 @@ class GANSynth(pl.LightningModule):
         self.toggle_optimizer(opt_d)
         with torch.no_grad():
             fake = self._fake(labels, blocks, alpha, noise)
-        real_score, real_logits = self._critic(real, labels, blocks, alpha)
-        fake_score, _ = self._critic(fake, labels, blocks, alpha)
-        gp = gradient_penalty(lambda x: self._critic(x, labels, blocks, alpha)[0], real, fake, w["gp_target"],
-                              noise)
+        real_score, real_logits = self._critic(real, labels, blocks, alpha, noise)
+        fake_score, _ = self._critic(fake, labels, blocks, alpha, noise)
         d_adv = fake_score.mean() - real_score.mean()
         d_aux = F.cross_entropy(real_logits.float(), labels)
         drift = (real_score.float() ** 2).mean()
-        d_loss = d_adv + w["gp_weight"] * gp + w["drift"] * drift + w["aux_weight_d"] * d_aux
+        d_loss = d_adv + w["drift"] * drift + w["aux_weight_d"] * d_aux
+        gp_every = w.get("gp_every", 1)
+        if (int(self.images_seen) // n) % gp_every == 0:  # lazy penalty (StyleGAN2): k× weight every k-th step
+            gp = gradient_penalty(lambda x: self._critic(x, labels, blocks, alpha, noise)[0], real, fake,
+                                  w["gp_target"], noise)
+            d_loss = d_loss + gp_every * w["gp_weight"] * gp
+        else:
+            gp = None  # not logged: the logs keep the last penalty actually computed
         self._check_finite(d_loss, "discriminator loss")
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(d_loss)
@@ -234,10 +248,9 @@ class GANSynth(pl.LightningModule):
 
         self._update_ema(n * self.trainer.world_size)
         self.images_seen += n * self.trainer.world_size
-        self._log_step(dict(
-            g_loss=g_loss, g_adv=g_adv, g_aux=g_aux, d_loss=d_loss, d_adv=d_adv, d_aux=d_aux, gp=gp,
-            real_pitch_acc=(real_logits.argmax(1) == labels).float().mean(),
-        ), stage, alpha)
+        losses = dict(g_loss=g_loss, g_adv=g_adv, g_aux=g_aux, d_loss=d_loss, d_adv=d_adv, d_aux=d_aux,
+                      real_pitch_acc=(real_logits.argmax(1) == labels).float().mean())
+        self._log_step(losses if gp is None else dict(losses, gp=gp), stage, alpha)
 
     def _check_finite(self, loss: torch.Tensor, name: str) -> None:
         if not torch.isfinite(loss):
