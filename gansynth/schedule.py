@@ -14,44 +14,44 @@ class ScheduleError(GANSynthError):
     """The schedule was given impossible lengths, batch sizes or a stage/image count out of range."""
 
 
+def _per_stage(name: str, value: Sequence[int] | int, count: int) -> list[int]:
+    """One positive int per resolution or fade-in; a shorter list is left-padded with its first entry, so
+    it names the final ones (``[16, 8]``: 8 for the last, 16 for all before)."""
+    values = [value] if isinstance(value, int) else [int(n) for n in value]
+    if not 1 <= len(values) <= count or min(values) < 1:
+        raise ScheduleError(f"Schedule: {name} must be 1 to {count} positive ints, got {value}")
+    return [values[0]] * (count - len(values)) + values
+
+
 class Schedule:
-    """Magenta's schedule (facts section 4) with `stable_images` S and `transition_images` T per stage."""
+    """Magenta's schedule (facts section 4): ``stable_images`` per resolution and ``transition_images`` per
+    fade-in, each one int for all or a list naming the last ones (the top stage's fade can be longer)."""
 
     def __init__(
         self,
         num_blocks: int,
-        stable_images: int,
-        transition_images: int,
+        stable_images: Sequence[int] | int,
+        transition_images: Sequence[int] | int,
         total_images: int,
         batch_sizes: Sequence[int] | int,
     ) -> None:
         if num_blocks < 1:
             raise ScheduleError(f"Schedule: num_blocks must be >= 1, got {num_blocks}")
-        if stable_images < 1 or transition_images < 1:
-            raise ScheduleError(
-                f"Schedule: stable_images and transition_images must be >= 1, got {stable_images}, {transition_images}"
-            )
-        sizes = [batch_sizes] if isinstance(batch_sizes, int) else [int(n) for n in batch_sizes]
-        if not 1 <= len(sizes) <= num_blocks or min(sizes) < 1:
-            raise ScheduleError(
-                f"Schedule: batch_sizes must be 1 to {num_blocks} positive ints (one per resolution), got {batch_sizes}"
-            )
         self.num_blocks = num_blocks
-        self.stable_images = stable_images
-        self.transition_images = transition_images
+        self.stable_images = _per_stage("stable_images", stable_images, num_blocks)
+        self.transition_images = _per_stage("transition_images", transition_images, max(num_blocks - 1, 1))
+        self.batch_sizes = _per_stage("batch_sizes", batch_sizes, num_blocks)
         self.total_images = total_images
         self.num_stages = 2 * num_blocks - 1
-        # a shorter list is left-padded with its first entry, so it names the final resolutions
-        self.batch_sizes = [sizes[0]] * (num_blocks - len(sizes)) + sizes
-        last_start = self._natural_end(self.num_stages - 2) if self.num_stages > 1 else 0
+        lengths = [self.stable_images[s // 2] if s % 2 == 0 else self.transition_images[s // 2]
+                   for s in range(self.num_stages - 1)]
+        self._ends = [sum(lengths[: s + 1]) for s in range(len(lengths))]  # natural end of every stage but the last
+        last_start = self._ends[-1] if self._ends else 0
         if total_images <= last_start:
             raise ScheduleError(
                 f"Schedule: total_images={total_images} must exceed {last_start}, where the final "
                 f"{num_blocks}-block stage starts; otherwise the full resolution is never trained"
             )
-
-    def _natural_end(self, stage: int) -> int:
-        return (stage // 2 + 1) * self.stable_images + ((stage + 1) // 2) * self.transition_images
 
     def _check_stage(self, stage: int) -> None:
         if not 0 <= stage < self.num_stages:
@@ -66,22 +66,20 @@ class Schedule:
         self._check_stage(stage)
         if stage == self.num_stages - 1:
             return self.total_images
-        return self._natural_end(stage)
+        return self._ends[stage]
 
     def stage(self, images_seen: int) -> int:
         """Stage id at `images_seen`; counts at or past the total stay in the last stage."""
         self._check_images(images_seen)
-        return next(
-            (s for s in range(self.num_stages - 1) if images_seen < self._natural_end(s)), self.num_stages - 1
-        )
+        return next((s for s, end in enumerate(self._ends) if images_seen < end), self.num_stages - 1)
 
     def progress(self, images_seen: int) -> float:
         """Magenta's progress p in [0, num_blocks - 1]: integer while stable, ramping linearly in fade-ins."""
-        self._check_images(images_seen)
-        cycle = self.stable_images + self.transition_images
-        last_image = self.num_blocks * self.stable_images + (self.num_blocks - 1) * self.transition_images - 1
-        capped = min(images_seen, last_image)
-        return capped // cycle + max(0.0, (capped % cycle - self.stable_images) / self.transition_images)
+        stage = self.stage(images_seen)
+        if stage % 2 == 0:
+            return float(stage // 2)
+        start = self._ends[stage - 1]
+        return stage // 2 + (images_seen - start) / self.transition_images[stage // 2]
 
     def blocks_and_alpha(self, images_seen: int) -> tuple[int, float]:
         """(active blocks including the one fading in, weight of the newest block; 1.0 while stable)."""
@@ -101,8 +99,8 @@ class Schedule:
         """Primitive constructor arguments (checkpoint-safe); `Schedule(**d)` rebuilds it."""
         return {
             "num_blocks": self.num_blocks,
-            "stable_images": self.stable_images,
-            "transition_images": self.transition_images,
+            "stable_images": list(self.stable_images),
+            "transition_images": list(self.transition_images),
             "total_images": self.total_images,
             "batch_sizes": list(self.batch_sizes),
         }

@@ -69,7 +69,7 @@ def test_train_error_inside_the_job_writes_nothing(synthetic_notes, launch_folde
     its files, and the empty folder is removed."""
     result = command([str(ROOT / "train.py"), "experiment=tiny", f"data.path={synthetic_notes}", "data.too_long=crop",
                       "model.schedule.stable_images=0"], launch_folder)
-    assert_one_line_error(result, "Schedule: stable_images and transition_images must be >= 1, got 0, 2000")
+    assert_one_line_error(result, "Schedule: stable_images must be 1 to 5 positive ints, got 0")
     assert list(launch_folder.glob("runs/*")) == [] and snapshot(launch_folder) == {}
 
 

@@ -74,6 +74,16 @@ def test_short_batch_list_is_left_padded_and_indexed_by_resolution():
     assert [schedule.batch_size(s) for s in range(13)] == [16] * 11 + [8, 8]
 
 
+def test_per_stage_lengths_name_the_last_stages_and_stretch_only_their_fade():
+    """``transition_images=[2, 8]`` on 4 blocks: fades of 2, 2 and 8 images; the top fade's alpha ramps
+    over its own 8 images."""
+    schedule = Schedule(4, stable_images=[4], transition_images=[2, 8], total_images=100, batch_sizes=1)
+    assert [schedule.stage_end(s) for s in range(7)] == [4, 6, 10, 12, 16, 24, 100]
+    assert [schedule.blocks_and_alpha(n) for n in (16, 18, 23, 24)] == [(4, 0.0), (4, 0.25), (4, 0.875), (4, 1.0)]
+    assert schedule.progress(18) == pytest.approx(2.25)
+    assert Schedule(**schedule.to_dict()).to_dict() == schedule.to_dict()
+
+
 def test_to_dict_rebuilds_the_same_schedule(paper):
     rebuilt = Schedule(**paper.to_dict())
     assert rebuilt.to_dict() == paper.to_dict()
@@ -91,6 +101,8 @@ def test_single_block_schedule_is_one_stable_stage():
         (dict(num_blocks=0), "num_blocks"),
         (dict(stable_images=0), "stable_images"),
         (dict(transition_images=-1), "transition_images"),
+        (dict(transition_images=[800 * K] * 7), "transition_images must be 1 to 6"),
+        (dict(stable_images=[800 * K, 0]), "stable_images"),
         (dict(total_images=9_600 * K), "never trained"),
         (dict(batch_sizes=[8] * 8), "batch_sizes"),
         (dict(batch_sizes=[8, 0]), "batch_sizes"),

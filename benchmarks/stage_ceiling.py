@@ -1,0 +1,77 @@
+"""The ceiling of each progressive stage: real notes brought down to a stage's resolution, scored.
+
+A lower stage's output is upsampled to the full image before decoding, so its timbre columns are bounded
+by what that resolution can hold. This pools the real (normalised) images to each stage's size exactly as
+training does for the reals, upsamples, decodes, and scores the result with the monitor's metrics
+against the full-resolution round trip. Prints a table and writes ``benchmarks/results/stage_ceiling.json``.
+
+    python benchmarks/stage_ceiling.py --data notes/ [--experiment tiny] [--override codec.channel_mode=stereo]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from gansynth.audio import load_clip  # noqa: E402
+from gansynth.evaluate import pitch_accuracy  # noqa: E402
+from gansynth.labels import NSYNTH_STEM  # noqa: E402
+from gansynth.spectral import SpecgramCodec  # noqa: E402
+from gansynth.timbre import TimbreReference, instrument_of, timbre_features, timbre_scores  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="a folder of NSynth-named notes")
+    parser.add_argument("--experiment", default="tiny")
+    parser.add_argument("--override", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="Hydra overrides, e.g. codec.channel_mode=stereo as the learning runs use")
+    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "stage_ceiling.json")
+    args = parser.parse_args()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"experiment={args.experiment}", *args.override])
+    codec = SpecgramCodec(**OmegaConf.to_container(cfg.codec, resolve=True))
+    paths = sorted(args.data.glob("*.wav"))
+    waves = torch.from_numpy(np.stack([load_clip(p, codec.sample_rate, codec.audio_channels) for p in paths]))
+    midi = torch.tensor([int(NSYNTH_STEM.search(p.stem)["pitch"]) for p in paths])
+    images = codec.normalize(codec.encode(waves))
+    full = codec.decode(codec.denormalize(images))
+    reference = TimbreReference.fit(timbre_features(full, midi, codec.sample_rate), midi,
+                                    [instrument_of(p) for p in paths])
+
+    rows = []
+    frames, bins = codec.image_shape[1:]
+    for factor in (1, 2, 4, 8):
+        pooled = F.interpolate(F.avg_pool2d(images, factor), scale_factor=factor, mode="nearest")
+        audio = codec.decode(codec.denormalize(pooled))
+        scores = timbre_scores(reference, timbre_features(audio, midi, codec.sample_rate), midi,
+                               leave_one_out=factor == 1)
+        rows.append(dict(resolution=f"{frames // factor}x{bins // factor}",
+                         pa=pitch_accuracy(audio, codec.sample_rate, midi)["pa"], **scores))
+
+    print(f"real notes of {args.data} ({len(paths)}), {args.experiment} codec {' '.join(args.override)}, "
+          "pooled to each stage")
+    print("| stage | PA | coverage | mix entropy | diversity | nearest-real |\n|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['resolution']} | {r['pa']:.2f} | {r['coverage']:.2f} | {r['entropy']:.2f} | "
+              f"{r['diversity']:.2f} | {r['nearest_real_ratio']:.2f} |")
+    report = dict(cpu=platform.processor() or platform.machine(), torch=torch.__version__, data=str(args.data),
+                  experiment=args.experiment, overrides=args.override, notes=len(paths), rows=rows)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
