@@ -28,7 +28,9 @@ from omegaconf import DictConfig, OmegaConf
 from gansynth.errors import GANSynthError
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
-ANY_KIND_KEYS = frozenset({"trainer.devices"})  # Lightning takes 2, [0, 1] or "auto"
+# Keys whose consumer checks the value itself: Lightning takes 2, [0, 1] or "auto"; the Schedule one int
+# or a list per stage.
+ANY_KIND_KEYS = frozenset({"trainer.devices", "model.schedule.stable_images", "model.schedule.transition_images"})
 
 
 class ConfigError(GANSynthError):

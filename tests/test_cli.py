@@ -63,6 +63,14 @@ def test_train_rejects_a_bad_override_before_the_job(overrides, expected, existi
     assert snapshot(run_dir) == before and list(launch_folder.iterdir()) == []
 
 
+def test_schedule_lengths_take_one_int_or_a_list_per_stage(launch_folder):
+    """The override check lets the Schedule's per-stage lists through (the Schedule checks them)."""
+    result = command([str(ROOT / "train.py"), "experiment=tiny", "data.path=notes",
+                      "model.schedule.transition_images=[2000,8000]", "--cfg", "job"], launch_folder)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "transition_images:\n    - 2000\n    - 8000" in result.stdout
+
+
 def test_train_error_inside_the_job_writes_nothing(synthetic_notes, launch_folder):
     """A ScheduleError raised inside Hydra's instantiate, after Hydra made the run folder runs/<date>/:
     nothing was written into it (no .hydra/, log or config.yaml), so an existing run folder would keep
