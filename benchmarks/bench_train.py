@@ -4,7 +4,8 @@ One iteration is what training repeats: a G step, a D step with the gradient pen
 backward) and the EMA update, run by a ``pl.Trainer`` on random raw images of the codec's shape with
 random pitch labels. ``images_seen`` is set to the middle of each chosen stage before ``fit``, so the
 module's own schedule picks the resolution and fade-in weight. The first batch of every run is the
-warm-up and is also where FLOPs are counted (``FlopCounterMode``); the next ``--iters`` are timed.
+warm-up and is also where FLOPs are counted (``FlopCounterMode``); the next ``--iters`` are timed and
+averaged (use a multiple of ``model.loss.gp_every`` when it is overridden).
 Achieved GFLOP/s is compared with this machine's speed on one large 3x3 conv (forward+backward).
 
     python benchmarks/bench_train.py [--device cpu|cuda] [--iters 2] [--stages 0 2 4] [--configs paper]
@@ -137,7 +138,7 @@ def bench_stage(model: GANSynth, stage: int, precision: str, batch: int, iters: 
     trainer.fit(model, train_dataloaders=DataLoader(data, batch_size=batch, num_workers=0))
     if len(timer.seconds) != iters:
         raise RuntimeError(f"stage {stage}: expected {iters} timed batches, got {len(timer.seconds)}")
-    seconds = statistics.median(timer.seconds)
+    seconds = statistics.fmean(timer.seconds)  # the mean: with a lazy penalty only every k-th step pays for it
     return dict(stage=stage, blocks=blocks, alpha=alpha, resolution=list(model.current_size(blocks)),
                 ms_per_iter=1e3 * seconds, images_per_s=batch / seconds,
                 gflop_per_iter=timer.flops / 1e9, gflop_per_s=timer.flops / 1e9 / seconds)

@@ -164,7 +164,13 @@ class GANSynth(pl.LightningModule):
             datamodule.follow(lambda: int(self.images_seen), self.batch_size_at)
 
     def on_train_start(self) -> None:
+        """Also apply ``model.optim`` to the optimizers: a resume restores Adam's state with the
+        checkpoint's learning rate and betas, which would silently override the command line's."""
         self._clock = (time.perf_counter(), int(self.images_seen))
+        o = self.hparams.optim
+        for opt in self.optimizers():
+            for group in opt.optimizer.param_groups:
+                group.update(lr=o["lr"], betas=tuple(o["betas"]), eps=o.get("eps", 1e-8))
 
     # ----------------------------------------------------------------- training
     def sample_pitches(self, n: int, generator: torch.Generator) -> torch.Tensor:

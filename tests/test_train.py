@@ -119,6 +119,10 @@ class RecordStart(pl.Callback):
         adam = trainer.optimizers[0].state.values()
         self.adam_steps = max((int(s["step"]) for s in adam), default=0)
 
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if not hasattr(self, "learning_rates"):
+            self.learning_rates = [group["lr"] for opt in trainer.optimizers for group in opt.param_groups]
+
 
 def test_resume_continues_images_and_stage(notes, tmp_path):
     # Stop after 19 iterations (global_step counts the G and the D step: 38) at batch 8.
@@ -135,8 +139,9 @@ def test_resume_continues_images_and_stage(notes, tmp_path):
     assert (synth.blocks, synth.alpha) == (2, 1.0)
     assert synth.generate([60], torch.zeros(1, synth.latent_dim)).shape == (1, 2, 320)
     start = RecordStart()
-    _, resumed = train(notes, tmp_path, f"ckpt_path={ckpt}", callbacks=[start])
+    _, resumed = train(notes, tmp_path, f"ckpt_path={ckpt}", "model.optim.lr=2e-4", callbacks=[start])
     assert (start.images_seen, start.stage) == (152, 2)
+    assert start.learning_rates == [2e-4, 2e-4]  # the command line's, not the checkpoint's 8e-4
     # Adam was reset at the stage 2 boundary (128 images): 3 steps since, restored as saved.
     assert start.adam_steps == 3
     for key, value in start.ema.items():
