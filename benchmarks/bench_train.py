@@ -9,6 +9,7 @@ averaged (use a multiple of ``model.loss.gp_every`` when it is overridden).
 Achieved GFLOP/s is compared with this machine's speed on one large 3x3 conv (forward+backward).
 
     python benchmarks/bench_train.py [--device cpu|cuda] [--iters 2] [--stages 0 2 4] [--configs paper]
+    python benchmarks/bench_train.py --configs tiny tiny:model.loss.gp_every=4 --stages 8 --iters 8
 """
 
 from __future__ import annotations
@@ -39,6 +40,12 @@ from gansynth.spectral import SpecgramCodec  # noqa: E402
 CONFIGS = {"paper": "paper", "fork": "stereo_44k", "tiny": "tiny"}  # benchmark name -> Hydra experiment
 PRECISIONS = {"fp32": "32-true", "bf16": "bf16-mixed"}
 PEAK_CONV = dict(channels=256, height=32, width=256)
+
+
+def parse_config(text: str) -> str:
+    if text.partition(":")[0] not in CONFIGS:
+        raise argparse.ArgumentTypeError(f"{text!r}: the name before ':' must be one of {', '.join(CONFIGS)}")
+    return text
 
 
 def build_model(experiment: str, overrides: list[str] = ()) -> GANSynth:
@@ -199,10 +206,10 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=2, help="timed iterations per stage (after 1 warm-up)")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--stages", type=int, nargs="+", help="stage ids (default: every stable stage)")
-    parser.add_argument("--configs", nargs="+", choices=tuple(CONFIGS), default=list(CONFIGS))
+    parser.add_argument("--configs", nargs="+", type=parse_config, default=list(CONFIGS),
+                        help="NAME or NAME:KEY=VALUE[,KEY=VALUE] (a variant timed against NAME in the same run), "
+                             f"NAME one of {', '.join(CONFIGS)}")
     parser.add_argument("--precisions", nargs="+", choices=tuple(PRECISIONS), default=list(PRECISIONS))
-    parser.add_argument("--override", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="Hydra overrides applied to every config (e.g. model.loss.gp_every=4)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own)")
     parser.add_argument("--output", type=Path, help="default: benchmarks/results/train_<device>.json")
     args = parser.parse_args()
@@ -226,7 +233,8 @@ def main() -> None:
 
     rows = []
     for config in args.configs:
-        model = build_model(CONFIGS[config], args.override)
+        name, _, overrides = config.partition(":")
+        model = build_model(CONFIGS[name], overrides.split(",") if overrides else [])
         stages = args.stages if args.stages is not None else list(range(0, model.schedule.num_stages, 2))
         for precision in args.precisions:
             for stage in stages:
@@ -239,7 +247,7 @@ def main() -> None:
 
     print(table(rows))
     report = dict(device=device.type, device_name=device_name(device), threads=torch.get_num_threads(),
-                  torch=torch.__version__, batch=args.batch, overrides=args.override, iters=args.iters,
+                  torch=torch.__version__, batch=args.batch, iters=args.iters,
                   conv_peak=dict(shape=[1, PEAK_CONV["channels"], PEAK_CONV["height"], PEAK_CONV["width"]],
                                  kernel=3, **peak),
                   rows=rows)
