@@ -24,9 +24,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
 REPORT = ROOT / "BENCHMARKS.md"
-sys.path.insert(0, str(HERE))
 
-from learning_curve import CHECKPOINTS, pa_at  # noqa: E402
 
 # name -> script, its arguments on each device (no "cuda": CPU only), extra arguments with --quick
 SCRIPTS = {
@@ -136,14 +134,15 @@ def train_table(data: dict):
 
 
 def learning_curve_table(data: dict):
-    marks = [m for m in CHECKPOINTS if m <= data["minutes"]]
+    """One row per recorded run: its last measurement (the README's Results table has the curves)."""
     rows = []
-    for name, result in data["results"].items():
-        records = result["records"]
-        last = records[-1] if records else {}
-        rows.append(((name,), (*(pa_at(records, m) for m in marks), last.get("images_seen"), last.get("pitch_accuracy"))))
-    return f"{data['minutes']} minutes per variant", ["variant"], \
-        [*(f"PA @ {m:g} min" for m in marks), "images", "final PA"], rows
+    for name, run in data["runs"].items():
+        last = run["records"][-1] if run["records"] else {}
+        rows.append(((name,), (run.get("threads"), last.get("images_seen"), last.get("minutes"),
+                               last.get("pitch_accuracy"), last.get("coverage"), last.get("entropy"),
+                               last.get("nearest_real_ratio"))))
+    return "each run's last LearningMonitor record", ["run"], \
+        ["threads", "images", "minutes", "PA", "coverage", "mix entropy", "nearest-real"], rows
 
 
 def mel_matrix_table(data: dict):
