@@ -32,8 +32,8 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gansynth.module import GANSynth  # noqa: E402
-from gansynth.spectral import SpecgramCodec  # noqa: E402
+from gansynth.training.module import GANSynth  # noqa: E402
+from gansynth.core.spectral import SpecgramCodec  # noqa: E402
 
 CONFIGS = {"paper": "paper", "fork": "stereo_44k", "tiny": "tiny"}  # benchmark name -> Hydra experiment
 PRECISIONS = {"fp32": "32-true", "bf16": "bf16-mixed"}

@@ -24,11 +24,11 @@ from omegaconf import OmegaConf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gansynth.audio import load_clip  # noqa: E402
-from gansynth.evaluate import pitch_accuracy  # noqa: E402
-from gansynth.labels import NSYNTH_STEM  # noqa: E402
-from gansynth.spectral import SpecgramCodec  # noqa: E402
-from gansynth.timbre import TimbreReference, instrument_of, timbre_features, timbre_scores  # noqa: E402
+from gansynth.core.audio import load_clip  # noqa: E402
+from gansynth.evaluation.metrics import pitch_accuracy  # noqa: E402
+from gansynth.core.labels import NSYNTH_STEM  # noqa: E402
+from gansynth.core.spectral import SpecgramCodec  # noqa: E402
+from gansynth.evaluation.timbre import TimbreReference, instrument_of, timbre_features, timbre_scores  # noqa: E402
 
 
 def main() -> None:

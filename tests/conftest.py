@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gansynth.make_dataset import make_dataset
+from gansynth.commands.make_dataset import make_dataset
 
 torch.set_num_threads(2)  # the test machines have two cores shared between jobs
 

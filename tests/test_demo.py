@@ -6,7 +6,7 @@ import json
 import pytest
 import soundfile as sf
 
-from gansynth import demo
+from gansynth.commands import demo
 
 
 @pytest.mark.slow

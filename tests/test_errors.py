@@ -8,7 +8,7 @@ import pkgutil
 from pathlib import Path
 
 import gansynth
-from gansynth.errors import GANSynthError
+from gansynth.core.errors import GANSynthError
 
 PACKAGE = Path(gansynth.__file__).parent
 

@@ -9,13 +9,13 @@ import pytest
 import soundfile as sf
 import torch
 
-from gansynth.classifier import (
+from gansynth.evaluation.classifier import (
     ClassifierError,
     classifier_accuracy,
     log_frequency_spectrogram,
     train_pitch_classifier,
 )
-from gansynth.evaluate import (
+from gansynth.evaluation.metrics import (
     EvaluationError,
     evaluate,
     frechet_distance,
@@ -25,7 +25,7 @@ from gansynth.evaluate import (
     pitch_entropy,
     pitch_scores,
 )
-from gansynth.pitch import PitchVocab, midi_to_hz
+from gansynth.core.pitch import PitchVocab, midi_to_hz
 from test_pitch import harmonic_tone
 from test_render import make_checkpoint
 

@@ -1,6 +1,6 @@
 """Does the GAN make notes? The tiny experiment as shipped, trained from scratch on the demo's SoundFont
 notes for the learning budget (slow: TRAINING_BUDGET of wall time on 2 cores), scored by
-`gansynth.evaluate` beside its controls.
+`gansynth.evaluation.metrics` beside its controls.
 
 The real ceiling and the controls are asserted strictly: a control that passes the floors would mean the
 metrics are broken. The generated notes must reach issue 9's floors; while they do not (README, Results),
@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from gansynth import evaluate
-from gansynth.demo import DEMO_DATASET
-from gansynth.make_dataset import make_dataset
-from gansynth.training import run
+from gansynth.evaluation import metrics as evaluate
+from gansynth.commands.demo import DEMO_DATASET
+from gansynth.commands.make_dataset import make_dataset
+from gansynth.commands.train import run
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_train import compose_cfg  # noqa: E402

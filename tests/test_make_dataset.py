@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from gansynth.make_dataset import MakeDatasetError, main, make_dataset, pan_gains
-from gansynth.pitch import estimate_f0, hz_to_midi
+from gansynth.commands.make_dataset import MakeDatasetError, main, make_dataset, pan_gains
+from gansynth.core.pitch import estimate_f0, hz_to_midi
 
 PEAK = 10 ** (-3 / 20)
 

@@ -12,11 +12,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from gansynth.midi import MidiError, Note, read_notes
-from gansynth.networks import Generator
-from gansynth.render import (CheckpointError, NoteShape, RenderError, interpolate_anchors, load_checkpoint,
+from gansynth.core.midi import MidiError, Note, read_notes
+from gansynth.core.networks import Generator
+from gansynth.inference.render import (CheckpointError, NoteShape, RenderError, interpolate_anchors, load_checkpoint,
                              random_anchors, render_interpolation, render_midi, render_notes, run_generate)
-from gansynth.spectral import SpecgramCodec, mel_weight_matrix
+from gansynth.core.spectral import SpecgramCodec, mel_weight_matrix
 
 ROOT = Path(__file__).resolve().parents[1]
 SR = 16000

@@ -8,10 +8,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from gansynth.make_dataset import make_dataset
-from gansynth.midi import Note
-from gansynth.render import NoteShape, RenderError, load_checkpoint, random_anchors, render_midi, run_generate
-from gansynth.sustain import Loop, SustainError, find_loop, loop_to, steady_span, sustained
+from gansynth.commands.make_dataset import make_dataset
+from gansynth.core.midi import Note
+from gansynth.inference.render import NoteShape, RenderError, load_checkpoint, random_anchors, render_midi, run_generate
+from gansynth.inference.sustain import Loop, SustainError, find_loop, loop_to, steady_span, sustained
 from test_render import LATENT, SR, make_checkpoint, write_piece
 
 TEN_SECONDS = 10 * SR
