@@ -24,6 +24,7 @@ from gansynth.core.errors import GANSynthError
 
 WRITE_SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
 PCM_SUBTYPES = ("PCM_16", "PCM_24")
+SILENT_PEAK = 1e-8  # below this a clip is treated as silence and left unscaled
 
 # libsndfile accepts a WAV/AIFF whose data chunk is cut short and quietly reports and returns fewer
 # frames; its header log then reads e.g. "data : 4000 (should be 2999)". Streamed writers leave 0 or
@@ -201,3 +202,12 @@ def _as_channels_first(x: np.ndarray | torch.Tensor, path: Path) -> np.ndarray:
     if not np.isfinite(samples).all():
         raise AudioError(f"{path}: refusing to write NaN or infinite samples")
     return samples
+
+
+def peak_normalize(audio: np.ndarray, peak_db: float | None) -> np.ndarray:
+    """Scale so the absolute peak sits at peak_db dBFS, keeping the array's float type; None or
+    silence leaves audio unchanged. The project's one peak normaliser (mix, notes, datasets, samples)."""
+    peak = float(np.abs(audio).max()) if audio.size else 0.0
+    if peak_db is None or peak < SILENT_PEAK:
+        return audio
+    return audio * (10.0 ** (peak_db / 20.0) / peak)

@@ -1,35 +1,26 @@
-"""Evaluation metrics and the `gansynth-evaluate` command: PA, PE, NDB and a Fréchet distance.
+"""Evaluation metrics: PA, PE, NDB, a Fréchet distance and the timbre scores, beside controls.
 
 The originals never released their evaluation code (facts 8.1), so "it learns pitch" had no
 reproducible number. Here every metric is a pure function on tensors (usable during training), and
 `evaluate` scores a checkpoint against real notes with the same functions, reporting the real notes'
 own scores as the ceiling a perfect generator would reach.
-
-    python -m gansynth.evaluation.metrics ckpt_path=run/checkpoints/last.ckpt data.path=notes/ [out=report.json]
 """
 
 from __future__ import annotations
 
-import json
 import math
-import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
-from gansynth.core.files import atomic_write
 from gansynth.evaluation.classifier import (
     classifier_accuracy,
     classifier_embeddings,
     log_frequency_spectrogram,
     train_pitch_classifier,
 )
-from gansynth.commands.cli import bad_input_exits, check_setting, flatten
 from gansynth.core.errors import GANSynthError
 from gansynth.core.pitch import estimate_f0, hz_to_midi
 from gansynth.evaluation.timbre import TimbreError, TimbreReference, instrument_of, timbre_features, timbre_scores
@@ -39,19 +30,6 @@ NDB_ALPHA = 0.05
 MIN_REFERENCE_PER_BIN = 5
 KMEANS_ITERATIONS = 100
 GENERATE_CHUNK = 32
-DEFAULTS = {
-    "ckpt_path": None,
-    "data": {"path": None, "labels": {"source": "nsynth"}, "too_long": "reject", "downmix": False,
-             "cache_dir": None},
-    "notes_per_pitch": 8,
-    "controls": True,
-    "ndb_bins": 50,
-    "classifier_steps": 500,
-    "held_out_fraction": 0.2,
-    "seed": 0,
-    "device": "cpu",
-    "out": None,
-}
 
 
 class EvaluationError(GANSynthError):
@@ -391,110 +369,9 @@ def evaluate(
     return report
 
 
-# ----------------------------------------------------------------------------------------------
-# Command line
-
-
-REPORT_ROWS = [
-    ("PA (mean)", "pa", "{:.3f}"), ("PE (nats)", "pe", "{:.3f}"), ("pitched", "voiced", "{:.3f}"),
-    ("NDB / bins", "ndb_fraction", "{:.3f}"), ("FD", "fd", "{:.1f}"),
-    ("coverage", "coverage", "{:.3f}"), ("mix entropy", "entropy", "{:.3f}"),
-    ("diversity", "diversity", "{:.3f}"), ("nearest-real", "nearest_real_ratio", "{:.2f}"),
-]
-
-
-def format_report(report: dict) -> str:
-    """A table of `evaluate`'s numbers: generated, the real ceiling and each control side by side."""
-    columns = report["columns"]
-    lines = [f"{'metric':<14}" + "".join(f"{name:>12}" for name in columns)]
-    for label, key, fmt in REPORT_ROWS:
-        if key in report["generated"]:
-            lines.append(f"{label:<14}" + "".join(f"{fmt.format(report[c][key]):>12}" for c in columns))
-    lines.append(f"NDB ({report['generated']['bins']} bins) and FD against {report['reference_notes']} real "
-                 f"reference notes, {report['generated']['compared_notes']} notes per column; pitch "
-                 f"classifier held-out accuracy {report['classifier_accuracy']:.3f}")
-    if "instruments" in report:
-        lines.append(f"instruments: {', '.join(report['instruments'])} (classifier leave-one-pitch-out "
-                     f"accuracy on real notes {report['instrument_classifier_leave_one_pitch_out']:.3f})")
-    return "\n".join(lines)
-
-
-def parse_config(argv: Sequence[str]) -> DictConfig:
-    """key=value overrides on DEFAULTS, checked as the Hydra commands check theirs: an unknown key
-    names the nearest one, a value keeps its default's kind, and the required paths must be given."""
-    try:
-        overrides = OmegaConf.to_container(OmegaConf.from_cli(list(argv)))
-    except OmegaConfBaseException as error:
-        raise EvaluationError(f"bad override: {' '.join(str(error).split())[:200]}") from None
-    for key, value in flatten(overrides):
-        check_setting(DEFAULTS, key, value)
-    cfg = OmegaConf.merge(OmegaConf.create(DEFAULTS), overrides)
-    missing = [key for key in ("ckpt_path", "data.path") if not OmegaConf.select(cfg, key)]
-    if missing:
-        raise EvaluationError(f"missing required settings: {', '.join(f'{k}=...' for k in missing)}")
-    return cfg
-
-
-def run(cfg: DictConfig) -> dict:
-    """Load the checkpoint, read the real notes with the model's codec, evaluate with the controls,
-    print and save."""
-    from gansynth.training.data import AudioFolderDataModule
-    from gansynth.inference.render import load_checkpoint
-
-    synth = load_checkpoint(cfg.ckpt_path, device=cfg.device)
-    data = cfg.data
-    datamodule = AudioFolderDataModule(
-        path=data.path, codec=synth.codec.to_dict(), labels=OmegaConf.to_container(data.labels),
-        pitch_low=synth.vocab.low, pitch_high=synth.vocab.high, too_long=data.too_long,
-        downmix=data.downmix, cache_dir=data.cache_dir, num_workers=0,
-    )
-    real_batches = list(datamodule_note_batches(datamodule, synth.codec, synth.device))
-    controls = control_batches(cfg, synth, datamodule, real_batches) if cfg.controls else None
-    report = evaluate(synth, real_batches, real_instruments(datamodule), controls, cfg.notes_per_pitch,
-                      cfg.ndb_bins, cfg.classifier_steps, cfg.held_out_fraction, cfg.seed)
-    report["ckpt_path"] = str(cfg.ckpt_path)
-    report["data_path"] = str(data.path)
-    print(format_report(report))
-    if cfg.out:
-        _write_json_atomically(Path(cfg.out), report)
-        print(f"report written to {cfg.out}")
-    return report
-
-
 def real_instruments(datamodule) -> list[str] | None:
     """Each real note's instrument from its NSynth-style file name, or None when names carry none."""
     try:
         return [instrument_of(path) for path in datamodule.scan().files]
     except TimbreError:
         return None
-
-
-def control_batches(cfg: DictConfig, synth, datamodule, real_batches) -> dict:
-    """Untrained G (the checkpoint's architecture, fresh weights), the per-pitch mean note, white noise."""
-    from gansynth.inference.render import load_checkpoint
-
-    untrained = load_checkpoint(cfg.ckpt_path, device=cfg.device, untrained_seed=cfg.seed)
-    dataset = datamodule.train_dataloader().dataset
-    rms = float(torch.cat([audio.flatten() for audio, _ in real_batches]).square().mean().sqrt())
-    return {
-        "untrained": generated_note_batches(untrained, cfg.notes_per_pitch, cfg.seed),
-        "mean_note": mean_note_batches(dataset, synth.codec, synth.vocab, cfg.notes_per_pitch, synth.device),
-        "noise": white_noise_batches(synth.trained_pitches, cfg.notes_per_pitch, synth.channels,
-                                     synth.n_samples, rms, cfg.seed),
-    }
-
-
-def _write_json_atomically(path: Path, report: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path, "w") as handle:
-        handle.write(json.dumps(report, indent=2, allow_nan=True) + "\n")
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Console script `gansynth-evaluate`: bad input prints one line and exits with status 2."""
-    with bad_input_exits():
-        run(parse_config(sys.argv[1:] if argv is None else argv))
-
-
-if __name__ == "__main__":
-    main()

@@ -11,8 +11,12 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning.utilities import rank_zero_only
 
+from gansynth.core.audio import peak_normalize, write_audio
 from gansynth.core.files import atomic_write
-from gansynth.core.audio import write_audio
+from gansynth.evaluation.metrics import pitch_accuracy, real_instruments
+from gansynth.evaluation.timbre import TimbreError, TimbreReference, timbre_features, timbre_scores
+
+SAMPLE_PEAK_DB = -1.0
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -36,11 +40,11 @@ def crossed(before: int, after: int, every: int) -> bool:
     return every > 0 and after // every > before // every
 
 
-class ImageCountCheckpoint(pl.Callback):
-    """Save ``images-<n>.ckpt`` every ``every_images`` images and keep ``last.ckpt`` current."""
+class EveryImages(pl.Callback):
+    """A callback that acts whenever a batch carries ``images_seen`` across a multiple of
+    ``every_images`` (0: never): the image count, not the step count, is the training clock."""
 
-    def __init__(self, dirpath: str, every_images: int):
-        self.dirpath = Path(dirpath)
+    def __init__(self, every_images: int):
         self.every_images = every_images
         self._before = 0
 
@@ -48,10 +52,23 @@ class ImageCountCheckpoint(pl.Callback):
         self._before = int(pl_module.images_seen)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        seen = int(pl_module.images_seen)
-        if crossed(self._before, seen, self.every_images):
-            trainer.save_checkpoint(self.dirpath / f"images-{seen:09d}.ckpt")
-            self.save_last(trainer)
+        if crossed(self._before, int(pl_module.images_seen), self.every_images):
+            self.act(trainer, pl_module, batch)
+
+    def act(self, trainer, pl_module, batch) -> None:
+        raise NotImplementedError
+
+
+class ImageCountCheckpoint(EveryImages):
+    """Save ``images-<n>.ckpt`` every ``every_images`` images and keep ``last.ckpt`` current."""
+
+    def __init__(self, dirpath: str, every_images: int):
+        super().__init__(every_images)
+        self.dirpath = Path(dirpath)
+
+    def act(self, trainer, pl_module, batch):
+        trainer.save_checkpoint(self.dirpath / f"images-{int(pl_module.images_seen):09d}.ckpt")
+        self.save_last(trainer)
 
     def on_train_end(self, trainer, pl_module):
         self.save_last(trainer)
@@ -81,27 +98,19 @@ class StopAtImages(pl.Callback):
             trainer.should_stop = True
 
 
-class SampleLogger(pl.Callback):
+class SampleLogger(EveryImages):
     """Every ``every_images`` images, render one note per pitch with the EMA generator (fixed
     latent), write a wav of all of them to ``<run>/samples`` and log each note and its
     spectrogram to TensorBoard. TensorBoard audio is mono, so stereo is logged as L and R."""
 
     def __init__(self, out_dir: str, every_images: int, pitches: list[int], seed: int = 0):
+        super().__init__(every_images)
         self.out_dir = Path(out_dir)
-        self.every_images = every_images
         self.pitches = list(pitches)
         self.seed = seed
-        self._before = 0
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        self._before = int(pl_module.images_seen)
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if crossed(self._before, int(pl_module.images_seen), self.every_images):
-            self.log_samples(trainer, pl_module, batch)
 
     @rank_zero_only
-    def log_samples(self, trainer, pl_module, batch):
+    def act(self, trainer, pl_module, batch):
         pitches = [p for p in self.pitches if pl_module.vocab.contains(p)]
         if not pitches:
             return
@@ -110,9 +119,8 @@ class SampleLogger(pl.Callback):
         audio = pl_module.synth().generate(pitches, z)  # [P, ch, n]
         gap = np.zeros((audio.shape[1], codec.sample_rate // 4), dtype=np.float32)
         strip = np.concatenate([np.concatenate([a.numpy(), gap], axis=1) for a in audio], axis=1)
-        peak = max(float(np.abs(strip).max()), 1e-9)
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        write_audio(self.out_dir / f"images-{seen:09d}.wav", strip * (0.89 / peak), codec.sample_rate)
+        write_audio(self.out_dir / f"images-{seen:09d}.wav", peak_normalize(strip, SAMPLE_PEAK_DB), codec.sample_rate)
 
         writer = getattr(trainer.logger, "experiment", None)
         if writer is None or not hasattr(writer, "add_audio"):
@@ -120,8 +128,8 @@ class SampleLogger(pl.Callback):
         sides = ["mono"] if audio.shape[1] == 1 else ["left", "right"]
         images = codec.encode(audio.to(pl_module.device)).cpu()  # what the notes sound like, re-encoded
         for pitch, note, image in zip(pitches, audio, images):
-            for side, channel in zip(sides, note):
-                clip = channel / max(float(channel.abs().max()), 1e-9) * 0.89
+            for side, channel in zip(sides, note.numpy()):
+                clip = peak_normalize(channel, SAMPLE_PEAK_DB)
                 writer.add_audio(f"audio/pitch_{pitch}/{side}", clip, seen, codec.sample_rate)
             writer.add_image(f"spectrogram/fake/pitch_{pitch}", to_picture(image[0]), seen, dataformats="HW")
         real = batch[0][:1].float()
@@ -131,7 +139,7 @@ class SampleLogger(pl.Callback):
 LOGGED_LOSSES = ("g_loss", "d_loss", "gp")  # the last step's, beside each record for the report's curves
 
 
-class LearningMonitor(pl.Callback):
+class LearningMonitor(EveryImages):
     """Every ``every_images`` images, score the EMA generator on ``notes_per_pitch`` latents of every
     training pitch: periodicity-gated pitch accuracy and, when the file names carry instruments, the
     timbre metrics against the real notes as the codec returns them (``gansynth.evaluation.timbre``). Logged to
@@ -139,11 +147,10 @@ class LearningMonitor(pl.Callback):
     losses."""
 
     def __init__(self, path: str, every_images: int, notes_per_pitch: int = 8, seed: int = 0):
+        super().__init__(every_images)
         self.path = Path(path)
-        self.every_images = every_images
         self.notes_per_pitch = notes_per_pitch
         self.seed = seed
-        self._before = 0
         self._measured_at = -1
         self._start = time.perf_counter()
         self._reference = None
@@ -151,12 +158,8 @@ class LearningMonitor(pl.Callback):
     def on_train_start(self, trainer, pl_module):
         self._start = time.perf_counter()
 
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        self._before = int(pl_module.images_seen)
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if crossed(self._before, int(pl_module.images_seen), self.every_images):
-            self.measure(trainer, pl_module)
+    def act(self, trainer, pl_module, batch):
+        self.measure(trainer, pl_module)
 
     def on_train_end(self, trainer, pl_module):
         if int(pl_module.images_seen) != self._measured_at:
@@ -165,9 +168,6 @@ class LearningMonitor(pl.Callback):
     @torch.no_grad()
     def _timbre_reference(self, trainer, pl_module):
         """The real notes decoded from the cache (the codec's ceiling) with their file names' instruments."""
-        from gansynth.evaluation.metrics import real_instruments
-        from gansynth.evaluation.timbre import TimbreError, TimbreReference, timbre_features
-
         datamodule = trainer.datamodule
         instruments = real_instruments(datamodule)
         if instruments is None:
@@ -186,9 +186,6 @@ class LearningMonitor(pl.Callback):
 
     @rank_zero_only
     def measure(self, trainer, pl_module):
-        from gansynth.evaluation.metrics import pitch_accuracy
-        from gansynth.evaluation.timbre import timbre_features, timbre_scores
-
         self._measured_at = seen = int(pl_module.images_seen)
         seconds = time.perf_counter() - self._start
         if self._reference is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from dataclasses import dataclass
 
 import pytorch_lightning as pl
 import torch
@@ -20,14 +21,22 @@ from gansynth.core.augment import augment, check_policy
 from gansynth.core.errors import GANSynthError
 from gansynth.core.networks import Discriminator, Generator
 from gansynth.core.pitch import PitchVocab
-from gansynth.inference.render import CheckpointError, Synth
 from gansynth.core.schedule import Schedule
 from gansynth.core.seeds import STEP_NOISE, seeded_generator
 from gansynth.core.spectral import SpecgramCodec, saved_mel_matrix
+from gansynth.core.synth import CheckpointError, Synth
+from gansynth.training.losses import (LossSettings, SettingError, critic_loss, generator_loss,
+                                      lazy_gradient_penalty)
 
 
-class SettingError(GANSynthError):
-    """A model setting outside the range its formula needs."""
+@dataclass(frozen=True)
+class OptimSettings:
+    """``model.optim``, typed: one Adam per network. The defaults are for keys older checkpoints lack."""
+
+    lr: float
+    betas: tuple[float, float]
+    eps: float = 1e-8
+    reset_on_stage: bool = True  # forget Adam's moments at each stage boundary, as the original did
 
 
 class TrainingDiverged(GANSynthError):
@@ -48,27 +57,6 @@ def fade_reals(images: torch.Tensor, size: tuple[int, int], alpha: float) -> tor
         coarse = F.interpolate(F.avg_pool2d(x, 2), scale_factor=2, mode="nearest")
         x = alpha * x + (1.0 - alpha) * coarse
     return x
-
-
-def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, target: float,
-                     generator: torch.Generator) -> torch.Tensor:
-    """Two-sided WGAN-GP on random interpolates, in fp32 (double backward in bf16 is fragile)."""
-    u = torch.rand(real.shape[0], 1, 1, 1, device=real.device, generator=generator)
-    mixed = (real.float() + u * (fake.float() - real.float())).requires_grad_(True)
-    with torch.autocast(device_type=real.device.type, enabled=False):
-        score = critic(mixed)
-    (grad,) = torch.autograd.grad(score.sum(), mixed, create_graph=True)
-    slope = grad.flatten(1).norm(dim=1)
-    return ((slope / target - 1.0) ** 2).mean()
-
-
-def mode_seeking_loss(fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """MSGAN's term (Mao et al. 2019) against a conditional G that ignores its latent: two notes
-    of one pitch should differ in proportion to their latents. Pairs are the batch's two halves."""
-    h = fake.shape[0] // 2
-    image_gap = (fake[:h] - fake[h: 2 * h]).float().abs().mean(dim=(1, 2, 3))
-    latent_gap = (z[:h] - z[h: 2 * h]).abs().mean(dim=1)
-    return (1.0 / (image_gap / latent_gap + 1e-5)).mean()
 
 
 class GANSynth(pl.LightningModule):
@@ -92,10 +80,8 @@ class GANSynth(pl.LightningModule):
         super().__init__()
         if not (ema_rampup is None or ema_rampup > 0):
             raise SettingError(f"model.ema_rampup must be > 0 or null (a fixed decay), got {ema_rampup}")
-        if not loss.get("mode_seeking", 0.0) >= 0:
-            raise SettingError(f"model.loss.mode_seeking must be >= 0, got {loss['mode_seeking']}")
-        if not (isinstance(loss.get("gp_every", 1), int) and loss.get("gp_every", 1) >= 1):
-            raise SettingError(f"model.loss.gp_every must be an integer >= 1, got {loss['gp_every']}")
+        self.loss_settings = LossSettings(**loss)
+        self.optim_settings = OptimSettings(**dict(optim, betas=tuple(optim["betas"])))
         try:
             self.augment_policy = check_policy(augment)
         except ValueError as error:
@@ -134,7 +120,7 @@ class GANSynth(pl.LightningModule):
 
     def _enter_stage(self, stage: int) -> None:
         """At a stage boundary, forget Adam's moments as the original did (``optim.reset_on_stage``)."""
-        if self.hparams.optim.get("reset_on_stage", True):
+        if self.optim_settings.reset_on_stage:
             for opt in self.optimizers():
                 opt.optimizer.state.clear()
         self._optim_stage = stage
@@ -186,11 +172,13 @@ class GANSynth(pl.LightningModule):
         projection discriminator that shares the head's weights), so a fake whose spectrum does not
         match its pitch scores low even when the head can be fooled."""
         score, logits = self.discriminator(augment(x, self.augment_policy, generator), blocks, alpha)
-        if self.hparams.loss.get("projection", False):
+        if self.loss_settings.projection:
             score = score + logits.gather(1, pitches[:, None]).squeeze(1)
         return score, logits
 
     def training_step(self, batch, batch_idx):
+        """One generator step, then one critic step, on the step's own random numbers (drawn in this
+        order: G's pitches, latents, augmentation; D's fake latents, augmentations, penalty mix)."""
         images, labels = batch
         stage = self.stage
         if stage != self._optim_stage:
@@ -199,58 +187,45 @@ class GANSynth(pl.LightningModule):
         noise = self.step_generator()
         real = fade_reals(self.codec.normalize(images), self.current_size(blocks), alpha)
         n = real.shape[0]
-        w = self.hparams.loss
+        settings = self.loss_settings
         opt_g, opt_d = self.optimizers()
 
-        # Generator step: fool the critic and make the pitch head see the asked-for pitch.
         self.toggle_optimizer(opt_g)
-        mode_seeking = w.get("mode_seeking", 0.0)
         fake_pitch = self.sample_pitches(n, noise)
-        if mode_seeking:  # the second half asks for the first half's pitches, from other latents
+        if settings.mode_seeking:  # the second half asks for the first half's pitches, from other latents
             fake_pitch[n // 2: 2 * (n // 2)] = fake_pitch[: n // 2]
         z = torch.randn(n, self.generator.latent_dim, device=self.device, generator=noise)
         fake = self.generator(z, fake_pitch, blocks, alpha)
-        score, logits = self._critic(fake, fake_pitch, blocks, alpha, noise)
-        g_adv = -score.mean()
-        g_aux = F.cross_entropy(logits.float(), fake_pitch)
-        g_loss = g_adv + w["aux_weight_g"] * g_aux
-        if mode_seeking:
-            g_loss = g_loss + mode_seeking * mode_seeking_loss(fake, z)
-        self._check_finite(g_loss, "generator loss")
-        opt_g.zero_grad(set_to_none=True)
-        self.manual_backward(g_loss)
-        opt_g.step()
-        self.untoggle_optimizer(opt_g)
+        g = generator_loss(*self._critic(fake, fake_pitch, blocks, alpha, noise), fake_pitch, settings, fake, z)
+        self._optimizer_step(opt_g, g.total, "generator loss")
 
-        # Discriminator step: WGAN-GP + drift + pitch classification of the reals. The fakes take
-        # the real batch's pitches, so real, fake and their interpolates share one label.
+        # The fakes take the real batch's pitches, so real, fake and their interpolates share one label.
         self.toggle_optimizer(opt_d)
         with torch.no_grad():
             fake = self._fake(labels, blocks, alpha, noise)
         real_score, real_logits = self._critic(real, labels, blocks, alpha, noise)
         fake_score, _ = self._critic(fake, labels, blocks, alpha, noise)
-        d_adv = fake_score.mean() - real_score.mean()
-        d_aux = F.cross_entropy(real_logits.float(), labels)
-        drift = (real_score.float() ** 2).mean()
-        d_loss = d_adv + w["drift"] * drift + w["aux_weight_d"] * d_aux
-        gp_every = w.get("gp_every", 1)
-        if (int(self.images_seen) // n) % gp_every == 0:  # lazy penalty (StyleGAN2): k× weight every k-th step
-            gp = gradient_penalty(lambda x: self._critic(x, labels, blocks, alpha, noise)[0], real, fake,
-                                  w["gp_target"], noise)
-            d_loss = d_loss + gp_every * w["gp_weight"] * gp
-        else:
-            gp = None  # not logged: the logs keep the last penalty actually computed
-        self._check_finite(d_loss, "discriminator loss")
-        opt_d.zero_grad(set_to_none=True)
-        self.manual_backward(d_loss)
-        opt_d.step()
-        self.untoggle_optimizer(opt_d)
+        d = critic_loss(real_score, fake_score, real_logits, labels, settings)
+        penalty = lazy_gradient_penalty(lambda x: self._critic(x, labels, blocks, alpha, noise)[0], real, fake,
+                                        int(self.images_seen), settings, noise)
+        d_loss = d.total if penalty is None else d.total + penalty[0]
+        self._optimizer_step(opt_d, d_loss, "discriminator loss")
 
         self._update_ema(n * self.trainer.world_size)
         self.images_seen += n * self.trainer.world_size
-        losses = dict(g_loss=g_loss, g_adv=g_adv, g_aux=g_aux, d_loss=d_loss, d_adv=d_adv, d_aux=d_aux,
-                      real_pitch_acc=(real_logits.argmax(1) == labels).float().mean())
-        self._log_step(losses if gp is None else dict(losses, gp=gp), stage, alpha)
+        losses = dict(g_loss=g.total, g_adv=g.adversarial, g_aux=g.pitch, d_loss=d_loss, d_adv=d.adversarial,
+                      d_aux=d.pitch, real_pitch_acc=(real_logits.argmax(1) == labels).float().mean())
+        if penalty is not None:  # otherwise the logs keep the last penalty actually computed
+            losses["gp"] = penalty[1]
+        self._log_step(losses, stage, alpha)
+
+    def _optimizer_step(self, optimizer, loss: torch.Tensor, name: str) -> None:
+        """Check the loss, then backward and step the optimizer toggled for it, and untoggle it."""
+        self._check_finite(loss, name)
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        optimizer.step()
+        self.untoggle_optimizer(optimizer)
 
     def _check_finite(self, loss: torch.Tensor, name: str) -> None:
         if not torch.isfinite(loss):
@@ -292,8 +267,8 @@ class GANSynth(pl.LightningModule):
         )
 
     def configure_optimizers(self):
-        o = self.hparams.optim
-        kwargs = dict(lr=o["lr"], betas=tuple(o["betas"]), eps=o.get("eps", 1e-8))
+        o = self.optim_settings
+        kwargs = dict(lr=o.lr, betas=o.betas, eps=o.eps)
         return (torch.optim.Adam(self.generator.parameters(), **kwargs),
                 torch.optim.Adam(self.discriminator.parameters(), **kwargs))
 
