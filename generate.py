@@ -1,5 +1,5 @@
 """Render a MIDI file (or single notes) with a trained checkpoint:
-``python generate.py ckpt_path=last.ckpt midi_file=song.mid output_dir=out`` (see conf/generate.yaml)."""
+``python generate.py ckpt_path=last.ckpt midi_file=song.mid output_dir=out`` (see gansynth/conf/generate.yaml)."""
 from gansynth.commands.cli import generate
 
 if __name__ == "__main__":

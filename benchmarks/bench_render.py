@@ -76,7 +76,8 @@ def run_one(model: str, precision: str, notes_count: int, device: str, threads: 
     import numpy as np
     import torch
 
-    from gansynth.inference.render import interpolate_anchors, load_checkpoint, random_anchors, render_midi
+    from gansynth.inference.checkpoint import load_checkpoint
+    from gansynth.inference.render import interpolate_anchors, random_anchors, render_midi
 
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as folder:

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
@@ -32,6 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from gansynth.commands.cli import compose_config  # noqa: E402
 from gansynth.training.module import GANSynth  # noqa: E402
 from gansynth.core.spectral import SpecgramCodec  # noqa: E402
 
@@ -43,8 +43,7 @@ PEAK_CONV = dict(channels=256, height=32, width=256)
 def build_model(experiment: str, overrides: list[str] = ()) -> GANSynth:
     """The LightningModule exactly as ``train.py experiment=... <overrides>`` composes it, with a flat
     pitch histogram."""
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[f"experiment={experiment}", *overrides])
+    cfg = compose_config("train", [f"experiment={experiment}", *overrides])
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     model_cfg.pop("_target_")
     low, high = cfg.data.pitch_low, cfg.data.pitch_high

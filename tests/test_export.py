@@ -15,7 +15,8 @@ from gansynth.commands import cli
 from gansynth.commands.demo import compose_config
 from gansynth.commands.export import ExportError, run_export
 from gansynth.core.files import OutputError
-from gansynth.inference.render import CheckpointError, random_anchors
+from gansynth.core.synth import CheckpointError
+from gansynth.inference.render import random_anchors
 from gansynth.inference.sfz import key_ranges, velocity_ranges
 from test_render import CLIP, LATENT, SR, make_checkpoint
 

@@ -10,9 +10,11 @@ import torch
 
 from gansynth.commands.make_dataset import make_dataset
 from gansynth.core.midi import Note
-from gansynth.inference.render import NoteShape, RenderError, load_checkpoint, random_anchors, render_midi, run_generate
+from gansynth.core.synth import RenderError
+from gansynth.inference.checkpoint import load_checkpoint
+from gansynth.inference.render import NoteShape, random_anchors, render_midi
 from gansynth.inference.sustain import Loop, SustainError, find_loop, loop_to, steady_span, sustained
-from test_render import LATENT, SR, make_checkpoint, write_piece
+from test_render import LATENT, SR, make_checkpoint, run_generate, write_piece
 
 TEN_SECONDS = 10 * SR
 

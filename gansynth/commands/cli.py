@@ -1,25 +1,25 @@
 """Console-script entry points, and the one way every command reports bad input.
 
-``train.py``/``generate.py`` and the ``gansynth-*`` scripts compose the Hydra configs in ``conf/``.
-The command line is checked against the composed config before Hydra starts the job, so a mistyped
-key, a value of the wrong kind or a missing group option ends in one line naming the nearest valid
-choice, before torch is imported and before anything is written.
+Every command (``gansynth-train``, ``-generate``, ``-evaluate``, ``-make-dataset``, ``-demo``,
+``-export``, ``-report``; ``train.py``/``generate.py`` at the top of the repository) composes the Hydra
+configs shipped inside the package (``gansynth/conf``) and takes ``key=value`` overrides. The command
+line is checked against the composed config before Hydra starts the job, so a mistyped key, a value of
+the wrong kind or a missing group option ends in one line naming the nearest valid choice, before torch
+is imported and before anything is written.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import difflib
-import os
+import importlib
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from importlib.resources import files
 from typing import Any, NoReturn
 
 import hydra
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import OverrideType
 from hydra.errors import HydraException, InstantiationException
@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gansynth.core.errors import GANSynthError
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+CONFIG_DIR = str(files("gansynth") / "conf")  # package data: found the same way in a checkout and in a wheel
 # Keys whose consumer checks the value itself: Lightning takes 2, [0, 1] or "auto"; the Schedule one int
 # or a list per stage.
 ANY_KIND_KEYS = frozenset({"trainer.devices", "model.schedule.stable_images", "model.schedule.transition_images"})
@@ -55,13 +55,6 @@ def bad_input_exits() -> Iterator[None]:
         if not isinstance(error.__cause__, GANSynthError):
             raise
         fail(error.__cause__)
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse whose usage errors are bad input like any other: one line and exit status 2."""
-
-    def error(self, message: str) -> NoReturn:
-        raise ConfigError(f"{self.prog}: {message} (see --help)")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -135,12 +128,12 @@ def _compose(config_name: str, overrides: Sequence[str]) -> DictConfig:
         raise ConfigError(_one_line(error)) from None
 
 
-def compose_checked(config_name: str, overrides: Sequence[str]) -> None:
+def compose_checked(config_name: str, overrides: Sequence[str], require_all: bool = True) -> None:
     """Compose the config Hydra will run; raise a ConfigError naming the first bad override.
 
     Group choices (``experiment=tiny``) are checked against the group's options; then every plain
     ``key=value`` against the config those choices compose (``+key`` adds a key, ``~key`` deletes one
-    and are left to Hydra); last, keys left at ``???`` are reported as required.
+    and are left to Hydra); last, with ``require_all``, keys left at ``???`` are reported as required.
     """
     try:
         parsed = OverridesParser.create().parse_overrides(list(overrides))
@@ -164,87 +157,58 @@ def compose_checked(config_name: str, overrides: Sequence[str]) -> None:
                               f"; add a new key with +{key}=...")
         cfg = OmegaConf.to_container(_compose(config_name, overrides), resolve=False)
     missing = [key for key, value in flatten(cfg) if value == "???" and not key.startswith("hydra.")]
-    if missing:
+    if missing and require_all:
         raise ConfigError(f"{missing[0]} is required: add {missing[0]}=... to the command line")
 
 
 def check_command_line(config_name: str, argv: Sequence[str]) -> None:
     """Check a Hydra command line before Hydra runs it. Hydra's other modes (sweeps, help, another
-    config folder) keep Hydra's own checks."""
+    config folder) keep Hydra's own checks; printing the config (``--cfg job``) needs no required key."""
     from hydra._internal.utils import get_args_parser  # Hydra's own parser: the same flags, the same overrides
 
     args = get_args_parser().parse_args(list(argv))
     if any((args.multirun, args.help, args.hydra_help, args.info, args.shell_completion, args.config_path,
             args.config_name, args.config_dir, args.experimental_rerun)):
         return
-    compose_checked(config_name, args.overrides)
+    compose_checked(config_name, args.overrides, require_all=not args.cfg)
 
 
-@contextlib.contextmanager
-def _removing_if_left_empty(folder: Path) -> Iterator[None]:
-    """Hydra creates the run folder before the job starts; a run that fails leaves no empty folder."""
-    try:
-        yield
-    finally:
-        if folder != Path.cwd() and folder.is_dir() and not any(folder.iterdir()):
-            os.rmdir(folder)
+def compose_config(config_name: str, overrides: Sequence[str] = ()) -> DictConfig:
+    """A command's config as Hydra composes it, for callers outside the console scripts (the demo,
+    the report's evaluation, tests). Inside a running command Hydra is already set up on the same
+    folder."""
+    if GlobalHydra.instance().is_initialized():
+        return compose(config_name=config_name, overrides=list(overrides))
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name=config_name, overrides=list(overrides))
 
 
-@hydra.main(config_path=CONFIG_DIR, config_name="train", version_base="1.3")
-def _train(cfg: DictConfig) -> None:
-    from gansynth.commands.train import run
+def hydra_command(config_name: str, target: str) -> Callable[[], None]:
+    """The console script of one command: its command line checked against ``conf/<config_name>.yaml``,
+    then Hydra runs ``target`` (``module:function``, imported only then) on the composed config."""
 
-    with bad_input_exits(), _removing_if_left_empty(Path(HydraConfig.get().runtime.output_dir)):
-        run(cfg)
+    module, _, function = target.partition(":")
 
+    def job(cfg: DictConfig) -> None:
+        with bad_input_exits():
+            getattr(importlib.import_module(module), function)(cfg)
 
-@hydra.main(config_path=CONFIG_DIR, config_name="generate", version_base="1.3")
-def _generate(cfg: DictConfig) -> None:
-    from gansynth.inference.render import run_generate
+    job.__module__ = module  # Hydra names the job (``--help``, ``hydra.job.name``) after the task's module
+    job = hydra.main(config_path=CONFIG_DIR, config_name=config_name, version_base="1.3")(job)
 
-    with bad_input_exits():
-        run_generate(cfg)
+    def main() -> None:
+        with bad_input_exits():
+            check_command_line(config_name, sys.argv[1:])
+        job()
 
-
-@hydra.main(config_path=CONFIG_DIR, config_name="export", version_base="1.3")
-def _export(cfg: DictConfig) -> None:
-    from gansynth.commands.export import run_export
-
-    with bad_input_exits():
-        run_export(cfg)
+    main.__doc__ = f"Runs {target} on the config {config_name}."
+    return main
 
 
-@hydra.main(config_path=CONFIG_DIR, config_name="report", version_base="1.3")
-def _report(cfg: DictConfig) -> None:
-    from gansynth.commands.report import run_report
-
-    with bad_input_exits():
-        run_report(cfg)
-
-
-def train() -> None:
-    """``train.py`` and ``gansynth-train``."""
-    with bad_input_exits():
-        check_command_line("train", sys.argv[1:])
-    _train()
-
-
-def generate() -> None:
-    """``generate.py`` and ``gansynth-generate``."""
-    with bad_input_exits():
-        check_command_line("generate", sys.argv[1:])
-    _generate()
-
-
-def export() -> None:
-    """``gansynth-export``: a sample pack with an SFZ instrument."""
-    with bad_input_exits():
-        check_command_line("export", sys.argv[1:])
-    _export()
-
-
-def report() -> None:
-    """``gansynth-report``: the listening report."""
-    with bad_input_exits():
-        check_command_line("report", sys.argv[1:])
-    _report()
+train = hydra_command("train", "gansynth.commands.train:main")
+generate = hydra_command("generate", "gansynth.commands.generate:run_generate")
+evaluate = hydra_command("evaluate", "gansynth.commands.evaluate:run")
+make_dataset = hydra_command("make_dataset", "gansynth.commands.make_dataset:run")
+demo = hydra_command("demo", "gansynth.commands.demo:run")
+export = hydra_command("export", "gansynth.commands.export:run_export")
+report = hydra_command("report", "gansynth.commands.report:run_report")

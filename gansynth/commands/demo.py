@@ -9,78 +9,61 @@ and say where everything is.
 """
 from __future__ import annotations
 
-import argparse
+from importlib.resources import files
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+from hydra.utils import to_absolute_path
+from omegaconf import DictConfig
 
-from gansynth.commands.cli import CONFIG_DIR, ArgumentParser, bad_input_exits
+from gansynth.commands.cli import compose_config
 from gansynth.commands.make_dataset import make_dataset
+from gansynth.core.errors import GANSynthError
 
-BUNDLED_MIDI = Path(__file__).resolve().parent / "assets" / "demo.mid"
+BUNDLED_MIDI = Path(str(files("gansynth") / "assets" / "demo.mid"))
 # piano, violin, flute over two octaves at three velocities: 225 stereo notes of 0.25 s
 DEMO_DATASET = dict(programs=(0, 40, 73), pitch_low=48, pitch_high=72, velocities=(60, 90, 120),
                     note_length=0.2, clip_length=0.25, channels=2)
 
 
-def compose_config(name: str, overrides: list[str]):
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose(config_name=name, overrides=overrides)
+class DemoError(GANSynthError):
+    """A demo setting that cannot run."""
 
 
-def training_minutes(text: str) -> float:
-    """--minutes: at least one second of training, and few enough hours for max_time's 00:HH:MM:SS."""
-    minutes = float(text)
-    if not 1 <= minutes * 60 < 100 * 3600:
-        raise argparse.ArgumentTypeError(f"must lie between 1 second and 100 hours, got {text} minutes")
-    return minutes
-
-
-def main(argv: list[str] | None = None) -> dict:
-    """``python -m gansynth.commands.demo``: bad input prints one line and exits with status 2."""
-    with bad_input_exits():
-        return _run(argv)
-
-
-def _run(argv: list[str] | None) -> dict:
-    parser = ArgumentParser(prog="python -m gansynth.commands.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="demo_out", help="folder for the dataset, the run and the wav")
-    parser.add_argument("--minutes", type=training_minutes, default=12.0,
-                        help="wall-clock cap on training (the tiny experiment's image budget takes longer on 2 cores)")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    out = Path(args.out).absolute()
+def run(cfg: DictConfig) -> dict:
+    """``gansynth-demo`` (cfg composed from conf/demo.yaml): every step, then where its results are."""
+    seconds = int(cfg.minutes * 60)
+    if not 1 <= seconds < 100 * 3600:  # at least a second of training, few enough hours for max_time
+        raise DemoError(f"minutes: must lie between 1 second and 100 hours, got {cfg.minutes} minutes")
+    out = Path(to_absolute_path(cfg.out))
     notes, run_dir = out / "notes", out / "run"
 
     print(f"[1/5] rendering the dataset into {notes}")
-    make_dataset(notes, seed=args.seed, **DEMO_DATASET)
+    make_dataset(notes, seed=cfg.seed, **DEMO_DATASET)
 
-    print(f"[2/5] training the tiny experiment (at most {args.minutes:g} minutes)")
-    from gansynth.commands.train import run
+    print(f"[2/5] training the tiny experiment (at most {cfg.minutes:g} minutes)")
+    from gansynth.commands.train import run as train
 
-    seconds = int(args.minutes * 60)
     train_cfg = compose_config("train", [
         "experiment=tiny", "codec.channel_mode=stereo", f"data.path={notes}", f"run_dir={run_dir}",
         f"trainer.max_time=00:{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}",
-        f"seed={args.seed}", "evaluation.every_images=5000",
+        f"seed={cfg.seed}", "evaluation.every_images=5000",
     ])
-    run(train_cfg)
+    train(train_cfg)
     ckpt = run_dir / "checkpoints" / "last.ckpt"
 
     print(f"[3/5] rendering {BUNDLED_MIDI.name}")
-    from gansynth.inference.render import run_generate
+    from gansynth.commands.generate import run_generate
 
-    rendered = run_generate(OmegaConf.to_container(compose_config("generate", [
+    rendered = run_generate(compose_config("generate", [
         f"ckpt_path={ckpt}", f"midi_file={BUNDLED_MIDI}", f"output_dir={out}",
         "attack_percent=5", "attack_slope=0.7", "release_percent=30", "release_slope=0.4",
-    ])))
+    ]))
 
     print("[4/5] evaluating")
-    from gansynth.evaluation import metrics as evaluate
+    from gansynth.commands import evaluate
 
-    report = evaluate.run(evaluate.parse_config([f"ckpt_path={ckpt}", f"data.path={notes}",
-                                                 f"out={out / 'evaluation.json'}"]))
+    report = evaluate.run(compose_config("evaluate", [f"ckpt_path={ckpt}", f"data.path={notes}",
+                                                      f"out={out / 'evaluation.json'}"]))
     print("[5/5] writing the listening report")
     from gansynth.commands.report import run_report
 
@@ -102,4 +85,6 @@ def _run(argv: list[str] | None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    from gansynth.commands.cli import demo as command
+
+    command()

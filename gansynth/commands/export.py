@@ -23,8 +23,10 @@ from omegaconf import DictConfig, OmegaConf
 from gansynth.core.audio import WRITE_SUBTYPES, write_audio
 from gansynth.core.errors import GANSynthError
 from gansynth.core.files import atomic_write, save_npy, writable_folder
-from gansynth.inference.render import (PRECISIONS, VELOCITY_CURVES, NoteShape, Synth, load_anchors, load_checkpoint,
-                             note_gain, prepare_clip, random_anchors, slerp)
+from gansynth.core.synth import PRECISIONS, Synth
+from gansynth.inference.checkpoint import load_checkpoint
+from gansynth.inference.render import (VELOCITY_CURVES, NoteShape, load_anchors, note_gain, prepare_clip,
+                                       random_anchors, slerp)
 from gansynth.inference.sfz import Region, key_ranges, sfz_text, velocity_ranges
 from gansynth.inference.sustain import SUSTAIN_MODES
 

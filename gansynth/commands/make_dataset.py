@@ -2,7 +2,7 @@
 
 SoundFont notes are rendered in-process with tinysoundfont, which returns stereo float32 from a
 binary wheel. pretty_midi's own `fluidsynth()` needs the system libfluidsynth and returns only the
-left channel, so it cannot make stereo data. `--synthetic` needs no SoundFont at all: harmonic
+left channel, so it cannot make stereo data. `synthetic=true` needs no SoundFont at all: harmonic
 tones with an ADSR envelope, for unit tests.
 
 File names follow NSynth (`{name}_{program:03d}-{pitch:03d}-{velocity:03d}.wav`), so the `nsynth`
@@ -11,7 +11,6 @@ label source reads them back.
 
 from __future__ import annotations
 
-import argparse
 import math
 import re
 import time
@@ -21,10 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import pretty_midi
+from hydra.utils import to_absolute_path
+from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from gansynth.core.audio import write_audio
-from gansynth.commands.cli import ArgumentParser, bad_input_exits
+from gansynth.core.audio import peak_normalize, write_audio
 from gansynth.core.errors import GANSynthError
 from gansynth.core.pitch import midi_to_hz
 
@@ -115,7 +115,11 @@ class SoundFontRenderer:
     """One loaded SoundFont rendering held notes as stereo float32 [2, n]."""
 
     def __init__(self, soundfont: Path, sample_rate: int):
-        import tinysoundfont
+        try:
+            import tinysoundfont
+        except ImportError:
+            raise MakeDatasetError("SoundFont notes need tinysoundfont, an optional extra: "
+                                   "pip install --no-deps tinysoundfont==0.3.7 (or synthetic=true)") from None
 
         self.sample_rate = sample_rate
         self.synth = tinysoundfont.Synth(samplerate=sample_rate)
@@ -202,7 +206,6 @@ def make_dataset(
         raise MakeDatasetError(f"{out}: cannot create the output folder ({err.strerror})") from None
     n_clip = round(clip_length * sample_rate)
     n_hold = min(round(note_length * sample_rate), n_clip)
-    peak = 10.0 ** (PEAK_DBFS / 20.0)
     pans = program_pans(len(programs), pan_spread)
     rng = np.random.default_rng(seed)
     pitches = range(pitch_low, pitch_high + 1)
@@ -220,7 +223,7 @@ def make_dataset(
         if loudest <= 0.0:
             raise MakeDatasetError(f"program {program} rendered silence at pitch {pitch}, velocity {velocity}")
         path = out / note_file_name(program, pitch, velocity, synthetic)
-        write_audio(path, (wave * (peak / loudest)).astype(np.float32), sample_rate, subtype=subtype)
+        write_audio(path, peak_normalize(wave, PEAK_DBFS).astype(np.float32), sample_rate, subtype=subtype)
         paths.append(path)
     return paths
 
@@ -233,46 +236,19 @@ def _place(stereo: np.ndarray, pan: float, channels: int) -> np.ndarray:
     return stereo * np.array([[left], [right]])
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = ArgumentParser(
-        prog="gansynth-make-dataset",
-        description="Render NSynth-style single notes (name_PPP-MMM-VVV.wav) from a SoundFont or a synthesizer.",
-    )
-    parser.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
-    parser.add_argument("--soundfont", type=Path, default=None,
-                        help="SoundFont .sf2 (default: TimGM6mb.sf2 bundled with pretty_midi)")
-    parser.add_argument("--programs", type=int, nargs="+", default=[0, 40, 73], help="General MIDI programs 0-127")
-    parser.add_argument("--pitch-low", type=int, default=48)
-    parser.add_argument("--pitch-high", type=int, default=72)
-    parser.add_argument("--velocities", type=int, nargs="+", default=[60, 90, 120])
-    parser.add_argument("--note-length", type=float, default=0.2, help="seconds the key is held")
-    parser.add_argument("--clip-length", type=float, default=0.28, help="seconds written per file")
-    parser.add_argument("--sample-rate", type=int, default=16000)
-    parser.add_argument("--channels", type=int, choices=(1, 2), default=1)
-    parser.add_argument("--pan-spread", type=float, default=0.6,
-                        help="stereo only: programs are panned evenly over [-spread, spread]; TimGM6mb is "
-                             "nearly mono, so this is what gives a stereo dataset its stereo image")
-    parser.add_argument("--synthetic", action="store_true",
-                        help="no SoundFont: harmonic tones with an ADSR envelope (for tests)")
-    parser.add_argument("--subtype", choices=SUBTYPES, default="PCM_16")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the synthetic timbres and phases")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Console script `gansynth-make-dataset`: bad arguments print one line and exit with status 2."""
+def run(cfg: DictConfig) -> list[Path]:
+    """The make_dataset command (cfg composed from conf/make_dataset.yaml, ``make_dataset``'s arguments)."""
     start = time.perf_counter()
-    with bad_input_exits():
-        args = _parser().parse_args(argv)
-        paths = make_dataset(
-            args.out, soundfont=args.soundfont, programs=args.programs, pitch_low=args.pitch_low,
-            pitch_high=args.pitch_high, velocities=args.velocities, note_length=args.note_length,
-            clip_length=args.clip_length, sample_rate=args.sample_rate, channels=args.channels,
-            pan_spread=args.pan_spread, synthetic=args.synthetic, seed=args.seed, subtype=args.subtype,
-        )
+    settings = OmegaConf.to_container(cfg, resolve=True)
+    out = Path(to_absolute_path(settings.pop("out")))
+    soundfont = settings.pop("soundfont")
+    paths = make_dataset(out, soundfont=to_absolute_path(soundfont) if soundfont else None, **settings)
     seconds = time.perf_counter() - start
-    print(f"wrote {len(paths)} notes to {args.out} in {seconds:.2f} s ({len(paths) / seconds:.0f} notes/s)")
+    print(f"wrote {len(paths)} notes to {out} in {seconds:.2f} s ({len(paths) / seconds:.0f} notes/s)")
+    return paths
 
 
 if __name__ == "__main__":
-    main()
+    from gansynth.commands.cli import make_dataset as command
+
+    command()

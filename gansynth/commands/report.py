@@ -19,13 +19,15 @@ import torch
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
-from gansynth.evaluation import metrics as evaluate
-from gansynth.core.audio import load_clip, write_audio
-from gansynth.training.data import AudioFolderDataModule
+from gansynth.commands import evaluate
+from gansynth.commands.cli import compose_config
+from gansynth.core.audio import load_clip, peak_normalize, write_audio
 from gansynth.core.errors import GANSynthError
 from gansynth.core.files import atomic_write, writable_folder
+from gansynth.core.synth import Synth
 from gansynth.evaluation.plots import save_png, spectrograms, training_curves
-from gansynth.inference.render import Synth, load_checkpoint, peak_normalize, random_anchors
+from gansynth.inference.checkpoint import load_checkpoint
+from gansynth.inference.render import random_anchors
 
 PAGE_STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}"
               "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
@@ -77,17 +79,14 @@ def spread(values: list[int], count: int) -> list[int]:
 
 def real_notes(cfg: DictConfig, synth: Synth) -> dict[int, Path]:
     """The first file of each pitch of the data folder that the model was trained on."""
-    data = cfg.data
-    scan = AudioFolderDataModule(path=to_absolute_path(data.path), codec=synth.codec.to_dict(),
-                                 labels=OmegaConf.to_container(data.labels), pitch_low=synth.vocab.low,
-                                 pitch_high=synth.vocab.high, too_long=data.too_long, downmix=data.downmix).scan()
+    scan = evaluate.real_notes(cfg.data, synth).scan()
     trained = set(synth.trained_pitches)
     first: dict[int, Path] = {}
     for path, pitch in zip(scan.files, scan.pitches):
         if pitch in trained:
             first.setdefault(pitch, path)
     if not first:
-        raise ReportError(f"{data.path}: no note of a pitch the model was trained on "
+        raise ReportError(f"{cfg.data.path}: no note of a pitch the model was trained on "
                           f"({synth.describe_trained_pitches()})")
     return dict(sorted(first.items()))
 
@@ -163,7 +162,7 @@ def run_report(cfg: DictConfig) -> Path:
                           "one pitch across latents"), "<br>",
              *(page.audio(f"grid_{i:02d}.wav", a, f"latent {i}") for i, a in enumerate(grid)))
 
-    scores = evaluate.run(OmegaConf.merge(OmegaConf.create(evaluate.DEFAULTS), {
+    scores = evaluate.run(OmegaConf.merge(compose_config("evaluate"), {
         "ckpt_path": str(ckpt), "data": cfg.data, "seed": cfg.seed, "device": cfg.device, **cfg.evaluation}))
     page.add("<h2>Evaluation</h2>",
              f"<p>{scores['generated']['notes']} generated notes ({cfg.evaluation.notes_per_pitch} per trained pitch) "

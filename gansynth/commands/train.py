@@ -1,16 +1,20 @@
-"""Build and run a training job from a composed Hydra config (``train.py`` is a thin shell)."""
+"""The train command: build and run a training job from the composed conf/train.yaml."""
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytorch_lightning as pl
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
 from gansynth.training.callbacks import (
     AtomicCheckpointIO, ImageCountCheckpoint, LearningMonitor, SampleLogger, StopAtImages,
 )
-from gansynth.inference.render import CheckpointError
+from gansynth.core.synth import CheckpointError
 
 
 def build_datamodule(cfg: DictConfig):
@@ -57,3 +61,19 @@ def run(cfg: DictConfig, extra_callbacks=()):
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
     return trainer, model
+
+
+@contextlib.contextmanager
+def _removing_if_left_empty(folder: Path) -> Iterator[None]:
+    """Hydra creates the run folder before the job starts; a run that fails leaves no empty folder."""
+    try:
+        yield
+    finally:
+        if folder != Path.cwd() and folder.is_dir() and not any(folder.iterdir()):
+            os.rmdir(folder)
+
+
+def main(cfg: DictConfig) -> None:
+    """``gansynth-train`` / ``train.py`` inside Hydra's job."""
+    with _removing_if_left_empty(Path(HydraConfig.get().runtime.output_dir)):
+        run(cfg)
