@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = ("train", "generate", "evaluate", "make-dataset", "demo", "export", "report")
 SMALL_TRAIN = [  # the tiny experiment for four batches of its first stage (2×16)
     "experiment=tiny", "model.schedule.stable_images=16", "model.schedule.transition_images=16",
-    "model.schedule.batch_sizes=[8]", "model.schedule.total_images=32", "samples.every_images=0",
-    "evaluation.every_images=0", "+trainer.enable_progress_bar=false",
+    "model.schedule.batch_sizes=[8]", "model.schedule.total_images=1000", "max_images=32",
+    "samples.every_images=0", "evaluation.every_images=0", "+trainer.enable_progress_bar=false",
 ]
 
 @pytest.fixture(scope="module")
