@@ -1,4 +1,4 @@
-# Two commands: `make demo` and `make test`. Each builds .venv on first use.
+# `make install` builds .venv; `make test` runs every test (what CI runs), `make demo` the demo. Each installs first.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml scripts/setup_venv.sh
 	touch $@
 
 demo: install
-	$(PY) -m gansynth.demo
+	$(VENV)/bin/gansynth-demo
 
 test: install
 	$(PY) -m pytest

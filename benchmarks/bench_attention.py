@@ -36,7 +36,7 @@ def measure(path: str, dtype: str, mode: str, device: str, repeats: int) -> dict
     """One configuration in this process: median step time and peak memory above the set-up state."""
     import torch
 
-    from gansynth.layers import SelfAttention2d
+    from gansynth.core.layers import SelfAttention2d
 
     torch.set_num_threads(2)
     torch.manual_seed(0)

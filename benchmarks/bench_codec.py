@@ -18,7 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gansynth.spectral import SpecgramCodec  # noqa: E402
+from gansynth.core.spectral import SpecgramCodec  # noqa: E402
 
 GEOMETRIES = {
     "paper (mono 16k 4 s)": {},

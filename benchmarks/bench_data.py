@@ -21,8 +21,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gansynth.data import AudioFolderDataModule  # noqa: E402
-from gansynth.make_dataset import make_dataset  # noqa: E402
+from gansynth.training.data import AudioFolderDataModule  # noqa: E402
+from gansynth.commands.make_dataset import make_dataset  # noqa: E402
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "data.json"
 SETUPS = {

@@ -5,7 +5,7 @@ Run as ``python benchmarks/bench_mel_matrix.py``; prints a table and writes
 velocity 100, held for the whole clip) for the paper, fork and tiny geometries, passes them through
 the codec (encode, decode) with the ``released`` and ``independent`` mel matrices and with no mel at
 all (the linear codec: what the STFT edges alone cost), and scores what comes back: the magnitude
-SNR of the codec's own STFT and YIN pitch accuracy (``gansynth.evaluate.pitch_accuracy``).
+SNR of the codec's own STFT and YIN pitch accuracy (``gansynth.evaluation.metrics.pitch_accuracy``).
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gansynth.audio import load_clip  # noqa: E402
-from gansynth.evaluate import pitch_accuracy  # noqa: E402
-from gansynth.labels import NSYNTH_STEM  # noqa: E402
-from gansynth.make_dataset import make_dataset  # noqa: E402
-from gansynth.spectral import MEL_MATRICES, SpecgramCodec, stft  # noqa: E402
+from gansynth.core.audio import load_clip  # noqa: E402
+from gansynth.evaluation.metrics import pitch_accuracy  # noqa: E402
+from gansynth.core.labels import NSYNTH_STEM  # noqa: E402
+from gansynth.commands.make_dataset import make_dataset  # noqa: E402
+from gansynth.core.spectral import MEL_MATRICES, SpecgramCodec, stft  # noqa: E402
 
 GEOMETRIES = {
     "paper": dict(sample_rate=16000, audio_length=4.0, channel_mode="mono"),

@@ -40,8 +40,8 @@ PIECE_SECONDS = 120.0
 def write_checkpoint(path: Path, model: str) -> None:
     import torch
 
-    from gansynth.networks import Generator
-    from gansynth.spectral import SpecgramCodec
+    from gansynth.core.networks import Generator
+    from gansynth.core.spectral import SpecgramCodec
 
     spec = MODELS[model]
     codec = SpecgramCodec(**spec["codec"])
@@ -55,7 +55,7 @@ def polyphonic_notes(count: int) -> list:
     """`count` notes over ~2 minutes: a 3-note chord every few seconds plus a melody between."""
     import numpy as np
 
-    from gansynth.midi import Note
+    from gansynth.core.midi import Note
 
     rng = np.random.default_rng(0)
     chords = count // 2 // 3
@@ -76,7 +76,8 @@ def run_one(model: str, precision: str, notes_count: int, device: str, threads: 
     import numpy as np
     import torch
 
-    from gansynth.render import interpolate_anchors, load_checkpoint, random_anchors, render_midi
+    from gansynth.inference.checkpoint import load_checkpoint
+    from gansynth.inference.render import interpolate_anchors, random_anchors, render_midi
 
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as folder:

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
@@ -34,8 +33,9 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gansynth.module import GANSynth  # noqa: E402
-from gansynth.spectral import SpecgramCodec  # noqa: E402
+from gansynth.commands.cli import compose_config  # noqa: E402
+from gansynth.training.module import GANSynth  # noqa: E402
+from gansynth.core.spectral import SpecgramCodec  # noqa: E402
 
 CONFIGS = {"paper": "paper", "fork": "stereo_44k", "tiny": "tiny"}  # benchmark name -> Hydra experiment
 PRECISIONS = {"fp32": "32-true", "bf16": "bf16-mixed"}
@@ -51,8 +51,7 @@ def parse_config(text: str) -> str:
 def build_model(experiment: str, overrides: list[str] = ()) -> GANSynth:
     """The LightningModule exactly as ``train.py experiment=... <overrides>`` composes it, with a flat
     pitch histogram."""
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[f"experiment={experiment}", *overrides])
+    cfg = compose_config("train", [f"experiment={experiment}", *overrides])
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     model_cfg.pop("_target_")
     low, high = cfg.data.pitch_low, cfg.data.pitch_high

@@ -18,17 +18,17 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gansynth.audio import load_clip  # noqa: E402
-from gansynth.evaluate import pitch_accuracy  # noqa: E402
-from gansynth.labels import NSYNTH_STEM  # noqa: E402
-from gansynth.spectral import SpecgramCodec  # noqa: E402
-from gansynth.timbre import TimbreReference, instrument_of, timbre_features, timbre_scores  # noqa: E402
+from gansynth.commands.cli import compose_config  # noqa: E402
+from gansynth.core.audio import load_clip  # noqa: E402
+from gansynth.evaluation.metrics import pitch_accuracy  # noqa: E402
+from gansynth.core.labels import NSYNTH_STEM  # noqa: E402
+from gansynth.core.spectral import SpecgramCodec  # noqa: E402
+from gansynth.evaluation.timbre import TimbreReference, instrument_of, timbre_features, timbre_scores  # noqa: E402
 
 
 def main() -> None:
@@ -39,8 +39,7 @@ def main() -> None:
                         help="Hydra overrides, e.g. codec.channel_mode=stereo as the learning runs use")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "stage_ceiling.json")
     args = parser.parse_args()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[f"experiment={args.experiment}", *args.override])
+    cfg = compose_config("train", [f"experiment={args.experiment}", *args.override])
     codec = SpecgramCodec(**OmegaConf.to_container(cfg.codec, resolve=True))
     paths = sorted(args.data.glob("*.wav"))
     waves = torch.from_numpy(np.stack([load_clip(p, codec.sample_rate, codec.audio_channels) for p in paths]))

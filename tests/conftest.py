@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from gansynth.make_dataset import make_dataset
+from gansynth.commands import cli
+from gansynth.commands.make_dataset import make_dataset
 
 torch.set_num_threads(2)  # the test machines have two cores shared between jobs
 
@@ -34,3 +36,13 @@ def synthetic_notes(tmp_path_factory) -> Path:
         sample_rate=16000, channels=1, progress=False,
     )
     return folder
+
+
+@pytest.fixture
+def console(monkeypatch):
+    """Run a console script (``console("make_dataset", "out=x")``) in this process, as installed: its
+    command line checked, then Hydra's job (a new Python would import torch again)."""
+    def run(command: str, *argv: str):
+        monkeypatch.setattr(sys, "argv", [f"gansynth-{command.replace('_', '-')}", *argv])
+        getattr(cli, command)()
+    return run

@@ -34,6 +34,6 @@ def stalling_save(obj, f, *args, **kwargs):
 torch.save = stalling_save
 
 if __name__ == "__main__":
-    from gansynth.cli import train
+    from gansynth.commands.cli import train
 
     train()

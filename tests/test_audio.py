@@ -6,8 +6,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from gansynth import audio
-from gansynth.audio import AudioError, load_clip, read_audio, resample, to_channels, write_audio
+from gansynth.core import audio
+from gansynth.core.audio import AudioError, load_clip, read_audio, resample, to_channels, write_audio
 
 
 def _ramp(channels: int = 2, n: int = 4001) -> np.ndarray:

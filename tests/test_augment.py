@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gansynth.augment import CUTOUT, GAIN_RANGE, MAX_SHIFT, SILENCE, augment, check_policy
+from gansynth.core.augment import CUTOUT, GAIN_RANGE, MAX_SHIFT, SILENCE, augment, check_policy
 
 
 def images(batch: int = 64, channels: int = 4, frames: int = 32, bins: int = 256) -> torch.Tensor:

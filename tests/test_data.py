@@ -13,8 +13,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from gansynth.data import AudioFolderDataModule, DatasetError, StreamBatchSampler
-from gansynth.spectral import SpecgramCodec
+from gansynth.training.data import AudioFolderDataModule, DatasetError, StreamBatchSampler
+from gansynth.core.spectral import SpecgramCodec
 
 LOG_FLOOR = float(np.log(1e-6))
 

@@ -6,12 +6,13 @@ import json
 import pytest
 import soundfile as sf
 
-from gansynth import demo
+from gansynth.commands import demo
+from gansynth.commands.cli import compose_config
 
 
 @pytest.mark.slow
 def test_demo_renders_trains_renders_and_evaluates(tmp_path):
-    report = demo.main(["--out", str(tmp_path), "--minutes", "0.5"])
+    report = demo.run(compose_config("demo", [f"out={tmp_path}", "minutes=0.5"]))
     assert len(list((tmp_path / "notes").glob("*.wav"))) == 225
     info = sf.info(tmp_path / "demo.wav")
     # demo.mid ends at 4.77 s; the mix ends at the last sounding sample, never past the clip tail.

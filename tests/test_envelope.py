@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gansynth.envelope import EnvelopeError, ease_in_out, envelope
+from gansynth.core.envelope import EnvelopeError, ease_in_out, envelope
 
 
 def test_fades_start_and_end_at_zero_and_sustain_at_one():

@@ -8,7 +8,7 @@ import pkgutil
 from pathlib import Path
 
 import gansynth
-from gansynth.errors import GANSynthError
+from gansynth.core.errors import GANSynthError
 
 PACKAGE = Path(gansynth.__file__).parent
 
@@ -16,8 +16,8 @@ PACKAGE = Path(gansynth.__file__).parent
 def project_error_classes() -> dict[str, type]:
     """Every exception class defined in a gansynth module, by qualified name."""
     found = {}
-    for module_info in pkgutil.iter_modules([str(PACKAGE)]):
-        module = importlib.import_module(f"gansynth.{module_info.name}")
+    for module_info in pkgutil.walk_packages([str(PACKAGE)], "gansynth."):
+        module = importlib.import_module(module_info.name)
         for name, value in vars(module).items():
             if inspect.isclass(value) and issubclass(value, BaseException) and value.__module__ == module.__name__:
                 found[f"{module_info.name}.{name}"] = value
@@ -25,7 +25,7 @@ def project_error_classes() -> dict[str, type]:
 
 
 def test_errors_module_imports_nothing():
-    tree = ast.parse((PACKAGE / "errors.py").read_text())
+    tree = ast.parse((PACKAGE / "core" / "errors.py").read_text())
     assert [node for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))] == []
 
 

@@ -9,23 +9,22 @@ import pytest
 import soundfile as sf
 import torch
 
-from gansynth.classifier import (
+from gansynth.evaluation.classifier import (
     ClassifierError,
     classifier_accuracy,
     log_frequency_spectrogram,
     train_pitch_classifier,
 )
-from gansynth.evaluate import (
+from gansynth.evaluation.metrics import (
     EvaluationError,
     evaluate,
     frechet_distance,
-    main,
     number_of_different_bins,
     pitch_accuracy,
     pitch_entropy,
     pitch_scores,
 )
-from gansynth.pitch import PitchVocab, midi_to_hz
+from gansynth.core.pitch import PitchVocab, midi_to_hz
 from test_pitch import harmonic_tone
 from test_render import make_checkpoint
 
@@ -277,12 +276,12 @@ def write_note_folder(folder, pitches: list[int], per_pitch: int) -> None:
             sf.write(folder / f"tone_{k:03d}-{pitch:03d}-100.wav", tone, SR, subtype="PCM_16")
 
 
-def test_cli_writes_a_report_with_real_ceiling_above_an_untrained_model(tmp_path, capsys):
+def test_cli_writes_a_report_with_real_ceiling_above_an_untrained_model(tmp_path, capsys, console):
     ckpt = make_checkpoint(tmp_path / "tiny.ckpt")
     write_note_folder(tmp_path / "notes", [55, 60, 64, 67], per_pitch=5)
     out = tmp_path / "reports" / "report.json"
-    main([f"ckpt_path={ckpt}", f"data.path={tmp_path / 'notes'}", "notes_per_pitch=1", "ndb_bins=4",
-          "classifier_steps=20", f"out={out}"])
+    console("evaluate", f"ckpt_path={ckpt}", f"data.path={tmp_path / 'notes'}", "notes_per_pitch=1", "ndb_bins=4",
+            "classifier_steps=20", f"out={out}")
     report = json.loads(out.read_text())
     assert report["real"]["notes"] == 20
     assert report["generated"]["notes"] == 61  # one note for each of the checkpoint's 61 pitches
@@ -293,17 +292,18 @@ def test_cli_writes_a_report_with_real_ceiling_above_an_untrained_model(tmp_path
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["data.path=x"], "missing required settings: ckpt_path"),
+    (["data.path=x"], "ckpt_path is required: add ckpt_path=... to the command line"),
+    (["ckpt_path=a.ckpt"], "data.path is required: add data.path=... to the command line"),
     (["ckpt_path=a.ckpt", "data.path=x", "notes_per_pitchh=3"],
      "notes_per_pitchh: no such setting (did you mean notes_per_pitch?)"),
     (["ckpt_path=a.ckpt", "data.path=x", "notes_per_pitch=all"],
      "notes_per_pitch: expected an integer like the default 8, got 'all'"),
     (["ckpt_path=missing.ckpt", "data.path=x"], "missing.ckpt: checkpoint file not found"),
 ])
-def test_cli_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, monkeypatch, capsys):
+def test_cli_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, monkeypatch, capsys, console):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_info:
-        main(argv)
+        console("evaluate", *argv)
     error = capsys.readouterr().err
     assert exit_info.value.code == 2
     assert message in error and error.count("\n") == 1

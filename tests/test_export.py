@@ -11,12 +11,13 @@ import pytest
 import soundfile as sf
 from sfzlint.parser import SFZValidatorConfig, validate
 
-from gansynth import cli
-from gansynth.demo import compose_config
-from gansynth.export import ExportError, run_export
-from gansynth.files import OutputError
-from gansynth.render import CheckpointError, random_anchors
-from gansynth.sfz import key_ranges, velocity_ranges
+from gansynth.commands import cli
+from gansynth.commands.demo import compose_config
+from gansynth.commands.export import ExportError, run_export
+from gansynth.core.files import OutputError
+from gansynth.core.synth import CheckpointError
+from gansynth.inference.render import random_anchors
+from gansynth.inference.sfz import key_ranges, velocity_ranges
 from test_render import CLIP, LATENT, SR, make_checkpoint
 
 PEAK = 10 ** (-1 / 20)

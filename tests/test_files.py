@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from gansynth.files import atomic_write
+from gansynth.core.files import atomic_write
 
 
 def test_a_finished_write_replaces_the_file_and_leaves_nothing_else(tmp_path):
@@ -45,7 +45,7 @@ def test_only_write_modes_are_accepted(tmp_path):
 def test_save_npy_writes_the_array_under_its_own_name(tmp_path):
     import numpy as np
 
-    from gansynth.files import save_npy
+    from gansynth.core.files import save_npy
 
     save_npy(tmp_path / "latents.npy", np.arange(6, dtype=np.float32).reshape(2, 3))
     assert np.load(tmp_path / "latents.npy").tolist() == [[0, 1, 2], [3, 4, 5]]

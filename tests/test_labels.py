@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from gansynth.labels import LabelError, label_files
-from gansynth.make_dataset import make_dataset
+from gansynth.core.labels import LabelError, label_files
+from gansynth.commands.make_dataset import make_dataset
 
 
 def touch(root: Path, *names: str) -> list[Path]:
@@ -99,7 +99,7 @@ def test_estimate_cache_is_reused_without_reading_audio(synthetic_notes, tmp_pat
     files = sorted(synthetic_notes.glob("*.wav"))
     cache = tmp_path / "estimates.json"
     first = label_files(files, "estimate", estimate_cache=cache)
-    with mock.patch("gansynth.labels.read_audio", side_effect=AssertionError("audio was read")) as reader:
+    with mock.patch("gansynth.core.labels.read_audio", side_effect=AssertionError("audio was read")) as reader:
         second = label_files(files, "estimate", estimate_cache=cache)
     assert second == first and reader.call_count == 0 and len(json.loads(cache.read_text())) == 8
 

@@ -1,6 +1,6 @@
 """Does the GAN make notes? The tiny experiment as shipped, trained from scratch on the demo's SoundFont
 notes for the learning budget (slow: TRAINING_BUDGET of wall time on 2 cores), scored by
-`gansynth.evaluate` beside its controls.
+`gansynth-evaluate` beside its controls.
 
 The real ceiling and the controls are asserted strictly: a control that passes the floors would mean the
 metrics are broken. The generated notes must reach issue 9's floors; while they do not (README, Results),
@@ -11,12 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
 
-from gansynth import evaluate
-from gansynth.demo import DEMO_DATASET
-from gansynth.make_dataset import make_dataset
-from gansynth.training import run
+from gansynth.commands import evaluate
+from gansynth.commands.cli import compose_config
+from gansynth.commands.demo import DEMO_DATASET
+from gansynth.commands.make_dataset import make_dataset
+from gansynth.commands.train import run
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_train import compose_cfg  # noqa: E402
@@ -41,9 +41,8 @@ def test_tiny_experiment_makes_notes_of_every_instrument(tmp_path):
                       f"run_dir={tmp_path / 'run'}", "samples.every_images=0", "+trainer.enable_progress_bar=false",
                       f"trainer.max_time={TRAINING_BUDGET}", "seed=0")
     run(cfg)
-    settings = OmegaConf.merge(OmegaConf.create(evaluate.DEFAULTS), {
-        "ckpt_path": str(tmp_path / "run" / "checkpoints" / "last.ckpt"), "data": {"path": str(tmp_path / "notes")}})
-    report = evaluate.run(settings)
+    report = evaluate.run(compose_config("evaluate", [f"ckpt_path={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}",
+                                                      f"data.path={tmp_path / 'notes'}"]))
 
     assert report["real"]["pa"] >= 0.95 and not floor_gaps(report["real"])  # the codec's ceiling passes
     for control in ("untrained", "mean_note", "noise"):

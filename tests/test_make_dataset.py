@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from gansynth.make_dataset import MakeDatasetError, main, make_dataset, pan_gains
-from gansynth.pitch import estimate_f0, hz_to_midi
+from gansynth.commands.make_dataset import MakeDatasetError, make_dataset, pan_gains
+from gansynth.core.pitch import estimate_f0, hz_to_midi
 
 PEAK = 10 ** (-3 / 20)
 
@@ -66,21 +66,21 @@ def test_the_same_seed_renders_the_same_synthetic_notes(tmp_path):
     assert np.array_equal(first, again) and np.abs(np.subtract(first, other)).max() > 0.01
 
 
-def test_cli_writes_the_notes_and_reports_the_rate(tmp_path, capsys):
-    main(["--out", str(tmp_path), "--synthetic", "--programs", "1", "2", "--pitch-low", "60", "--pitch-high", "63",
-          "--velocities", "100"])
+def test_cli_writes_the_notes_and_reports_the_rate(tmp_path, capsys, console):
+    console("make_dataset", f"out={tmp_path}", "synthetic=true", "programs=[1,2]", "pitch_low=60", "pitch_high=63",
+            "velocities=[100]")
     assert len(list(tmp_path.glob("synth_00[12]-06[0-3]-100.wav"))) == 8
     assert "wrote 8 notes" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("arguments, message", [
-    (["--synthetic", "--pitch-low", "70", "--pitch-high", "60"], "pitch_low=70 is above pitch_high=60"),
-    (["--channels", "3"],
-     "gansynth-make-dataset: argument --channels: invalid choice: 3 (choose from 1, 2) (see --help)"),
+    (["synthetic=true", "pitch_low=70", "pitch_high=60"], "pitch_low=70 is above pitch_high=60"),
+    (["channels=3"], "channels must be 1 or 2, got 3"),
+    (["pitch-low=60"], "pitch-low: no such setting (did you mean pitch_low?); add a new key with +pitch-low=..."),
 ])
-def test_cli_turns_bad_arguments_into_one_line(arguments, message, tmp_path, capsys):
+def test_cli_turns_bad_arguments_into_one_line(arguments, message, tmp_path, capsys, console):
     with pytest.raises(SystemExit) as exit_info:
-        main(["--out", str(tmp_path / "out"), *arguments])
+        console("make_dataset", f"out={tmp_path / 'out'}", *arguments)
     assert exit_info.value.code == 2 and capsys.readouterr().err == f"error: {message}\n"
     assert not (tmp_path / "out").exists()
 

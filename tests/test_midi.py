@@ -4,8 +4,8 @@ import mido
 import pretty_midi
 import pytest
 
-from gansynth.midi import MidiError, Note, fit_to_vocab, read_notes
-from gansynth.pitch import PitchVocab
+from gansynth.core.midi import MidiError, Note, fit_to_vocab, read_notes
+from gansynth.core.pitch import PitchVocab
 
 
 def write_midi(path, tracks):

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gansynth.layers import (
+from gansynth.core.layers import (
     EqualizedConv2d,
     LatentToGrid,
     LayerError,
@@ -12,7 +12,7 @@ from gansynth.layers import (
     PixelNorm,
     SelfAttention2d,
 )
-from gansynth.networks import Discriminator, Generator, NetworkError
+from gansynth.core.networks import Discriminator, Generator, NetworkError
 
 torch.set_num_threads(2)
 
@@ -136,8 +136,8 @@ def test_generator_output_depends_on_pitch(tiny_networks):
 
 
 def _tiny_codec_and_vocab():
-    from gansynth.pitch import PitchVocab
-    from gansynth.spectral import SpecgramCodec
+    from gansynth.core.pitch import PitchVocab
+    from gansynth.core.spectral import SpecgramCodec
 
     codec = SpecgramCodec(audio_length=0.25, channel_mode="stereo", n_fft=512, hop_length=128, n_frames=32,
                           mel=False)
@@ -147,7 +147,7 @@ def _tiny_codec_and_vocab():
 def test_harmonic_coordinates_mark_harmonics_of_the_asked_for_pitch():
     """At full width, comb cos is ~1 on the columns nearest k * f0 and the advance channels read the
     phase a steady harmonic advances per hop; coarse stages get the same channels at their centres."""
-    from gansynth.harmonics import column_frequencies, harmonic_coordinates
+    from gansynth.core.harmonics import column_frequencies, harmonic_coordinates
 
     codec, vocab = _tiny_codec_and_vocab()
     table = harmonic_coordinates(codec, vocab, 256)  # [61, 5, 256]

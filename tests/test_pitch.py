@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from gansynth.pitch import PitchError, PitchVocab, estimate_f0, hz_to_midi, midi_to_hz
+from gansynth.core.pitch import PitchError, PitchVocab, estimate_f0, hz_to_midi, midi_to_hz
 
 TEST_PITCHES = (24, 36, 48, 60, 72, 84)
 

@@ -15,9 +15,9 @@ import pytest
 import soundfile as sf
 from matplotlib.image import imread
 
-from gansynth import cli
-from gansynth.demo import compose_config
-from gansynth.report import ReportError, run_report
+from gansynth.commands import cli
+from gansynth.commands.demo import compose_config
+from gansynth.commands.report import ReportError, run_report
 from test_evaluate import write_note_folder
 from test_render import CLIP, SR, make_checkpoint
 

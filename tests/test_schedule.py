@@ -2,7 +2,7 @@
 
 import pytest
 
-from gansynth.schedule import Schedule, ScheduleError
+from gansynth.core.schedule import Schedule, ScheduleError
 
 K = 1_000
 M = 1_000_000

@@ -8,8 +8,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from gansynth.audio import load_clip
-from gansynth.spectral import (
+from gansynth.core.audio import load_clip
+from gansynth.core.spectral import (
     MEL_MATRICES,
     CodecError,
     SpecgramCodec,

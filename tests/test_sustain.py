@@ -8,11 +8,13 @@ import pytest
 import soundfile as sf
 import torch
 
-from gansynth.make_dataset import make_dataset
-from gansynth.midi import Note
-from gansynth.render import NoteShape, RenderError, load_checkpoint, random_anchors, render_midi, run_generate
-from gansynth.sustain import Loop, SustainError, find_loop, loop_to, steady_span, sustained
-from test_render import LATENT, SR, make_checkpoint, write_piece
+from gansynth.commands.make_dataset import make_dataset
+from gansynth.core.midi import Note
+from gansynth.core.synth import RenderError
+from gansynth.inference.checkpoint import load_checkpoint
+from gansynth.inference.render import NoteShape, random_anchors, render_midi
+from gansynth.inference.sustain import Loop, SustainError, find_loop, loop_to, steady_span, sustained
+from test_render import LATENT, SR, make_checkpoint, run_generate, write_piece
 
 TEN_SECONDS = 10 * SR
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gansynth.audio import load_clip
-from gansynth.make_dataset import make_dataset
-from gansynth.timbre import TimbreError, TimbreReference, instrument_of, timbre_features, timbre_scores
+from gansynth.core.audio import load_clip
+from gansynth.commands.make_dataset import make_dataset
+from gansynth.evaluation.timbre import TimbreError, TimbreReference, instrument_of, timbre_features, timbre_scores
 
 SR = 16000
 PROGRAMS = (0, 40, 73)  # piano, violin, flute

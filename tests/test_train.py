@@ -13,16 +13,17 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from gansynth.callbacks import AtomicCheckpointIO
-from gansynth.make_dataset import make_dataset
-from gansynth.module import GANSynth, TrainingDiverged
-from gansynth.pitch import PitchError
-from gansynth.render import CheckpointError, load_checkpoint
-from gansynth.spectral import SpecgramCodec
-from gansynth.training import run
+from gansynth.commands.cli import compose_config
+from gansynth.training.callbacks import AtomicCheckpointIO
+from gansynth.commands.make_dataset import make_dataset
+from gansynth.training.module import GANSynth, TrainingDiverged
+from gansynth.core.pitch import PitchError
+from gansynth.core.synth import CheckpointError
+from gansynth.inference.checkpoint import load_checkpoint
+from gansynth.core.spectral import SpecgramCodec
+from gansynth.commands.train import run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,8 +52,7 @@ def notes(tmp_path_factory) -> Path:
 
 
 def compose_cfg(*overrides: str):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose(config_name="train", overrides=list(overrides))
+    return compose_config("train", overrides)
 
 
 def train(notes: Path, run_dir: Path, *overrides: str, callbacks=()):
@@ -295,7 +295,7 @@ def test_missing_resume_checkpoint_fails_before_the_run_folder_is_touched(notes,
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(notes, tmp_path, monkeypatch):
-    from gansynth import networks
+    from gansynth.core import networks
 
     calls = {"n": 0}
     real_forward = networks.Discriminator.forward
@@ -387,7 +387,7 @@ def test_ddp_resume_continues_each_ranks_streams(notes, tmp_path, ddp_straight):
 
 def test_mode_seeking_loss_punishes_a_generator_that_ignores_its_latent():
     """Identical notes from different latents cost ~1/eps; notes that differ as much as their latents cost ~1."""
-    from gansynth.module import mode_seeking_loss
+    from gansynth.training.losses import mode_seeking_loss
 
     z = torch.randn(8, 64, generator=torch.Generator().manual_seed(0))
     same = torch.zeros(8, 2, 4, 8)
@@ -424,7 +424,7 @@ def test_ema_rampup_shortens_the_ema_memory_early_in_each_stage():
     ("model.augment=[gain,reverb]", "model.augment: unknown augmentation 'reverb'"),
 ])
 def test_out_of_range_model_settings_name_the_key(override, message):
-    from gansynth.module import SettingError
+    from gansynth.training.losses import SettingError
 
     cfg = OmegaConf.to_container(compose_cfg(*SHRINK, "data.path=/x", "run_dir=/tmp/r", override), resolve=True)
     model = {key: value for key, value in cfg["model"].items() if key != "_target_"}

@@ -1,0 +1,50 @@
+"""Harmonic coordinates: where the asked-for pitch's harmonics fall on the image, as input channels for G.
+
+A convolutional generator is blind to absolute frequency: to draw the harmonic comb of a pitch it has to
+build, from a 2x16 start, a pattern whose period changes with the label, and on a CPU budget it never
+does (every template-free variant stayed at the pitch-accuracy floor). These channels give each
+frequency column what physics already knows about it for a pitch f0 — nothing is fitted to the data:
+
+- cos, sin of 2 pi f / f0: the column's position in the comb (1 on a harmonic, -1 half-way between);
+- cos, sin of the phase advance per hop of the nearest harmonic, 2 pi h f0 hop / sr: what a steady
+  harmonic's instantaneous frequency reads in the columns it dominates;
+- log2(f / f0) / 4: which harmonic, for the roll-off that distinguishes instruments.
+
+G still has to learn every amplitude, envelope, noise and the IF away from steady harmonics: its
+timbre. Coarse stages get the same channels at their own column centres (no averaging of the comb).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from gansynth.core.pitch import PitchVocab, midi_to_hz
+from gansynth.core.spectral import SpecgramCodec
+
+NUM_CHANNELS = 5
+
+
+def column_frequencies(codec: SpecgramCodec) -> torch.Tensor:
+    """Centre frequency in Hz of every image column [F]: the linear bin's frequency, or each mel band's
+    weighted centre (its triangle's centre of mass on the linear bins)."""
+    linear_hz = torch.arange(1, codec.n_bins + 1, dtype=torch.float64) * codec.sample_rate / codec.n_fft  # [F]
+    if not codec.mel:
+        return linear_hz
+    weights = codec.linear_to_mel.double()  # [linear, mel]
+    mass = weights.sum(0)
+    centre = (weights * linear_hz[:, None]).sum(0) / mass.clamp_min(1e-12)
+    return torch.where(mass > 0, centre, linear_hz)  # an empty band keeps its own column's frequency
+
+
+def harmonic_coordinates(codec: SpecgramCodec, vocab: PitchVocab, width: int) -> torch.Tensor:
+    """Channels [P, NUM_CHANNELS, width] for every pitch of ``vocab`` at a stage ``width`` columns wide."""
+    hz = column_frequencies(codec)
+    hz = hz.reshape(width, -1).mean(1)  # [w] centre of the columns each stage column covers
+    f0 = midi_to_hz(torch.arange(vocab.low, vocab.high + 1, dtype=torch.float64))[:, None]  # [P, 1]
+    ratio = hz[None, :] / f0  # [P, w]
+    harmonic = ratio.round().clamp_min(1.0)
+    advance = 2 * math.pi * harmonic * f0 * codec.hop_length / codec.sample_rate
+    channels = [torch.cos(2 * math.pi * ratio), torch.sin(2 * math.pi * ratio),
+                torch.cos(advance), torch.sin(advance), torch.log2(ratio) / 4.0]
+    return torch.stack(channels, dim=1).float()  # [P, 5, w]

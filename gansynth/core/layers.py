@@ -1,0 +1,188 @@
+"""Building blocks of the progressive G and D: equalised-LR layers, pixel norm, minibatch stddev, attention.
+
+Equalised learning rate (ProGAN): weights are drawn from N(0, 1) and scaled at run time by
+sqrt(2 / ((1 + slope^2) * fan_in)), so Adam's per-parameter step size means the same thing for every layer.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from gansynth.core.errors import GANSynthError
+
+LEAKY_SLOPE = 0.2
+
+
+class LayerError(GANSynthError):
+    """A layer was built with an impossible shape."""
+
+
+def equalized_gain(fan_in: int, slope: float) -> float:
+    """He gain for a layer followed by a leaky ReLU of `slope` (slope 1 means a linear output)."""
+    return math.sqrt(2.0 / ((1.0 + slope**2) * fan_in))
+
+
+class EqualizedConv2d(nn.Module):
+    """Conv with N(0, 1) weights scaled at run time; `padding` as in `F.conv2d` (1 for a SAME 3x3)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        slope: float = 0.0,
+        padding: int = 0,
+    ) -> None:
+        super().__init__()
+        kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kh, kw))
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+        self.scale = equalized_gain(in_channels * kh * kw, slope)
+        self.padding = padding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # [B, C_in, H, W] -> [B, C_out, H', W']
+        return F.conv2d(x, self.weight * self.scale, self.bias, padding=self.padding)
+
+
+class EqualizedLinear(nn.Module):
+    """Linear layer with N(0, 1) weights scaled at run time."""
+
+    def __init__(self, in_features: int, out_features: int, slope: float = 0.0) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_features, in_features))
+        self.bias = nn.Parameter(torch.zeros(out_features))
+        self.scale = equalized_gain(in_features, slope)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # [B, in] -> [B, out]
+        return F.linear(x, self.weight * self.scale, self.bias)
+
+
+class LatentToGrid(nn.Module):
+    """G's first layer: a vector [B, in] to a [B, C, h, w] grid, as a linear map with a per-channel bias.
+
+    Magenta zero-pads the 1x1 input to (2h-1, 2w-1) and applies an (h, w) VALID conv; each output position
+    then sees the input through its own kernel tap, which is exactly this linear map (same parameter
+    count). With `conv_gain` the gain uses that conv's fan-in (h * w * in), so the effective learning rate
+    matches too; without it, a dense layer's fan-in (in).
+    """
+
+    def __init__(self, in_features: int, channels: int, shape: tuple[int, int], conv_gain: bool = True) -> None:
+        super().__init__()
+        self.shape = (channels, *shape)
+        self.weight = nn.Parameter(torch.randn(channels * shape[0] * shape[1], in_features))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.scale = equalized_gain(in_features * (shape[0] * shape[1] if conv_gain else 1), slope=0.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # [B, in] -> [B, C, h, w]
+        grid = F.linear(x, self.weight * self.scale).unflatten(1, self.shape)
+        return grid + self.bias[:, None, None]
+
+
+class PixelNorm(nn.Module):
+    """Scale every position's feature vector to unit mean square, which keeps G's magnitudes from escalating."""
+
+    def __init__(self, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # [B, C, ...] -> same shape, normalised over C
+        return x * torch.rsqrt(x.square().mean(dim=1, keepdim=True) + self.eps)
+
+
+class MinibatchStddev(nn.Module):
+    """Append one constant channel holding the batch's mean feature stddev, so D can see a lack of variety.
+
+    Whole batch as one group, population variance (Magenta's choice).
+    """
+
+    def __init__(self, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # [B, C, H, W] -> [B, C + 1, H, W]
+        variance = x.var(dim=0, unbiased=False)  # [C, H, W]
+        stddev = torch.sqrt(variance + self.eps).mean()  # scalar
+        return torch.cat([x, stddev.expand(x.shape[0], 1, *x.shape[2:])], dim=1)
+
+
+def _spectral_projection(in_features: int, out_features: int) -> nn.Linear:
+    """A bias-free 1x1 conv written as a per-position linear map (no cuDNN conv workspace in double backward)."""
+    projection = nn.Linear(in_features, out_features, bias=False)
+    nn.init.xavier_uniform_(projection.weight)
+    return spectral_norm(projection, n_power_iterations=1)
+
+
+def _max_pool_2x2(tokens: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """2x2 max pool of row-major positions: [B, H*W, E] -> [B, H*W/4, E]."""
+    grid = tokens.unflatten(1, (height // 2, 2, width // 2, 2))  # [B, H/2, 2, W/2, 2, E]
+    return grid.amax(dim=(2, 4)).flatten(1, 2)
+
+
+class SelfAttention2d(nn.Module):
+    """SAGAN self-attention with 2x2 max-pooled keys and values (the BigGAN variant), `x + gamma * o`.
+
+    gamma starts at 0, so a freshly added attention layer is the identity. The four 1x1 convs are
+    bias-free and spectrally normalised; nothing else in the networks is. They are applied as linear
+    maps over positions: the same maths, and on CUDA the fp32 double backward of cuDNN 1x1 convs
+    reserved ~15 GB of workspace at 32x256 (batch 2), against ~1.6 GB this way.
+
+    Two computations of the same attention:
+    - fused (default): `scaled_dot_product_attention` never materialises the [B, H*W, H*W/4] score matrix.
+      Query and key are zero-padded from C/8 to the value's C/2 channels, because the flash kernels (CPU
+      and CUDA) need equal widths; otherwise SDPA silently falls back to its materialising math path.
+      (Splitting the value into four C/8-wide heads instead was ~1.5-2x slower on CPU: four times the exps.)
+    - explicit (`double_backward=True`): matmul + softmax. The fused kernels' backward is not itself
+      differentiable (torch 2.13 CPU: "derivative for aten::_scaled_dot_product_flash_attention_for_cpu_backward
+      is not implemented"; CUDA: the same for the efficient and cuDNN kernels), so a gradient penalty
+      (create_graph=True) must use this path.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        if channels < 8 or channels % 8:
+            raise LayerError(f"SelfAttention2d: channels must be a positive multiple of 8, got {channels}")
+        self.query = _spectral_projection(channels, channels // 8)
+        self.key = _spectral_projection(channels, channels // 8)
+        self.value = _spectral_projection(channels, channels // 2)
+        self.output = _spectral_projection(channels // 2, channels)
+        self.gamma = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor, double_backward: bool = False) -> torch.Tensor:
+        # x: [B, C, H, W] with even H and W
+        b, c, h, w = x.shape
+        if h % 2 or w % 2:
+            raise LayerError(f"SelfAttention2d: feature map {h}x{w} must have even sides for the 2x2 key pooling")
+        tokens = x.flatten(2).transpose(1, 2)  # [B, HW, C]
+        query = self.query(tokens)  # [B, HW, C/8]
+        key = _max_pool_2x2(self.key(tokens), h, w)  # [B, HW/4, C/8]
+        value = _max_pool_2x2(self.value(tokens), h, w)  # [B, HW/4, C/2]
+        attend = _attend_explicit if double_backward else _attend_fused
+        attended = self.output(attend(query, key, value))  # [B, HW, C]
+        return x + self.gamma * attended.transpose(1, 2).reshape(b, c, h, w)
+
+
+def _attend_explicit(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """Unscaled dot-product attention through differentiable ops; softmax in fp32 even under bf16 autocast."""
+    scores = query @ key.transpose(1, 2)  # [B, L, S]
+    weights = torch.softmax(scores, dim=-1, dtype=torch.float32)  # [B, L, S]
+    return weights.to(value.dtype) @ value  # [B, L, C/2]
+
+
+def _attend_fused(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """Same as `_attend_explicit` through SDPA, with query and key zero-padded to the value's width.
+
+    Zero features add nothing to the dot products, so the result is unchanged.
+    """
+    width = value.shape[-1]
+    query = F.pad(query, (0, width - query.shape[-1])).unsqueeze(1)  # [B, 1, L, C/2]
+    key = F.pad(key, (0, width - key.shape[-1])).unsqueeze(1)  # [B, 1, S, C/2]
+    attended = F.scaled_dot_product_attention(query, key, value.unsqueeze(1), scale=1.0)  # [B, 1, L, C/2]
+    return attended.squeeze(1)

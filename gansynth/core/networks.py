@@ -1,0 +1,325 @@
+"""Progressive generator and discriminator (ProGAN layout, GANSynth widths, optional SAGAN attention).
+
+Each stage trains at its own resolution: with `stage_blocks = k`, G emits and D reads images of
+`resolution(k)`. While block k fades in with weight `alpha`, G blends its new output with the 2x
+nearest-neighbour upscaled output of block k-1, and D blends the path through block k with the
+2x average-pooled input fed straight into block k-1. Both work in normalised units (G ends in tanh).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gansynth.core.errors import GANSynthError
+from gansynth.core.layers import (
+    LEAKY_SLOPE,
+    EqualizedConv2d,
+    EqualizedLinear,
+    LatentToGrid,
+    MinibatchStddev,
+    PixelNorm,
+    SelfAttention2d,
+)
+
+
+class NetworkError(GANSynthError):
+    """A network was built with an inconsistent geometry or called with tensors of the wrong shape."""
+
+
+def num_filters(block: int, fmap_base: float = 4096, fmap_decay: float = 1.0, fmap_max: int = 256) -> int:
+    """Feature maps of block `block` (1-based; block 0 is D's final 1x1 feature vector)."""
+    return int(min(fmap_base / 2 ** (block * fmap_decay), fmap_max))
+
+
+def block_resolution(start_shape: tuple[int, int], block: int) -> tuple[int, int]:
+    """(time, freq) size of block `block`'s feature maps: the start shape doubled block-1 times."""
+    return start_shape[0] * 2 ** (block - 1), start_shape[1] * 2 ** (block - 1)
+
+
+# How G's first layer sees [z, one-hot pitch]:
+# - "magenta": pixel norm over the whole vector, then the start-shape conv with its conv fan-in gain (the original);
+# - "dense": pixel norm over z alone, the one-hot kept at 1, and a dense gain (fan-in = vector length), so the
+#   label's weights learn at the same rate as any other layer's instead of sqrt(h * w) times slower.
+LATENT_INPUTS = ("magenta", "dense")
+
+
+class _ProgressiveNetwork(nn.Module):
+    """Geometry shared by G and D: per-block resolution and width, attention placement, argument checks.
+    Its constructor arguments are G's and D's (one network config builds both)."""
+
+    def __init__(
+        self,
+        image_shape: Sequence[int],
+        num_blocks: int,
+        start_shape: Sequence[int] = (2, 16),
+        latent_dim: int = 256,
+        num_pitches: int = 61,
+        fmap_base: float = 4096,
+        fmap_decay: float = 1.0,
+        fmap_max: int = 256,
+        attention_areas: Sequence[int] = (8192,),
+        latent_input: str = "magenta",
+        harmonic_coordinates: bool = False,
+        skip_output: bool = False,
+    ) -> None:
+        super().__init__()
+        self.latent_dim, self.num_pitches = latent_dim, num_pitches
+        name = type(self).__name__
+        if len(image_shape) != 3 or min(image_shape) < 1:
+            raise NetworkError(f"{name}: image_shape must be three positive ints (C, T, F), got {image_shape}")
+        if len(start_shape) != 2 or min(start_shape) < 1:
+            raise NetworkError(f"{name}: start_shape must be two positive ints (T, F), got {start_shape}")
+        if num_blocks < 1:
+            raise NetworkError(f"{name}: num_blocks must be >= 1, got {num_blocks}")
+        if latent_dim < 1 or num_pitches < 1:
+            raise NetworkError(f"{name}: latent_dim and num_pitches must be >= 1, got {latent_dim}, {num_pitches}")
+        if latent_input not in LATENT_INPUTS:
+            raise NetworkError(f"{name}: latent_input must be one of {', '.join(LATENT_INPUTS)}, got {latent_input!r}")
+        self.latent_input = latent_input
+        self.harmonic_coordinates = harmonic_coordinates
+        self.skip_output = skip_output
+        self.image_channels, time, freq = (int(n) for n in image_shape)
+        self.start_shape = (int(start_shape[0]), int(start_shape[1]))
+        self.num_blocks = num_blocks
+        final = block_resolution(self.start_shape, num_blocks)
+        if final != (time, freq):
+            raise NetworkError(
+                f"{name}: {num_blocks} blocks from start {self.start_shape} end at {final}, "
+                f"but image_shape is {time}x{freq}; change num_blocks or start_shape"
+            )
+        self.widths = [num_filters(i, fmap_base, fmap_decay, fmap_max) for i in range(num_blocks + 1)]
+        if min(self.widths) < 1:
+            raise NetworkError(
+                f"{name}: fmap_base={fmap_base}, fmap_decay={fmap_decay}, fmap_max={fmap_max} "
+                f"give block widths {self.widths}; every width must be >= 1"
+            )
+        self.attention_blocks = [
+            i for i in range(1, num_blocks + 1) if self._area(i) in {int(a) for a in attention_areas}
+        ]
+        for block in self.attention_blocks:
+            h, w = self.resolution(block)
+            if h % 2 or w % 2:
+                raise NetworkError(f"{name}: attention at block {block} needs even sides, got {h}x{w}")
+
+    def _area(self, block: int) -> int:
+        h, w = self.resolution(block)
+        return h * w
+
+    def resolution(self, blocks: int) -> tuple[int, int]:
+        """(h, w) of images at a stage with `blocks` active blocks."""
+        return block_resolution(self.start_shape, blocks)
+
+    def _check_stage(self, stage_blocks: int, alpha: float) -> None:
+        name = type(self).__name__
+        if not 1 <= stage_blocks <= self.num_blocks:
+            raise NetworkError(f"{name}: stage_blocks must be in 1..{self.num_blocks}, got {stage_blocks}")
+        if not 0.0 <= alpha <= 1.0:
+            raise NetworkError(f"{name}: alpha must be in [0, 1], got {alpha}")
+        if stage_blocks == 1 and alpha != 1.0:
+            raise NetworkError(f"{name}: block 1 has nothing to fade from; alpha must be 1.0, got {alpha}")
+
+
+def _generator_conv(in_channels: int, out_channels: int) -> list[nn.Module]:
+    """conv 3x3 -> bias -> leaky ReLU -> pixel norm."""
+    return [
+        EqualizedConv2d(in_channels, out_channels, 3, padding=1),
+        nn.LeakyReLU(LEAKY_SLOPE),
+        PixelNorm(),
+    ]
+
+
+class Generator(_ProgressiveNetwork):
+    """z and a pitch label to a normalised spectrogram image at the stage's resolution.
+
+    The input layer maps [z, one-hot pitch] to a start-shape grid (`LatentToGrid`); block 1 applies a
+    3x3 conv to it, later blocks upsample 2x (nearest) and apply two 3x3 convs. With
+    `harmonic_coordinates`, every block's input also gets the pitch's harmonic-coordinate channels at
+    that block's width (`coordinates`: one [P, K, w] tensor per block, from `gansynth.core.harmonics`).
+    Attention follows the last conv of a block whose area is in `attention_areas`; G's attention always
+    takes the fused path, since nothing differentiates G twice.
+    """
+
+    def __init__(self, *args, coordinates: Sequence[torch.Tensor] | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.harmonic_coordinates != (coordinates is not None):
+            raise NetworkError("Generator: harmonic_coordinates needs the coordinates of every block, and only then")
+        extra = 0
+        if coordinates is not None:
+            expected = [self.resolution(i)[1] for i in range(1, self.num_blocks + 1)]
+            if [c.shape[-1] for c in coordinates] != expected:
+                raise NetworkError(f"Generator: coordinates must be {self.num_blocks} tensors [P, K, w] "
+                                   f"with widths {expected}")
+            extra = coordinates[0].shape[1]
+            for i, table in enumerate(coordinates):
+                self.register_buffer(f"coordinates_{i}", table.float(), persistent=False)  # [P, K, w_i]
+        self.input_norm = PixelNorm()
+        widths = self.widths
+        self.input_layer = nn.Sequential(
+            LatentToGrid(self.latent_dim + self.num_pitches, widths[1], self.start_shape,
+                         conv_gain=self.latent_input == "magenta"),
+            nn.LeakyReLU(LEAKY_SLOPE),
+            PixelNorm(),
+        )
+        blocks = []
+        for i in range(1, self.num_blocks + 1):
+            layers = _generator_conv(widths[max(i - 1, 1)] + extra, widths[i])
+            if i > 1:
+                layers += _generator_conv(widths[i], widths[i])
+            if i in self.attention_blocks:
+                layers.append(SelfAttention2d(widths[i]))
+            blocks.append(nn.Sequential(*layers))
+        self.blocks = nn.ModuleList(blocks)
+        # With skip_output the blocks' linear outputs are summed (each upsampled) and tanh comes last, so a
+        # new block adds detail to what the coarser ones already draw instead of replacing it (StyleGAN2's
+        # skip generator); otherwise each stage's own to_rgb ends in tanh and a fade-in blends two images.
+        self.to_rgb = nn.ModuleList(
+            nn.Sequential(EqualizedConv2d(widths[i], self.image_channels, 1, slope=1.0),
+                          *([] if self.skip_output else [nn.Tanh()]))
+            for i in range(1, self.num_blocks + 1)
+        )
+
+    @classmethod
+    def for_codec(cls, codec, vocab, **network) -> Generator:
+        """G for a codec's images and a pitch vocabulary, with its harmonic coordinates when asked for."""
+        from gansynth.core.harmonics import harmonic_coordinates
+
+        args = dict(network, image_shape=tuple(codec.image_shape), num_pitches=vocab.size)
+        coordinates = None
+        if args.get("harmonic_coordinates"):
+            geometry = _ProgressiveNetwork(**args)
+            coordinates = [harmonic_coordinates(codec, vocab, geometry.resolution(i)[1])
+                           for i in range(1, geometry.num_blocks + 1)]
+        return cls(**args, coordinates=coordinates)
+
+    def forward(self, z: torch.Tensor, pitch: torch.Tensor, stage_blocks: int, alpha: float) -> torch.Tensor:
+        """z [B, latent_dim], pitch [B] class indices -> image [B, C, h, w] in [-1, 1]."""
+        self._check_stage(stage_blocks, alpha)
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise NetworkError(f"Generator: z must be [B, {self.latent_dim}], got {list(z.shape)}")
+        if pitch.shape != z.shape[:1] or pitch.is_floating_point():
+            raise NetworkError(
+                f"Generator: pitch must be integer [{z.shape[0]}], got {pitch.dtype} {list(pitch.shape)}"
+            )
+        one_hot = F.one_hot(pitch, self.num_pitches).to(z.dtype)  # [B, P]
+        if self.latent_input == "magenta":
+            x = self.input_norm(torch.cat([z, one_hot], dim=1))  # [B, latent + P]
+        else:
+            x = torch.cat([self.input_norm(z), one_hot], dim=1)  # [B, latent + P]
+        x = self.input_layer(x)  # [B, width(1), start_h, start_w]
+        previous, skip = x, None
+        for i, block in enumerate(self.blocks[:stage_blocks]):
+            features = F.interpolate(x, scale_factor=2, mode="nearest") if i else x
+            if self.harmonic_coordinates:
+                table = getattr(self, f"coordinates_{i}")[pitch]  # [B, K, w]
+                table = table[:, :, None, :].expand(-1, -1, features.shape[2], -1).to(features.dtype)
+                features = torch.cat([features, table], dim=1)  # [B, width + K, h, w]
+            previous, x = x, block(features)  # x: [B, width(i), resolution(i)]
+            if self.skip_output:
+                weight = alpha if i == stage_blocks - 1 else 1.0
+                rgb = weight * self.to_rgb[i](x)  # [B, C, resolution(i)]
+                skip = rgb if skip is None else F.interpolate(skip, scale_factor=2, mode="nearest") + rgb
+        if self.skip_output:
+            return torch.tanh(skip)
+        image = self.to_rgb[stage_blocks - 1](x)  # [B, C, h, w]
+        if alpha < 1.0:
+            faded = self.to_rgb[stage_blocks - 2](previous)  # [B, C, h/2, w/2]
+            image = alpha * image + (1.0 - alpha) * F.interpolate(faded, scale_factor=2, mode="nearest")
+        return image
+
+
+def _discriminator_conv(in_channels: int, out_channels: int, kernel: int | tuple[int, int], padding: int) -> nn.Module:
+    """conv -> bias -> leaky ReLU (D has no normalisation layers)."""
+    return nn.Sequential(EqualizedConv2d(in_channels, out_channels, kernel, padding=padding), nn.LeakyReLU(LEAKY_SLOPE))
+
+
+class _DiscriminatorBlock(nn.Module):
+    """Block i >= 2: conv 3x3 -> width(i), conv 3x3 -> width(i-1), [attention], 2x2 average pool."""
+
+    def __init__(self, in_channels: int, out_channels: int, attention: bool) -> None:
+        super().__init__()
+        self.convs = nn.Sequential(
+            _discriminator_conv(in_channels, in_channels, 3, padding=1),
+            _discriminator_conv(in_channels, out_channels, 3, padding=1),
+        )
+        self.attention = SelfAttention2d(out_channels) if attention else None
+
+    def forward(self, x: torch.Tensor, double_backward: bool) -> torch.Tensor:
+        # [B, width(i), h, w] -> [B, width(i-1), h/2, w/2]
+        x = self.convs(x)
+        if self.attention is not None:
+            x = self.attention(x, double_backward)
+        return F.avg_pool2d(x, 2)
+
+
+class _DiscriminatorStem(nn.Module):
+    """Block 1: minibatch stddev, conv 3x3, [attention], start-shape VALID conv to one feature vector."""
+
+    def __init__(self, channels: int, out_features: int, start_shape: tuple[int, int], attention: bool) -> None:
+        super().__init__()
+        self.stddev = MinibatchStddev()
+        self.conv = _discriminator_conv(channels + 1, channels, 3, padding=1)
+        self.attention = SelfAttention2d(channels) if attention else None
+        self.collapse = _discriminator_conv(channels, out_features, start_shape, padding=0)
+
+    def forward(self, x: torch.Tensor, double_backward: bool) -> torch.Tensor:
+        # [B, width(1), start_h, start_w] -> [B, width(0)]
+        x = self.conv(self.stddev(x))
+        if self.attention is not None:
+            x = self.attention(x, double_backward)
+        return self.collapse(x).flatten(1)
+
+
+class Discriminator(_ProgressiveNetwork):
+    """Normalised image at the stage's resolution to a WGAN critic score and 61-way pitch logits.
+
+    Takes the same constructor arguments as `Generator` (those of `_ProgressiveNetwork`) so one config
+    builds both; `latent_dim` and `latent_input` only shape G.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        num_blocks = self.num_blocks
+        widths = self.widths
+        self.from_rgb = nn.ModuleList(
+            _discriminator_conv(self.image_channels, widths[i], 1, padding=0) for i in range(1, num_blocks + 1)
+        )
+        # self.blocks[i - 2] is block i, for i = 2..num_blocks
+        self.blocks = nn.ModuleList(
+            _DiscriminatorBlock(widths[i], widths[i - 1], attention=i in self.attention_blocks)
+            for i in range(2, num_blocks + 1)
+        )
+        self.stem = _DiscriminatorStem(widths[1], widths[0], self.start_shape, attention=1 in self.attention_blocks)
+        self.critic = EqualizedLinear(widths[0], 1, slope=1.0)
+        self.pitch_head = EqualizedLinear(widths[0], self.num_pitches, slope=1.0)
+
+    def forward(
+        self, x: torch.Tensor, stage_blocks: int, alpha: float, fused_attention: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """x [B, C, h, w] -> (critic [B], pitch_logits [B, num_pitches]).
+
+        Attention takes its explicit path by default, because a gradient penalty differentiates D twice
+        and the fused kernels' backward cannot be differentiated. `fused_attention=True` saves memory on
+        passes that are differentiated once (real and fake scores); never use it for the penalty's pass.
+        """
+        double_backward = not fused_attention
+        self._check_stage(stage_blocks, alpha)
+        expected = (self.image_channels, *self.resolution(stage_blocks))
+        if x.ndim != 4 or tuple(x.shape[1:]) != expected:
+            raise NetworkError(
+                f"Discriminator: input must be [B, {', '.join(map(str, expected))}] "
+                f"at {stage_blocks} blocks, got {list(x.shape)}"
+            )
+        features = self.from_rgb[stage_blocks - 1](x)  # [B, width(k), h, w]
+        if stage_blocks > 1:
+            features = self.blocks[stage_blocks - 2](features, double_backward)  # [B, width(k-1), h/2, w/2]
+            if alpha < 1.0:
+                skipped = self.from_rgb[stage_blocks - 2](F.avg_pool2d(x, 2))  # [B, width(k-1), h/2, w/2]
+                features = alpha * features + (1.0 - alpha) * skipped
+            for block in reversed(self.blocks[: stage_blocks - 2]):
+                features = block(features, double_backward)
+        features = self.stem(features, double_backward)  # [B, width(0)]
+        return self.critic(features).squeeze(1), self.pitch_head(features)

@@ -1,0 +1,102 @@
+"""What a trained generator is to everything that plays it: the EMA generator, its codec and vocabulary
+at the stage it reached. Training hands its live model over as one (samples, evaluation during
+training) and inference rebuilds one from a checkpoint, so it sits below both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from gansynth.core.errors import GANSynthError
+from gansynth.core.networks import Generator
+from gansynth.core.pitch import PitchVocab
+from gansynth.core.spectral import SpecgramCodec
+
+PRECISIONS = ("fp32", "bf16")
+
+
+class CheckpointError(GANSynthError):
+    """A checkpoint file that is missing, unreadable, not GANSynth's, or does not build a model."""
+
+
+class RenderError(GANSynthError):
+    """A generation setting or latents file that cannot be used."""
+
+
+
+@dataclass
+class Synth:
+    """Everything generation needs, rebuilt from one checkpoint: EMA generator, codec, vocabulary."""
+
+    generator: Generator
+    codec: SpecgramCodec
+    vocab: PitchVocab
+    pitch_counts: list[int]
+    blocks: int     # the trained stage: active blocks and the newest block's fade-in weight
+    alpha: float
+    latent_dim: int
+    device: torch.device
+    batch_size: int = 8
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise RenderError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise RenderError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.codec.sample_rate)
+
+    @property
+    def channels(self) -> int:
+        return int(self.codec.audio_channels)
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.codec.n_samples)
+
+    @property
+    def trained_pitches(self) -> list[int]:
+        """MIDI pitches present in the training data; the classes of the others were never learned."""
+        return [self.vocab.midi(i) for i, count in enumerate(self.pitch_counts) if count > 0]
+
+    def describe_trained_pitches(self) -> str:
+        """'25 trained pitches in MIDI 48..72', for messages."""
+        pitches = self.trained_pitches
+        return f"{len(pitches)} trained pitches in MIDI {pitches[0]}..{pitches[-1]}"
+
+    @torch.inference_mode()
+    def generate(self, pitches: Sequence[int], z: torch.Tensor) -> torch.Tensor:
+        """Clips [N, ch, n_samples] float32 on the CPU for MIDI pitches [N] and latents z [N, latent]."""
+        if len(pitches) != z.shape[0] or z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise RenderError(f"generate: need z shaped [{len(pitches)}, {self.latent_dim}], "
+                              f"got {tuple(z.shape)}")
+        out_of_range = [p for p in pitches if not self.vocab.contains(p)]
+        if out_of_range:
+            raise RenderError(f"generate: pitches {out_of_range} are outside the model's "
+                              f"range {self.vocab.low}..{self.vocab.high}")
+        index = torch.tensor([self.vocab.index(p) for p in pitches], dtype=torch.long)
+        clips = []
+        for begin in range(0, len(pitches), self.batch_size):
+            z_batch = z[begin:begin + self.batch_size].to(self.device, torch.float32)  # [b, latent]
+            p_batch = index[begin:begin + self.batch_size].to(self.device)  # [b]
+            with self._autocast():
+                image = self.generator(z_batch, p_batch, self.blocks, self.alpha)  # [b, C, h, w] in [-1, 1]
+            # A checkpoint from before the last stage emits a smaller image: its blocky spectrogram
+            # is what it means at full size (nearest-neighbour), as Magenta's full-size output.
+            image = F.interpolate(image.float(), size=tuple(self.codec.image_shape[1:]), mode="nearest")
+            wave = self.codec.decode(self.codec.denormalize(image))  # [b, ch, n]
+            clips.append(wave.float().cpu())
+        return torch.cat(clips)  # [N, ch, n]
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()

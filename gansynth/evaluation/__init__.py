@@ -1,0 +1,1 @@
+"""Evaluation: pitch, timbre and distribution metrics, the classifiers they use, and plots."""

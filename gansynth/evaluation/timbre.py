@@ -1,0 +1,181 @@
+"""Timbre metrics: does a generator make the instruments of its data, with their variety?
+
+Pitch accuracy alone is passed by a decoded "mean note" (a real pitched drone). What separates a
+GAN that learned its data from such a template is timbre: which instrument a note sounds like,
+whether one pitch gets several instruments from several latents, and how close each note comes to
+some real note. All of it is measured on pitch-invariant features, so notes of different pitches
+compare:
+
+- harmonic profile: the level of harmonics 1..H relative to the strongest, read at multiples of the
+  asked-for f0 (dB);
+- temporal envelope: RMS of equal segments of the clip relative to the loudest (dB), which carries
+  the attack and the decay;
+- noisiness: the energy between the harmonics relative to the energy on them (dB).
+
+An instrument classifier (nearest centroid in standardised features) is fitted on real notes whose
+instrument comes from the file name; generated notes are then scored per pitch for coverage and mix
+entropy, for diversity relative to the real notes of that pitch, and for the distance to the
+nearest real note relative to how far real notes are from their neighbours of other pitches.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from gansynth.core.errors import GANSynthError
+from gansynth.core.pitch import midi_to_hz
+
+HARMONICS = 10
+ENVELOPE_SEGMENTS = 8
+FLOOR_DB = -80.0
+PEAK_HALF_WIDTH = 0.03  # a harmonic's peak is searched within +-3 % (half a semitone) of k * f0
+NSYNTH_NAME = re.compile(r"^(?P<instrument>.+)[-_]\d{3}-\d{3}$")
+
+
+class TimbreError(GANSynthError):
+    """Notes the timbre metrics cannot score (shapes, too few instruments or pitches)."""
+
+
+def instrument_of(path: str | Path) -> str:
+    """Instrument name of an NSynth-style file, ``<instrument>-PPP-VVV.wav`` or ``<instrument>_PPP-VVV``:
+    everything before the pitch and velocity fields."""
+    stem = Path(path).stem
+    match = NSYNTH_NAME.match(stem)
+    if match is None:
+        raise TimbreError(f"{path}: file name does not end in -PPP-VVV, so it names no instrument")
+    return match["instrument"]
+
+
+def _db(power: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    return (10.0 * torch.log10(power.clamp_min(1e-20) / reference.clamp_min(1e-20))).clamp_min(FLOOR_DB)
+
+
+def timbre_features(audio: torch.Tensor, midi: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    """Audio [N, ch, n] of notes asked to sound at MIDI pitches [N] -> features [N, D].
+
+    Channels are measured one by one and averaged, so mono and stereo notes share one feature space.
+    D = HARMONICS + ENVELOPE_SEGMENTS + 1.
+    """
+    audio = torch.as_tensor(audio, dtype=torch.float32)
+    if audio.dim() != 3 or audio.shape[0] != len(midi) or audio.shape[-1] < ENVELOPE_SEGMENTS:
+        raise TimbreError(f"need audio [N, channels, samples] and N pitches, got {tuple(audio.shape)} "
+                          f"and {len(midi)} pitches")
+    n_notes, n_channels, n = audio.shape
+    waves = audio.reshape(n_notes * n_channels, n)  # [M, n]
+    f0 = midi_to_hz(torch.as_tensor(midi, dtype=torch.float64)).repeat_interleave(n_channels)  # [M]
+
+    # Harmonic profile and noisiness from one long, zero-padded FFT of the whole clip.
+    n_fft = 1 << math.ceil(math.log2(4 * n))
+    spectrum = torch.fft.rfft(waves * torch.hann_window(n, dtype=waves.dtype), n_fft).abs().square()  # [M, K]
+    bin_hz = sample_rate / n_fft
+    freqs = torch.arange(spectrum.shape[-1], dtype=torch.float64) * bin_hz  # [K]
+    ratio = freqs[None, :] / f0[:, None]  # [M, K] frequency in multiples of f0
+    nearest = ratio.round()
+    on_harmonic = ((ratio - nearest).abs() <= PEAK_HALF_WIDTH * nearest.clamp_min(1)) & (nearest >= 1)
+    harmonic_levels = torch.stack([
+        torch.where(on_harmonic & (nearest == k), spectrum, 0.0).amax(-1) for k in range(1, HARMONICS + 1)
+    ], dim=1)  # [M, H]
+    profile = _db(harmonic_levels, harmonic_levels.amax(-1, keepdim=True))  # [M, H]
+    audible = (ratio >= 0.5) & (ratio <= HARMONICS + 0.5)
+    between = torch.where(audible & ~on_harmonic, spectrum, 0.0).sum(-1)
+    on = torch.where(audible & on_harmonic, spectrum, 0.0).sum(-1)
+    noisiness = _db(between, on)[:, None]  # [M, 1]
+
+    # Temporal envelope: RMS of equal segments, relative to the loudest.
+    segments = waves[:, : n - n % ENVELOPE_SEGMENTS].reshape(len(waves), ENVELOPE_SEGMENTS, -1)
+    energy = segments.square().mean(-1)  # [M, S]
+    envelope = _db(energy, energy.amax(-1, keepdim=True))  # [M, S]
+
+    features = torch.cat([profile.float(), envelope, noisiness.float()], dim=1)  # [M, D]
+    return features.reshape(n_notes, n_channels, -1).mean(1)  # [N, D]
+
+
+@dataclass
+class TimbreReference:
+    """Real notes' features, pitches and instruments, standardised, with a nearest-centroid classifier."""
+
+    features: torch.Tensor  # [R, D] standardised
+    midi: torch.Tensor  # [R]
+    instrument: torch.Tensor  # [R] index into names
+    names: list[str]
+    mean: torch.Tensor  # [D]
+    std: torch.Tensor  # [D]
+
+    @classmethod
+    def fit(cls, features: torch.Tensor, midi: torch.Tensor, instruments: list[str]) -> TimbreReference:
+        names = sorted(set(instruments))
+        if len(names) < 2:
+            raise TimbreError(f"timbre metrics need notes of at least 2 instruments, got {names}")
+        midi = torch.as_tensor(midi).long()
+        if len(set(midi.tolist())) < 2:
+            raise TimbreError("timbre metrics need real notes of at least 2 pitches")
+        mean, std = features.mean(0), features.std(0).clamp_min(1.0)  # dB features: 1 dB floor
+        return cls((features - mean) / std, midi, torch.tensor([names.index(i) for i in instruments]),
+                   names, mean, std)
+
+    def standardise(self, features: torch.Tensor) -> torch.Tensor:
+        return (features - self.mean) / self.std
+
+    def centroids(self, exclude_midi: int | None = None) -> torch.Tensor:
+        keep = self.midi != exclude_midi if exclude_midi is not None else torch.ones_like(self.midi, dtype=torch.bool)
+        return torch.stack([self.features[keep & (self.instrument == i)].mean(0) for i in range(len(self.names))])
+
+    def classify(self, standardised: torch.Tensor) -> torch.Tensor:
+        """Instrument index [N] of the nearest instrument centroid."""
+        return torch.cdist(standardised, self.centroids()).argmin(1)
+
+    def leave_one_pitch_out_accuracy(self) -> float:
+        """Accuracy on each real pitch with centroids fitted on the other pitches: is it pitch-invariant?"""
+        hits = [
+            (torch.cdist(self.features[self.midi == p], self.centroids(exclude_midi=p)).argmin(1)
+             == self.instrument[self.midi == p])
+            for p in self.midi.unique().tolist()
+        ]
+        return float(torch.cat(hits).float().mean())
+
+    def neighbour_distance(self) -> float:
+        """Mean distance from a real note to the nearest real note of another pitch: the yardstick."""
+        distances = torch.cdist(self.features, self.features)
+        distances[self.midi[:, None] == self.midi[None, :]] = float("inf")
+        return float(distances.amin(1).mean())
+
+
+def timbre_scores(reference: TimbreReference, features: torch.Tensor, midi: torch.Tensor,
+                  leave_one_out: bool = False) -> dict:
+    """Coverage, mix entropy, diversity and nearest-real ratio of notes [N, D] at MIDI pitches [N].
+
+    - coverage: distinct predicted instruments per pitch over the data's instrument count, averaged;
+    - entropy: entropy of each pitch's predicted instrument mix over log(instrument count), averaged;
+    - diversity: mean pairwise distance between notes of a pitch over the same for the real notes of
+      that pitch, averaged over pitches both sides have at least two notes of;
+    - nearest-real ratio: mean distance to the nearest real note over ``neighbour_distance``. With
+      ``leave_one_out`` (scoring the reference itself) a note's own copy is not its nearest note.
+    """
+    standardised = reference.standardise(features)
+    midi = torch.as_tensor(midi).long()
+    predicted = reference.classify(standardised)
+    n_instruments = len(reference.names)
+    coverage, entropy, diversity = [], [], []
+    for pitch in midi.unique().tolist():
+        mine = midi == pitch
+        counts = torch.bincount(predicted[mine], minlength=n_instruments).double()
+        share = counts[counts > 0] / counts.sum()
+        coverage.append(len(share) / n_instruments)
+        entropy.append(float(-(share * share.log()).sum()) / math.log(n_instruments))
+        real = reference.features[reference.midi == pitch]
+        if mine.sum() >= 2 and len(real) >= 2:
+            diversity.append(float(torch.pdist(standardised[mine]).mean() / torch.pdist(real).mean()))
+    distances = torch.cdist(standardised, reference.features)  # [N, R]
+    if leave_one_out:
+        distances[distances <= 1e-9] = float("inf")
+    return {
+        "coverage": sum(coverage) / len(coverage),
+        "entropy": sum(entropy) / len(entropy),
+        "diversity": sum(diversity) / len(diversity) if diversity else float("nan"),
+        "nearest_real_ratio": float(distances.amin(1).mean()) / reference.neighbour_distance(),
+        "instrument_mix": {name: int((predicted == i).sum()) for i, name in enumerate(reference.names)},
+    }

@@ -1,0 +1,1 @@
+"""Inference: a Synth from a checkpoint, notes and MIDI files rendered with it, looped sustain and SFZ text."""

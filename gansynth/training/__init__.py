@@ -1,0 +1,1 @@
+"""Training: the data stream, the LightningModule, its losses and its callbacks."""

@@ -1,0 +1,112 @@
+"""The GAN's losses, apart from the LightningModule that runs them: WGAN-GP with drift, an auxiliary
+pitch classifier, the lazy gradient penalty and MSGAN's mode-seeking term.
+
+``training_step`` calls these in a fixed order; every random number they take comes from the
+step's generator, so the order of the calls is part of a run's reproducibility.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+from gansynth.core.errors import GANSynthError
+
+
+class SettingError(GANSynthError):
+    """A model setting outside the range its formula needs."""
+
+
+@dataclass(frozen=True)
+class LossSettings:
+    """``model.loss``, typed. The defaults are only for keys that older checkpoints do not have."""
+
+    gp_weight: float
+    gp_target: float
+    drift: float
+    aux_weight_g: float
+    aux_weight_d: float
+    gp_every: int = 1            # lazy penalty: every k-th critic step, weighted k×
+    projection: bool = False     # the pitch head's logit for the asked-for pitch joins the critic score
+    mode_seeking: float = 0.0    # weight of MSGAN's term
+
+    def __post_init__(self) -> None:
+        if not self.mode_seeking >= 0:
+            raise SettingError(f"model.loss.mode_seeking must be >= 0, got {self.mode_seeking}")
+        if not (isinstance(self.gp_every, int) and self.gp_every >= 1):
+            raise SettingError(f"model.loss.gp_every must be an integer >= 1, got {self.gp_every}")
+
+
+class GeneratorLoss(NamedTuple):
+    total: torch.Tensor
+    adversarial: torch.Tensor
+    pitch: torch.Tensor
+
+
+class CriticLoss(NamedTuple):
+    total: torch.Tensor
+    adversarial: torch.Tensor
+    pitch: torch.Tensor
+
+
+def generator_loss(score: torch.Tensor, logits: torch.Tensor, pitches: torch.Tensor, settings: LossSettings,
+                   fake: torch.Tensor, z: torch.Tensor) -> GeneratorLoss:
+    """Fool the critic, make the pitch head see the asked-for pitch, and (with ``mode_seeking``) make
+    two latents of one pitch give different notes."""
+    adversarial = -score.mean()
+    pitch = F.cross_entropy(logits.float(), pitches)
+    total = adversarial + settings.aux_weight_g * pitch
+    if settings.mode_seeking:
+        total = total + settings.mode_seeking * mode_seeking_loss(fake, z)
+    return GeneratorLoss(total, adversarial, pitch)
+
+
+def critic_loss(real_score: torch.Tensor, fake_score: torch.Tensor, real_logits: torch.Tensor,
+                labels: torch.Tensor, settings: LossSettings) -> CriticLoss:
+    """Wasserstein critic loss + drift (keeps real scores near 0) + pitch classification of the reals,
+    without the gradient penalty (see ``lazy_gradient_penalty``)."""
+    adversarial = fake_score.mean() - real_score.mean()
+    pitch = F.cross_entropy(real_logits.float(), labels)
+    drift = (real_score.float() ** 2).mean()
+    total = adversarial + settings.drift * drift + settings.aux_weight_d * pitch
+    return CriticLoss(total, adversarial, pitch)
+
+
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, target: float,
+                     generator: torch.Generator) -> torch.Tensor:
+    """Two-sided WGAN-GP on random interpolates, in fp32 (double backward in bf16 is fragile)."""
+    u = torch.rand(real.shape[0], 1, 1, 1, device=real.device, generator=generator)
+    mixed = (real.float() + u * (fake.float() - real.float())).requires_grad_(True)
+    with torch.autocast(device_type=real.device.type, enabled=False):
+        score = critic(mixed)
+    (grad,) = torch.autograd.grad(score.sum(), mixed, create_graph=True)
+    slope = grad.flatten(1).norm(dim=1)
+    return ((slope / target - 1.0) ** 2).mean()
+
+
+def penalty_due(images_seen: int, batch: int, every: int) -> bool:
+    """Whether this critic step takes the lazy penalty (StyleGAN2): every ``every``-th step by image count."""
+    return (images_seen // batch) % every == 0
+
+
+def lazy_gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
+                          images_seen: int, settings: LossSettings, generator: torch.Generator
+                          ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(term to add to the critic loss, the penalty itself) on the steps that take it, weighted
+    ``gp_every``× so its average strength stays ``gp_weight``; None on the others (no random draw)."""
+    if not penalty_due(images_seen, real.shape[0], settings.gp_every):
+        return None
+    gp = gradient_penalty(critic, real, fake, settings.gp_target, generator)
+    return settings.gp_every * settings.gp_weight * gp, gp
+
+
+def mode_seeking_loss(fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """MSGAN's term (Mao et al. 2019) against a conditional G that ignores its latent: two notes
+    of one pitch should differ in proportion to their latents. Pairs are the batch's two halves."""
+    h = fake.shape[0] // 2
+    image_gap = (fake[:h] - fake[h: 2 * h]).float().abs().mean(dim=(1, 2, 3))
+    latent_gap = (z[:h] - z[h: 2 * h]).abs().mean(dim=1)
+    return (1.0 / (image_gap / latent_gap + 1e-5)).mean()
