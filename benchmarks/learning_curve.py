@@ -57,6 +57,10 @@ VARIANTS = {  # the README's results table, row by row
     "shipped_8x64": SHIPPED_8X64,
     "augment_8x64": [*SHIPPED_8X64, "model.augment=[gain,shift,cutout]"],
     "lazy_gp_8x64": [*SHIPPED_8X64, "model.loss.gp_every=4"],
+    "full_wider_top": [  # the shipped tiny with every block from 16x128 up twice as wide (128,128,128,64,32)
+                       "model.loss.aux_weight_g=0", "model.schedule.stable_images=4000",
+                       "model.schedule.transition_images=2000", "model.ema_rampup=0.25",
+                       "model.network.fmap_base=1024"],
 }
 CHECKPOINTS = (2.5, 5.0, 7.5, 10.0, 12.5, 15.0)
 
