@@ -38,6 +38,9 @@ class OptimSettings:
     eps: float = 1e-8
     reset_on_stage: bool = True  # forget Adam's moments at each stage boundary, as the original did
 
+    def adam_arguments(self) -> dict:
+        return dict(lr=self.lr, betas=self.betas, eps=self.eps)
+
 
 class TrainingDiverged(GANSynthError):
     """A loss became NaN or inf; the last checkpoint on disk is the last good state."""
@@ -153,10 +156,9 @@ class GANSynth(pl.LightningModule):
         """Also apply ``model.optim`` to the optimizers: a resume restores Adam's state with the
         checkpoint's learning rate and betas, which would silently override the command line's."""
         self._clock = (time.perf_counter(), int(self.images_seen))
-        o = self.hparams.optim
         for opt in self.optimizers():
             for group in opt.optimizer.param_groups:
-                group.update(lr=o["lr"], betas=tuple(o["betas"]), eps=o.get("eps", 1e-8))
+                group.update(self.optim_settings.adam_arguments())
 
     # ----------------------------------------------------------------- training
     def sample_pitches(self, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -273,8 +275,7 @@ class GANSynth(pl.LightningModule):
         )
 
     def configure_optimizers(self):
-        o = self.optim_settings
-        kwargs = dict(lr=o.lr, betas=o.betas, eps=o.eps)
+        kwargs = self.optim_settings.adam_arguments()
         return (torch.optim.Adam(self.generator.parameters(), **kwargs),
                 torch.optim.Adam(self.discriminator.parameters(), **kwargs))
 
