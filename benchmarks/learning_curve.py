@@ -61,6 +61,10 @@ VARIANTS = {  # the README's results table, row by row
                        "model.loss.aux_weight_g=0", "model.schedule.stable_images=4000",
                        "model.schedule.transition_images=2000", "model.ema_rampup=0.25",
                        "model.network.fmap_base=1024"],
+    "full_skip_zero": [  # the shipped tiny with a skip G whose new blocks start drawing nothing
+                       "model.loss.aux_weight_g=0", "model.schedule.stable_images=4000",
+                       "model.schedule.transition_images=2000", "model.ema_rampup=0.25",
+                       "model.network.skip_output=true", "model.network.zero_init_rgb=true"],
 }
 CHECKPOINTS = (2.5, 5.0, 7.5, 10.0, 12.5, 15.0)
 

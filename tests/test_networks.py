@@ -392,3 +392,21 @@ def test_skip_generator_fades_in_a_block_by_adding_its_detail(blocks):
         previous = generator(z, pitch, blocks - 1, 1.0)
         torch.testing.assert_close(generator(z, pitch, blocks, 0.0), F.interpolate(previous, scale_factor=2))
         assert (generator(z, pitch, blocks, 1.0) - generator(z, pitch, blocks, 0.0)).abs().mean() > 1e-3
+
+
+@pytest.mark.parametrize("blocks", range(2, 6))
+def test_zero_init_rgb_starts_every_new_block_at_the_previous_picture(blocks):
+    """zero_init_rgb: an untrained block adds nothing even at alpha 1, so a fade-in cannot lose what the
+    coarser stages draw (without it the same block changes the picture: the previous test)."""
+    torch.manual_seed(3)
+    generator = Generator(**TINY, skip_output=True, zero_init_rgb=True)
+    z, pitch = _latents(2)
+    with torch.no_grad():
+        previous = generator(z, pitch, blocks - 1, 1.0)
+        torch.testing.assert_close(generator(z, pitch, blocks, 1.0), F.interpolate(previous, scale_factor=2))
+    assert previous.abs().mean() > 1e-2  # the first block still draws
+
+
+def test_zero_init_rgb_needs_a_skip_generator():
+    with pytest.raises(NetworkError, match="zero_init_rgb needs skip_output"):
+        Generator(**TINY, zero_init_rgb=True)

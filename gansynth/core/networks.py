@@ -65,6 +65,7 @@ class _ProgressiveNetwork(nn.Module):
         latent_input: str = "magenta",
         harmonic_coordinates: bool = False,
         skip_output: bool = False,
+        zero_init_rgb: bool = False,
     ) -> None:
         super().__init__()
         self.latent_dim, self.num_pitches = latent_dim, num_pitches
@@ -82,6 +83,9 @@ class _ProgressiveNetwork(nn.Module):
         self.latent_input = latent_input
         self.harmonic_coordinates = harmonic_coordinates
         self.skip_output = skip_output
+        if zero_init_rgb and not skip_output:
+            raise NetworkError(f"{name}: zero_init_rgb needs skip_output (a blended stage of zeros is silence)")
+        self.zero_init_rgb = zero_init_rgb
         self.image_channels, time, freq = (int(n) for n in image_shape)
         self.start_shape = (int(start_shape[0]), int(start_shape[1]))
         self.num_blocks = num_blocks
@@ -181,6 +185,11 @@ class Generator(_ProgressiveNetwork):
                           *([] if self.skip_output else [nn.Tanh()]))
             for i in range(1, self.num_blocks + 1)
         )
+        # zero_init_rgb: a new block's output starts at zero, so its fade-in begins exactly at the previous
+        # stage's picture and the block learns only the detail that picture lacks (README, Results).
+        if self.zero_init_rgb:
+            for to_rgb in self.to_rgb[1:]:
+                nn.init.zeros_(to_rgb[0].weight)
 
     @classmethod
     def for_codec(cls, codec, vocab, **network) -> Generator:
@@ -194,6 +203,12 @@ class Generator(_ProgressiveNetwork):
             coordinates = [harmonic_coordinates(codec, vocab, geometry.resolution(i)[1])
                            for i in range(1, geometry.num_blocks + 1)]
         return cls(**args, coordinates=coordinates)
+
+    def old_parameters(self, stage_blocks: int) -> list[nn.Parameter]:
+        """Every parameter but those of the newest block of a ``stage_blocks`` stage and its to_rgb."""
+        new = {id(p) for module in (self.blocks[stage_blocks - 1], self.to_rgb[stage_blocks - 1])
+               for p in module.parameters()}
+        return [p for p in self.parameters() if id(p) not in new]
 
     def forward(self, z: torch.Tensor, pitch: torch.Tensor, stage_blocks: int, alpha: float) -> torch.Tensor:
         """z [B, latent_dim], pitch [B] class indices -> image [B, C, h, w] in [-1, 1]."""
