@@ -65,6 +65,11 @@ VARIANTS = {  # the README's results table, row by row
                        "model.loss.aux_weight_g=0", "model.schedule.stable_images=4000",
                        "model.schedule.transition_images=2000", "model.ema_rampup=0.25",
                        "model.network.skip_output=true", "model.network.zero_init_rgb=true"],
+    "full_skip_gd": [  # the same with an input-skip D whose new blocks also start at zero: seamless fades
+                     "model.loss.aux_weight_g=0", "model.schedule.stable_images=4000",
+                     "model.schedule.transition_images=2000", "model.ema_rampup=0.25",
+                     "model.network.skip_output=true", "model.network.zero_init_rgb=true",
+                     "model.network.skip_input=true"],
 }
 CHECKPOINTS = (2.5, 5.0, 7.5, 10.0, 12.5, 15.0)
 

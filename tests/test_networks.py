@@ -410,3 +410,20 @@ def test_zero_init_rgb_starts_every_new_block_at_the_previous_picture(blocks):
 def test_zero_init_rgb_needs_a_skip_generator():
     with pytest.raises(NetworkError, match="zero_init_rgb needs skip_output"):
         Generator(**TINY, zero_init_rgb=True)
+
+
+@pytest.mark.parametrize("blocks", range(2, 6))
+def test_input_skip_critic_starts_every_new_block_as_the_previous_critic(blocks):
+    """skip_input: an untrained block adds nothing, so at any alpha the stage's critic scores an image as
+    the previous stage's critic scores it pooled; once the blocks draw, the score changes (the control)."""
+    torch.manual_seed(3)
+    critic = Discriminator(**TINY, skip_input=True)
+    x = torch.randn(3, 4, *critic.resolution(blocks))
+    with torch.no_grad():
+        previous = critic(F.avg_pool2d(x, 2), blocks - 1, 1.0)
+        for alpha in (0.0, 1.0):
+            for got, want in zip(critic(x, blocks, alpha), previous):
+                torch.testing.assert_close(got, want)
+        for block in critic.blocks[: blocks - 1]:  # blocks 2..k all draw (lower ones feed the stem)
+            torch.nn.init.normal_(block.convs[-1][0].weight)
+        assert (critic(x, blocks, 1.0)[0] - previous[0]).abs().mean() > 1e-3

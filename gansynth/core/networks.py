@@ -66,6 +66,7 @@ class _ProgressiveNetwork(nn.Module):
         harmonic_coordinates: bool = False,
         skip_output: bool = False,
         zero_init_rgb: bool = False,
+        skip_input: bool = False,
     ) -> None:
         super().__init__()
         self.latent_dim, self.num_pitches = latent_dim, num_pitches
@@ -86,6 +87,7 @@ class _ProgressiveNetwork(nn.Module):
         if zero_init_rgb and not skip_output:
             raise NetworkError(f"{name}: zero_init_rgb needs skip_output (a blended stage of zeros is silence)")
         self.zero_init_rgb = zero_init_rgb
+        self.skip_input = skip_input
         self.image_channels, time, freq = (int(n) for n in image_shape)
         self.start_shape = (int(start_shape[0]), int(start_shape[1]))
         self.num_blocks = num_blocks
@@ -292,7 +294,10 @@ class Discriminator(_ProgressiveNetwork):
     """Normalised image at the stage's resolution to a WGAN critic score and 61-way pitch logits.
 
     Takes the same constructor arguments as `Generator` (those of `_ProgressiveNetwork`) so one config
-    builds both; `latent_dim` and `latent_input` only shape G.
+    builds both; `latent_dim` and `latent_input` only shape G. With `skip_input` every block's output is
+    added to the from_rgb of the image pooled to its resolution (StyleGAN2's input-skip D), and each
+    block's last conv starts at zero: a fade-in begins with exactly the previous stage's critic, which
+    keeps judging the coarse picture while the new block learns the detail.
     """
 
     def __init__(self, *args, **kwargs) -> None:
@@ -307,6 +312,9 @@ class Discriminator(_ProgressiveNetwork):
             _DiscriminatorBlock(widths[i], widths[i - 1], attention=i in self.attention_blocks)
             for i in range(2, num_blocks + 1)
         )
+        if self.skip_input:
+            for block in self.blocks:
+                nn.init.zeros_(block.convs[-1][0].weight)
         self.stem = _DiscriminatorStem(widths[1], widths[0], self.start_shape, attention=1 in self.attention_blocks)
         self.critic = EqualizedLinear(widths[0], 1, slope=1.0)
         self.pitch_head = EqualizedLinear(widths[0], self.num_pitches, slope=1.0)
@@ -329,7 +337,12 @@ class Discriminator(_ProgressiveNetwork):
                 f"at {stage_blocks} blocks, got {list(x.shape)}"
             )
         features = self.from_rgb[stage_blocks - 1](x)  # [B, width(k), h, w]
-        if stage_blocks > 1:
+        if self.skip_input:
+            for i in range(stage_blocks, 1, -1):  # block i: resolution(i) -> resolution(i - 1)
+                x = F.avg_pool2d(x, 2)
+                weight = alpha if i == stage_blocks else 1.0
+                features = weight * self.blocks[i - 2](features, double_backward) + self.from_rgb[i - 2](x)
+        elif stage_blocks > 1:
             features = self.blocks[stage_blocks - 2](features, double_backward)  # [B, width(k-1), h/2, w/2]
             if alpha < 1.0:
                 skipped = self.from_rgb[stage_blocks - 2](F.avg_pool2d(x, 2))  # [B, width(k-1), h/2, w/2]
