@@ -206,12 +206,6 @@ class Generator(_ProgressiveNetwork):
                            for i in range(1, geometry.num_blocks + 1)]
         return cls(**args, coordinates=coordinates)
 
-    def old_parameters(self, stage_blocks: int) -> list[nn.Parameter]:
-        """Every parameter but those of the newest block of a ``stage_blocks`` stage and its to_rgb."""
-        new = {id(p) for module in (self.blocks[stage_blocks - 1], self.to_rgb[stage_blocks - 1])
-               for p in module.parameters()}
-        return [p for p in self.parameters() if id(p) not in new]
-
     def forward(self, z: torch.Tensor, pitch: torch.Tensor, stage_blocks: int, alpha: float) -> torch.Tensor:
         """z [B, latent_dim], pitch [B] class indices -> image [B, C, h, w] in [-1, 1]."""
         self._check_stage(stage_blocks, alpha)

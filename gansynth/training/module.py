@@ -29,9 +29,6 @@ from gansynth.training.losses import (LossSettings, SettingError, critic_loss, g
                                       lazy_gradient_penalty)
 
 
-FADE_FREEZE = ("none", "old_g", "g")
-
-
 @dataclass(frozen=True)
 class OptimSettings:
     """``model.optim``, typed: one Adam per network. The defaults are for keys older checkpoints lack."""
@@ -40,12 +37,6 @@ class OptimSettings:
     betas: tuple[float, float]
     eps: float = 1e-8
     reset_on_stage: bool = True  # forget Adam's moments at each stage boundary, as the original did
-    fade_freeze: str = "none"    # during a fade-in: "old_g" trains only G's new block, "g" trains only D
-
-    def __post_init__(self) -> None:
-        if self.fade_freeze not in FADE_FREEZE:
-            raise SettingError(f"model.optim.fade_freeze must be one of {', '.join(FADE_FREEZE)}, "
-                               f"got {self.fade_freeze!r}")
 
     def adam_arguments(self) -> dict:
         return dict(lr=self.lr, betas=self.betas, eps=self.eps)
@@ -207,8 +198,14 @@ class GANSynth(pl.LightningModule):
         settings = self.loss_settings
         opt_g, opt_d = self.optimizers()
 
-        freeze = self.optim_settings.fade_freeze if alpha < 1.0 else "none"
-        g = None if freeze == "g" else self._generator_step(opt_g, n, blocks, alpha, noise, freeze == "old_g")
+        self.toggle_optimizer(opt_g)
+        fake_pitch = self.sample_pitches(n, noise)
+        if settings.mode_seeking:  # the second half asks for the first half's pitches, from other latents
+            fake_pitch[n // 2: 2 * (n // 2)] = fake_pitch[: n // 2]
+        z = torch.randn(n, self.generator.latent_dim, device=self.device, generator=noise)
+        fake = self.generator(z, fake_pitch, blocks, alpha)
+        g = generator_loss(*self._critic(fake, fake_pitch, blocks, alpha, noise), fake_pitch, settings, fake, z)
+        self._optimizer_step(opt_g, g.total, "generator loss")
 
         # The fakes take the real batch's pitches, so real, fake and their interpolates share one label.
         self.toggle_optimizer(opt_d)
@@ -224,38 +221,17 @@ class GANSynth(pl.LightningModule):
 
         self._update_ema(n * self.trainer.world_size)
         self.images_seen += n * self.trainer.world_size
-        losses = dict(d_loss=d_loss, d_adv=d.adversarial, d_aux=d.pitch,
-                      real_pitch_acc=(real_logits.argmax(1) == labels).float().mean())
-        if g is not None:  # G rests while D learns a new block (optim.fade_freeze=g)
-            losses.update(g_loss=g.total, g_adv=g.adversarial, g_aux=g.pitch)
+        losses = dict(g_loss=g.total, g_adv=g.adversarial, g_aux=g.pitch, d_loss=d_loss, d_adv=d.adversarial,
+                      d_aux=d.pitch, real_pitch_acc=(real_logits.argmax(1) == labels).float().mean())
         if penalty is not None:  # otherwise the logs keep the last penalty actually computed
             losses["gp"] = penalty[1]
         self._log_step(losses, stage, alpha)
 
-    def _generator_step(self, opt, n: int, blocks: int, alpha: float, noise: torch.Generator,
-                        freeze_old: bool):
-        """G's step on fresh latents and pitches; ``freeze_old`` keeps every layer but the block fading in
-        (and its to_rgb) as it is, so the new block's random gradients cannot scramble what G knows."""
-        settings = self.loss_settings
-        self.toggle_optimizer(opt)
-        fake_pitch = self.sample_pitches(n, noise)
-        if settings.mode_seeking:  # the second half asks for the first half's pitches, from other latents
-            fake_pitch[n // 2: 2 * (n // 2)] = fake_pitch[: n // 2]
-        z = torch.randn(n, self.generator.latent_dim, device=self.device, generator=noise)
-        fake = self.generator(z, fake_pitch, blocks, alpha)
-        g = generator_loss(*self._critic(fake, fake_pitch, blocks, alpha, noise), fake_pitch, settings, fake, z)
-        frozen = self.generator.old_parameters(blocks) if freeze_old else ()
-        self._optimizer_step(opt, g.total, "generator loss", frozen)
-        return g
-
-    def _optimizer_step(self, optimizer, loss: torch.Tensor, name: str, frozen=()) -> None:
-        """Check the loss, then backward and step the optimizer toggled for it (leaving the ``frozen``
-        parameters as they are: Adam skips a parameter without a gradient), and untoggle it."""
+    def _optimizer_step(self, optimizer, loss: torch.Tensor, name: str) -> None:
+        """Check the loss, then backward and step the optimizer toggled for it, and untoggle it."""
         self._check_finite(loss, name)
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
-        for parameter in frozen:
-            parameter.grad = None
         optimizer.step()
         self.untoggle_optimizer(optimizer)
 
