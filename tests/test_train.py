@@ -443,4 +443,3 @@ def test_lazy_penalty_and_augmentation_train_reproducibly(notes, tmp_path):
     changed = [not torch.equal(a, b) for a, b in zip(first.discriminator.state_dict().values(),
                                                        plain.discriminator.state_dict().values())]
     assert sum(changed) > len(changed) // 2
-
