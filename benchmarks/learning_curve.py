@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # changes are variants too), so each row of the table can be rerun as recorded.
 BASE = ["experiment=tiny", "model.ema_rampup=null", "model.loss.aux_weight_g=10",
         "model.schedule.stable_images=6000", "model.schedule.transition_images=3000",
+        "model.network.skip_output=false", "model.network.zero_init_rgb=false", "model.network.skip_input=false",
         "codec.channel_mode=stereo", "samples.every_images=0", "~logger",
         "+trainer.enable_progress_bar=false", "trainer.log_every_n_steps=50"]
 # The tiny experiment as it was before harmonic coordinates shipped: Magenta's G, 3 stages to 8x64.
@@ -51,7 +52,7 @@ VARIANTS = {  # the README's results table, row by row
                       "model.schedule.transition_images=2000"],
     "full_no_aux_g_keep_adam": ["model.loss.aux_weight_g=0", "model.schedule.stable_images=4000",
                                 "model.schedule.transition_images=2000", "model.optim.reset_on_stage=false"],
-    "full_ema_rampup": [  # the tiny experiment shipped now
+    "full_ema_rampup": [  # the tiny experiment shipped before seamless fades
                         "model.loss.aux_weight_g=0", "model.schedule.stable_images=4000",
                         "model.schedule.transition_images=2000", "model.ema_rampup=0.25"],
     "shipped_8x64": SHIPPED_8X64,
@@ -65,7 +66,7 @@ VARIANTS = {  # the README's results table, row by row
                        "model.loss.aux_weight_g=0", "model.schedule.stable_images=4000",
                        "model.schedule.transition_images=2000", "model.ema_rampup=0.25",
                        "model.network.skip_output=true", "model.network.zero_init_rgb=true"],
-    "full_skip_gd": [  # the same with an input-skip D whose new blocks also start at zero: seamless fades
+    "full_skip_gd": [  # the tiny experiment shipped now: also an input-skip D whose new blocks start at zero
                      "model.loss.aux_weight_g=0", "model.schedule.stable_images=4000",
                      "model.schedule.transition_images=2000", "model.ema_rampup=0.25",
                      "model.network.skip_output=true", "model.network.zero_init_rgb=true",
