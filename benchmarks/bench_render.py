@@ -1,19 +1,26 @@
-"""Rendering speed: notes/s, real-time factor and peak RSS of MIDI rendering at full model size.
+"""Rendering speed and memory: the fast generate path's levers, MIDI rendering at full model size, peak RSS against MIDI length.
 
-Two generators with random weights (rendering cost does not depend on training): the paper's
-(mono 16 kHz 4 s, 7 blocks, fmap 4096/256) and the fork's (stereo 44.1 kHz 1.5 s, attention at
-8192). The piece is a generated polyphonic MIDI of about 2 minutes; every note gets its own
-latent (instrument=slerp with one anchor per second), so nothing is deduplicated: the worst case.
-Each (model, precision) runs in its own process so ru_maxrss is that run's peak.
+Three parts, each writing its own JSON (every file records the CPU/GPU model, threads and torch):
+- levers (`render_levers.json`): notes/s of the paper-size generator (random weights: rendering
+  cost does not depend on training) through `Synth.generate` (decode included) with each lever of
+  the fast path added in turn, and the issue's baseline measured in the same run: a naive PyTorch
+  stack of the same conv shapes (no pixel norm, no equalised LR), bf16 + channels_last, G only.
+  Rounds interleave the variants and the best round counts, so a busy machine slows all alike.
+- render (`render.json`): the paper and fork models rendering a generated ~2-minute polyphonic MIDI
+  piece in which every note has its own latent (nothing deduplicated: the worst case), per precision,
+  each in its own process so ru_maxrss is that run's peak.
+- memory (`render_memory.json`): peak RSS rendering 2, 10 and 30-minute MIDI files (pretty_midi,
+  one timbre) to a wav, streamed (`stream_mix` + `write_audio_stream`, what `generate` does) and
+  whole in memory (`render_midi` + `write_audio`), each in its own process.
 
-    python benchmarks/bench_render.py [--notes 24] [--device cpu] [--threads 2]
+    python benchmarks/bench_render.py [--parts levers render memory] [--notes 24] [--device cpu] [--threads 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
-import platform
 import resource
 import subprocess
 import sys
@@ -23,6 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 MODELS = {
     "paper": dict(codec=dict(sample_rate=16000, audio_length=4.0, channel_mode="mono", n_fft=2048,
@@ -35,6 +43,8 @@ MODELS = {
                               fmap_decay=1.0, fmap_max=256, attention_areas=[8192])),
 }
 PIECE_SECONDS = 120.0
+MEMORY_MINUTES = (2, 10, 30)
+RESULTS = ROOT / "benchmarks" / "results"
 
 
 def write_checkpoint(path: Path, model: str) -> None:
@@ -49,6 +59,115 @@ def write_checkpoint(path: Path, model: str) -> None:
     torch.save({"hyper_parameters": {"codec": codec.to_dict(), "network": spec["network"],
                                      "pitch": {"low": 24, "high": 84, "counts": [1] * 61}},
                 "state_dict": {f"ema_generator.{k}": v for k, v in generator.state_dict().items()}}, path)
+
+
+def load_random(model: str, **settings):
+    """A Synth of `model` with random weights, through the project's own loader."""
+    from gansynth.inference.checkpoint import load_checkpoint
+
+    with tempfile.TemporaryDirectory() as folder:
+        ckpt = Path(folder) / f"{model}.ckpt"
+        write_checkpoint(ckpt, model)
+        return load_checkpoint(ckpt, **settings)
+
+
+# ---------------------------------------------------------------------------------------------- levers
+
+
+def naive_stack(generator):
+    """The issue's baseline: plain Linear/Conv2d/LeakyReLU of G's shapes at its full stage, nothing else."""
+    from torch import nn
+
+    widths, (h, w) = generator.widths, generator.start_shape
+    layers = [nn.Linear(generator.latent_dim + generator.num_pitches, widths[1] * h * w),
+              nn.Unflatten(1, (widths[1], h, w)), nn.LeakyReLU(0.2)]
+    for i in range(1, generator.num_blocks + 1):
+        if i > 1:
+            layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
+        layers += [nn.Conv2d(widths[max(i - 1, 1)], widths[i], 3, padding=1), nn.LeakyReLU(0.2)]
+        if i > 1:
+            layers += [nn.Conv2d(widths[i], widths[i], 3, padding=1), nn.LeakyReLU(0.2)]
+    layers += [nn.Conv2d(widths[-1], generator.image_channels, 1), nn.Tanh()]
+    return nn.Sequential(*layers).eval().requires_grad_(False)
+
+
+def lever_variants(synth, pitches, z) -> dict:
+    """name -> (callable rendering the notes once, whether it includes the decode to audio)."""
+    import torch
+
+    from gansynth.core.synth import Synth
+
+    def synth_with(network=None, batch_size=None, precision=None):
+        variant = copy.copy(synth)
+        variant.network = synth.network if network is None else network
+        variant.batch_size, variant.precision = batch_size or synth.batch_size, precision or synth.precision
+        return variant
+
+    def no_grad(variant):
+        def run():
+            with torch.no_grad():
+                Synth.generate.__wrapped__(variant, pitches, z)  # the method without its inference_mode
+        return run
+
+    def naive(channels_last: bool, bf16: bool):
+        stack = naive_stack(synth.generator)
+        stack = stack.to(memory_format=torch.channels_last) if channels_last else stack
+        inputs = torch.cat([z, torch.nn.functional.one_hot(torch.tensor(
+            [synth.vocab.index(p) for p in pitches]), synth.generator.num_pitches).float()], dim=1)
+
+        @torch.inference_mode()
+        def run():
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                for begin in range(0, len(inputs), synth.batch_size):
+                    stack(inputs[begin:begin + synth.batch_size])
+        return run
+
+    folded_nchw = copy.deepcopy(synth.network).to(memory_format=torch.contiguous_format)
+    fast = synth_with(precision="bf16")
+    return {
+        "naive stack fp32 (G only)": (naive(False, False), False),
+        "naive stack bf16 + channels_last (G only): baseline": (naive(True, True), False),
+        "training modules fp32 (before)": (lambda: synth_with(synth.generator, precision="fp32").generate(pitches, z), True),
+        "training modules bf16 autocast (before)": (lambda: synth_with(synth.generator).generate(pitches, z), True),
+        "+ scales folded, fp32": (lambda: synth_with(folded_nchw, precision="fp32").generate(pitches, z), True),
+        "+ channels_last, fp32 (precision=fp32)": (lambda: synth_with(precision="fp32").generate(pitches, z), True),
+        "+ bf16 autocast (precision=bf16)": (lambda: fast.generate(pitches, z), True),
+        "  same with no_grad instead of inference_mode": (no_grad(fast), True),
+        "  same with batch 16": (lambda: synth_with(batch_size=16).generate(pitches, z), True),
+        "  same with batch 32": (lambda: synth_with(batch_size=32).generate(pitches, z), True),
+    }
+
+
+def run_levers(notes: int, batch_size: int, rounds: int, threads: int) -> dict:
+    """Every variant timed `rounds` times, interleaved; the best round of each counts."""
+    import torch
+
+    from machine import machine_record
+
+    torch.set_num_threads(threads)
+    synth = load_random("paper", batch_size=batch_size, precision="bf16")
+    generator = torch.Generator().manual_seed(0)
+    pitches = torch.randint(36, 85, (notes,), generator=generator).tolist()
+    z = torch.randn(notes, synth.latent_dim, generator=generator)
+    variants = lever_variants(synth, pitches, z)
+    best = {name: float("inf") for name in variants}
+    for name, (run, _) in variants.items():
+        run()  # warm-up: oneDNN primitives, allocator
+    for _ in range(rounds):
+        for name, (run, _) in variants.items():
+            started = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - started)
+            print(f"  {name}: {notes / best[name]:.2f} notes/s", flush=True)
+    baseline = notes / next(best[name] for name in best if name.endswith("baseline"))
+    rows = [dict(lever=name, decode=decode, notes_per_second=round(notes / best[name], 2),
+                 vs_baseline=round(notes / best[name] / baseline, 2))
+            for name, (_, decode) in variants.items()]
+    return dict(machine_record("cpu", threads), model="paper", notes=notes, batch_size=batch_size,
+                rounds=rounds, rows=rows)
+
+
+# ---------------------------------------------------------------------------------------------- render
 
 
 def polyphonic_notes(count: int) -> list:
@@ -76,14 +195,10 @@ def run_one(model: str, precision: str, notes_count: int, device: str, threads: 
     import numpy as np
     import torch
 
-    from gansynth.inference.checkpoint import load_checkpoint
     from gansynth.inference.render import interpolate_anchors, random_anchors, render_midi
 
     torch.set_num_threads(threads)
-    with tempfile.TemporaryDirectory() as folder:
-        ckpt = Path(folder) / f"{model}.ckpt"
-        write_checkpoint(ckpt, model)
-        synth = load_checkpoint(ckpt, device=device, batch_size=batch_size, precision=precision)
+    synth = load_random(model, device=device, batch_size=batch_size, precision=precision)
     notes = polyphonic_notes(notes_count)
     end = max(n.end for n in notes)
     anchors = random_anchors(round(end) + 1, synth.latent_dim, seed=0)
@@ -98,42 +213,127 @@ def run_one(model: str, precision: str, notes_count: int, device: str, threads: 
     return dict(model=model, precision=precision, device=device, notes=len(notes), batch_size=batch_size,
                 audio_seconds=round(audio_seconds, 2), wall_seconds=round(seconds, 2),
                 notes_per_second=round(len(notes) / seconds, 2), ms_per_note=round(1000 * seconds / len(notes), 1),
-                real_time_factor=round(seconds / audio_seconds, 3),
-                peak_rss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))
+                real_time_factor=round(seconds / audio_seconds, 3), peak_rss_mib=peak_rss_mib())
 
 
-def table(rows: list[dict]) -> str:
-    lines = ["| model | precision | device | notes | ms/note | notes/s | RTF (wall/audio) | peak RSS MiB |",
-             "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['model']} | {r['precision']} | {r['device']} | {r['notes']} | {r['ms_per_note']} | "
-              f"{r['notes_per_second']} | {r['real_time_factor']} | {r['peak_rss_mib']} |" for r in rows]
-    return "\n".join(lines)
+# ---------------------------------------------------------------------------------------------- memory
+
+
+def write_long_midi(path: Path, minutes: float) -> None:
+    """A piece of `minutes`: an eighth-note melody over 12 pitches and a 3-note chord every 2 s."""
+    import pretty_midi
+
+    midi = pretty_midi.PrettyMIDI()
+    piano = pretty_midi.Instrument(program=0)
+    seconds = 60.0 * minutes
+    for step in range(int(seconds / 0.5)):
+        start = 0.5 * step
+        piano.notes.append(pretty_midi.Note(100, 60 + (step * 7) % 12, start, start + 0.45))
+        if step % 4 == 0:
+            piano.notes += [pretty_midi.Note(80, root, start, start + 1.8) for root in (48, 52, 55)]
+    midi.instruments.append(piano)
+    midi.write(str(path))
+
+
+def memory_one(minutes: float, mode: str, threads: int) -> dict:
+    """Render a `minutes` MIDI file to a wav in this process, streamed or whole; peak RSS."""
+    import numpy as np
+    import torch
+
+    from gansynth.core.audio import write_audio, write_audio_stream
+    from gansynth.core.midi import read_notes
+    from gansynth.inference.render import random_anchors, render_midi, stream_mix
+
+    torch.set_num_threads(threads)
+    synth = load_random("paper", batch_size=8)
+    with tempfile.TemporaryDirectory() as folder:
+        midi, wav = Path(folder) / "piece.mid", Path(folder) / "piece.wav"
+        write_long_midi(midi, minutes)
+        notes = read_notes(midi)
+        latents = np.repeat(random_anchors(1, synth.latent_dim, seed=0), len(notes), axis=0)
+        before = current_rss_mib()
+        started = time.perf_counter()
+        if mode == "streamed":
+            written = write_audio_stream(wav, stream_mix(synth, notes, latents), synth.sample_rate, "PCM_16", -1.0)
+        else:
+            written = write_audio(wav, render_midi(synth, notes, latents), synth.sample_rate, "PCM_16")
+        seconds = time.perf_counter() - started
+    mix_mib = written.frames * synth.channels * 4 / 2**20
+    return dict(minutes=minutes, mode=mode, notes=len(notes), wall_seconds=round(seconds, 1),
+                mix_float32_mib=round(mix_mib, 1), rss_before_render_mib=before, peak_rss_mib=peak_rss_mib(),
+                growth_mib=round(peak_rss_mib() - before, 1))
+
+
+def peak_rss_mib() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def current_rss_mib() -> float:
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return round(pages * resource.getpagesize() / 2**20, 1)
+
+
+# ---------------------------------------------------------------------------------------------- tables
+
+
+def markdown(rows: list[dict], columns: list[str]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return "\n".join(lines + ["| " + " | ".join(str(r[c]) for c in columns) + " |" for r in rows])
+
+
+def in_child(*arguments: str) -> dict:
+    """This script run with `arguments` in a fresh process (its own peak RSS); its last line as JSON."""
+    result = subprocess.run([sys.executable, __file__, *arguments], capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def save(path: Path, report: dict, columns: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2))
+    print(f"{report['device_name']}, {report['threads']} threads, torch {report['torch']} -> {path}")
+    print(markdown(report["rows"], columns), flush=True)
 
 
 def main() -> None:
+    from machine import machine_record
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", nargs="+", choices=("levers", "render", "memory"),
+                        default=["levers", "render", "memory"])
     parser.add_argument("--notes", type=int, default=24)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "render.json")
+    parser.add_argument("--lever-notes", type=int, default=32, help="notes per timing of each lever")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds of the levers")
+    parser.add_argument("--minutes", type=float, nargs="+", default=list(MEMORY_MINUTES))
+    parser.add_argument("--output", type=Path, default=RESULTS / "render.json")
     parser.add_argument("--one", nargs=2, metavar=("MODEL", "PRECISION"), help=argparse.SUPPRESS)
+    parser.add_argument("--memory-one", nargs=2, metavar=("MINUTES", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(run_one(*args.one, args.notes, args.device, args.threads, args.batch_size)))
         return
-    rows = []
-    for model in MODELS:
-        for precision in ("fp32", "bf16"):
-            command = [sys.executable, __file__, "--one", model, precision, "--notes", str(args.notes),
-                       "--device", args.device, "--threads", str(args.threads), "--batch-size", str(args.batch_size)]
-            result = subprocess.run(command, capture_output=True, text=True, check=True)
-            rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
-            print(table(rows[-1:]).splitlines()[-1], flush=True)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(dict(machine=platform.processor() or platform.machine(),
-                                           threads=args.threads, piece_seconds=PIECE_SECONDS, rows=rows), indent=2))
-    print(table(rows))
+    if args.memory_one:
+        print(json.dumps(memory_one(float(args.memory_one[0]), args.memory_one[1], args.threads)))
+        return
+    cpu = args.device == "cpu"
+    if "levers" in args.parts and cpu:
+        report = run_levers(args.lever_notes, args.batch_size, args.rounds, args.threads)
+        save(RESULTS / "render_levers.json", report, ["lever", "decode", "notes_per_second", "vs_baseline"])
+    if "render" in args.parts:
+        common = ["--notes", str(args.notes), "--device", args.device, "--threads", str(args.threads),
+                  "--batch-size", str(args.batch_size)]
+        rows = [in_child("--one", model, precision, *common) for model in MODELS for precision in ("fp32", "bf16")]
+        report = dict(machine_record(args.device, args.threads), piece_seconds=PIECE_SECONDS, rows=rows)
+        save(args.output, report, ["model", "precision", "notes", "ms_per_note", "notes_per_second",
+                                   "real_time_factor", "peak_rss_mib"])
+    if "memory" in args.parts and cpu:
+        rows = [in_child("--memory-one", str(minutes), mode, "--threads", str(args.threads))
+                for minutes in args.minutes for mode in ("streamed", "in memory")]
+        report = dict(machine_record("cpu", args.threads), model="paper", rows=rows)
+        save(RESULTS / "render_memory.json", report, ["minutes", "mode", "notes", "wall_seconds", "mix_float32_mib",
+                                                      "rss_before_render_mib", "peak_rss_mib", "growth_mib"])
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ SCRIPTS = {
                       quick={"cpu": ["--repeats", "1"]}),
     "render": dict(script="bench_render.py",
                    args={"cpu": ["--device", "cpu"], "cuda": ["--device", "cuda", "--output", str(RESULTS / "render_gpu.json")]},
-                   quick={"cpu": ["--notes", "8"]}),
+                   quick={"cpu": ["--notes", "8", "--lever-notes", "8", "--rounds", "1", "--minutes", "2"]}),
     "train": dict(script="bench_train.py", args={"cpu": ["--device", "cpu"], "cuda": ["--device", "cuda"]},
                   quick={"cpu": ["--iters", "1", "--stages", "0", "2", "4"]}),
 }
@@ -121,6 +121,22 @@ def render_table(data: dict):
     return setting, ["model", "precision"], ["ms/note", "notes/s", "RTF (wall/audio)", "peak RSS MiB"], rows
 
 
+def render_levers_table(data: dict):
+    rows = [((r["lever"], "yes" if r["decode"] else "no"), (r["notes_per_second"], r["vs_baseline"]))
+            for r in data["rows"]]
+    setting = (f"{data['model']} model, {data['notes']} notes, batch {data['batch_size']}, best of "
+               f"{data['rounds']} interleaved rounds; bf16 units: {data.get('bf16_units', '—')}")
+    return setting, ["lever", "decode included"], ["notes/s", "× baseline (same run)"], rows
+
+
+def render_memory_table(data: dict):
+    rows = [((r["minutes"], r["mode"]), (r["notes"], r["wall_seconds"], r["mix_float32_mib"],
+                                          r["rss_before_render_mib"], r["peak_rss_mib"], r["growth_mib"]))
+            for r in data["rows"]]
+    return f"{data['model']} model, one timbre, PCM_16 wav", ["minutes", "mode"], \
+        ["notes", "wall s", "mix as float32 MiB", "RSS before MiB", "peak RSS MiB", "growth MiB"], rows
+
+
 def train_table(data: dict):
     rows = [((r["config"], r["precision"], r["stage"], "x".join(map(str, r["resolution"]))),
              (r["images_per_s"], r["ms_per_iter"], r["gflop_per_iter"], r["gflop_per_s"], 100 * r["peak_fraction"]))
@@ -161,9 +177,11 @@ def mel_matrix_table(data: dict):
 
 
 TABLES = {"codec": codec_table, "data": data_table, "attention": attention_table, "render": render_table,
+          "render_levers": render_levers_table, "render_memory": render_memory_table,
           "train": train_table, "learning_curve": learning_curve_table,
           "mel_matrix": mel_matrix_table}
-SOURCES = {"learning_curve": "learning_curve.py"}
+SOURCES = {"learning_curve": "learning_curve.py", "render_levers": "bench_render.py",
+           "render_memory": "bench_render.py"}
 
 
 def device_of(stem: str, data: dict) -> tuple[str, str]:

@@ -7,7 +7,7 @@ file's kinds cannot express before the checkpoint is opened.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,13 +15,13 @@ import numpy as np
 import torch
 from hydra.utils import to_absolute_path
 
-from gansynth.core.audio import WRITE_SUBTYPES, write_audio
+from gansynth.core.audio import WRITE_SUBTYPES, write_audio_stream
 from gansynth.core.files import save_npy
 from gansynth.core.midi import FIT_MODES, FitReport, MidiError, Note, fit_to_vocab, read_notes
 from gansynth.core.synth import PRECISIONS, RenderError, Synth
 from gansynth.inference.checkpoint import load_checkpoint
 from gansynth.inference.render import (NoteShape, interpolate_anchors, is_number, load_anchors, note_sequence,
-                                       random_anchors, render_interpolation, render_midi, render_notes)
+                                       random_anchors, render_interpolation, render_notes, stream_mix)
 
 INSTRUMENTS = ("seed", "slerp", "file")
 MODES = ("midi", "notes", "interpolate")
@@ -106,14 +106,15 @@ def _fitted_notes(cfg: Mapping, synth: Synth) -> tuple[list[Note], FitReport, st
 
 
 def _render_outputs(cfg: Mapping, synth: Synth, notes: list[Note], stem: str
-                    ) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """(file stem, audio [ch, n], latents to save) for every file the mode writes."""
+                    ) -> list[tuple[str, Iterable[np.ndarray], np.ndarray]]:
+    """(file stem, raw audio as blocks [ch, n], latents to save) for every file the mode writes; a
+    MIDI file's mix is streamed, so a long piece is never whole in memory."""
     shape = note_shape(cfg)
     if cfg.mode == "interpolate":
         anchors = _anchors(cfg, synth, 2)
-        audio = render_interpolation(synth, [n.pitch for n in notes], anchors, shape, cfg.peak_db,
+        audio = render_interpolation(synth, [n.pitch for n in notes], anchors, shape, None,
                                      cfg.note_seconds, cfg.gap_seconds)
-        return [(stem, audio, anchors)]
+        return [(stem, [audio], anchors)]
     if cfg.mode == "midi":
         end_time = max(n.end for n in notes)
         positions = np.array([n.start / end_time for n in notes])
@@ -124,12 +125,12 @@ def _render_outputs(cfg: Mapping, synth: Synth, notes: list[Note], stem: str
     anchors = _anchors(cfg, synth, count)
     latents = interpolate_anchors(anchors, positions)  # [N, latent]
     if cfg.mode == "midi":
-        return [(stem, render_midi(synth, notes, latents, shape, cfg.peak_db), anchors)]
-    audios = render_notes(synth, [n.pitch for n in notes], latents, shape, cfg.peak_db,
+        return [(stem, stream_mix(synth, notes, latents, shape), anchors)]
+    audios = render_notes(synth, [n.pitch for n in notes], latents, shape, None,
                           cfg.separate_files, cfg.note_seconds, cfg.gap_seconds)
     if not cfg.separate_files:
-        return [(stem, audios[0], anchors)]
-    return [(f"{stem}_{i:02d}_{n.pitch}", audio, latents[i:i + 1])
+        return [(stem, [audios[0]], anchors)]
+    return [(f"{stem}_{i:02d}_{n.pitch}", [audio], latents[i:i + 1])
             for i, (n, audio) in enumerate(zip(notes, audios))]
 
 
@@ -144,12 +145,12 @@ def run_generate(cfg: Mapping) -> GenerateReport:
     out_dir = _absolute(cfg.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files, peak, seconds = [], 0.0, 0.0
-    for name, audio, used_latents in outputs:
-        written = write_audio(out_dir / f"{name}.wav", audio, synth.sample_rate, cfg.subtype)
+    for name, blocks, used_latents in outputs:
+        written = write_audio_stream(out_dir / f"{name}.wav", blocks, synth.sample_rate, cfg.subtype, cfg.peak_db)
         save_npy(out_dir / f"{name}.latents.npy", used_latents)
         files.append(written.path)
         peak = max(peak, written.peak)
-        seconds += audio.shape[1] / synth.sample_rate
+        seconds += written.frames / synth.sample_rate
     report = GenerateReport(files=files, notes=len(notes), fit=fit, seconds=seconds, peak=peak)
     print(f"rendered {report.notes} notes ({fit.transposed} transposed, {fit.skipped} skipped to fit the "
           f"{synth.describe_trained_pitches()}), "

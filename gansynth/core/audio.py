@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -52,6 +54,7 @@ class WriteReport:
     path: Path
     clipped_samples: int
     peak: float
+    frames: int
 
 
 def read_header(path: str | os.PathLike) -> Header:
@@ -165,6 +168,59 @@ def write_audio(path: str | os.PathLike, x: np.ndarray | torch.Tensor, sample_ra
     replaced whole or left untouched. PCM subtypes clip to [-1, 1] and warn with the count.
     """
     path = Path(path)
+    audio_format = _output_format(path, subtype, sample_rate)
+    samples = _as_channels_first(x, path)
+    peak = float(np.abs(samples).max()) if samples.size else 0.0
+    samples, clipped = _clipped(samples, subtype)
+    _warn_clipped(path, clipped, peak)
+    with atomic_write(path) as handle:
+        sf.write(handle, samples.T, sample_rate, subtype=subtype, format=audio_format)
+    return WriteReport(path=path, clipped_samples=clipped, peak=peak, frames=samples.shape[1])
+
+
+STREAM_FRAMES = 1 << 16  # frames per read of the second pass of `write_audio_stream`
+
+
+def write_audio_stream(path: str | os.PathLike, blocks: Iterable[np.ndarray], sample_rate: int,
+                       subtype: str = "PCM_16", peak_db: float | None = None) -> WriteReport:
+    """`write_audio(path, peak_normalize(concatenated blocks, peak_db), ...)`, bit for bit, holding
+    one block at a time: a long mix never has to fit in memory.
+
+    The gain needs the peak of the whole signal, so the raw blocks ``[channels, n]`` first go to a
+    float32 scratch file beside `path`; a second pass scales them and writes the file atomically.
+    """
+    path = Path(path)
+    audio_format = _output_format(path, subtype, sample_rate)
+    channels, frames, raw_peak = None, 0, 0.0
+    with tempfile.TemporaryFile(dir=path.parent) as scratch:
+        for block in blocks:
+            block = np.asarray(block, dtype=np.float32)
+            channels = channels or block.shape[0]
+            if block.ndim != 2 or block.shape[0] != channels or not np.isfinite(block).all():
+                raise AudioError(f"{path}: every block must be finite [{channels}, n], got {block.shape}")
+            raw_peak = max(raw_peak, float(np.abs(block).max()) if block.size else 0.0)
+            frames += block.shape[1]
+            block.T.tofile(scratch)  # interleaved frames
+        if not frames:
+            raise AudioError(f"{path}: no samples to write")
+        gain = peak_gain(raw_peak, peak_db)
+        scratch.seek(0)
+        peak, clipped = 0.0, 0
+        with atomic_write(path) as handle, sf.SoundFile(handle, "w", sample_rate, channels, subtype,
+                                                        format=audio_format) as sound:
+            for _ in range(0, frames, STREAM_FRAMES):
+                chunk = np.fromfile(scratch, np.float32, STREAM_FRAMES * channels).reshape(-1, channels)
+                chunk = chunk if gain is None else chunk * gain
+                peak = max(peak, float(np.abs(chunk).max()))
+                chunk, count = _clipped(chunk, subtype)
+                clipped += count
+                sound.write(chunk)
+    _warn_clipped(path, clipped, peak)
+    return WriteReport(path=path, clipped_samples=clipped, peak=peak, frames=frames)
+
+
+def _output_format(path: Path, subtype: str, sample_rate: int) -> str:
+    """The file format named by the suffix, once subtype, rate and folder are known to work."""
     audio_format = path.suffix.lstrip(".").upper()
     if subtype not in WRITE_SUBTYPES:
         raise AudioError(f"{path}: subtype {subtype!r} is not one of {', '.join(WRITE_SUBTYPES)}")
@@ -172,20 +228,20 @@ def write_audio(path: str | os.PathLike, x: np.ndarray | torch.Tensor, sample_ra
         raise AudioError(f"{path}: cannot write subtype {subtype} to a '{path.suffix}' file")
     if sample_rate <= 0:
         raise AudioError(f"{path}: sample rate must be positive, got {sample_rate}")
-    samples = _as_channels_first(x, path)
-    peak = float(np.abs(samples).max()) if samples.size else 0.0
-    clipped = 0
-    if subtype in PCM_SUBTYPES:
-        clipped = int(np.count_nonzero(np.abs(samples) > 1.0))
-        if clipped:
-            warnings.warn(f"{path}: clipped {clipped} samples beyond [-1, 1] (peak {peak:.4g})",
-                          stacklevel=2)
-            samples = np.clip(samples, -1.0, 1.0)
     if not path.parent.is_dir():
         raise AudioError(f"{path}: folder {path.parent} does not exist")
-    with atomic_write(path) as handle:
-        sf.write(handle, samples.T, sample_rate, subtype=subtype, format=audio_format)
-    return WriteReport(path=path, clipped_samples=clipped, peak=peak)
+    return audio_format
+
+
+def _clipped(samples: np.ndarray, subtype: str) -> tuple[np.ndarray, int]:
+    """Samples as a PCM subtype stores them (clipped to [-1, 1]) and how many were clipped."""
+    clipped = int(np.count_nonzero(np.abs(samples) > 1.0)) if subtype in PCM_SUBTYPES else 0
+    return (np.clip(samples, -1.0, 1.0) if clipped else samples), clipped
+
+
+def _warn_clipped(path: Path, clipped: int, peak: float) -> None:
+    if clipped:
+        warnings.warn(f"{path}: clipped {clipped} samples beyond [-1, 1] (peak {peak:.4g})", stacklevel=3)
 
 
 def _as_channels_first(x: np.ndarray | torch.Tensor, path: Path) -> np.ndarray:
@@ -207,7 +263,12 @@ def _as_channels_first(x: np.ndarray | torch.Tensor, path: Path) -> np.ndarray:
 def peak_normalize(audio: np.ndarray, peak_db: float | None) -> np.ndarray:
     """Scale so the absolute peak sits at peak_db dBFS, keeping the array's float type; None or
     silence leaves audio unchanged. The project's one peak normaliser (mix, notes, datasets, samples)."""
-    peak = float(np.abs(audio).max()) if audio.size else 0.0
+    gain = peak_gain(float(np.abs(audio).max()) if audio.size else 0.0, peak_db)
+    return audio if gain is None else audio * gain
+
+
+def peak_gain(peak: float, peak_db: float | None) -> float | None:
+    """The factor that brings an absolute peak to peak_db dBFS; None (leave as is) for None or silence."""
     if peak_db is None or peak < SILENT_PEAK:
-        return audio
-    return audio * (10.0 ** (peak_db / 20.0) / peak)
+        return None
+    return 10.0 ** (peak_db / 20.0) / peak

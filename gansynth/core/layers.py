@@ -9,6 +9,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import skip_init
 from torch.nn.utils.parametrizations import spectral_norm
 
 from gansynth.core.errors import GANSynthError
@@ -47,6 +48,13 @@ class EqualizedConv2d(nn.Module):
         # [B, C_in, H, W] -> [B, C_out, H', W']
         return F.conv2d(x, self.weight * self.scale, self.bias, padding=self.padding)
 
+    def folded(self) -> nn.Conv2d:
+        """The same map as a plain conv with the scale multiplied into the weight once (inference)."""
+        out_channels, in_channels, *kernel = self.weight.shape
+        conv = skip_init(nn.Conv2d, in_channels, out_channels, tuple(kernel), padding=self.padding,
+                         device=self.weight.device)
+        return constant_copy(conv, self.weight * self.scale, self.bias)
+
 
 class EqualizedLinear(nn.Module):
     """Linear layer with N(0, 1) weights scaled at run time."""
@@ -60,6 +68,10 @@ class EqualizedLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # [B, in] -> [B, out]
         return F.linear(x, self.weight * self.scale, self.bias)
+
+    def folded(self) -> nn.Linear:
+        """The same map as a plain linear layer with the scale multiplied in once (inference)."""
+        return plain_linear(self.weight * self.scale, self.bias)
 
 
 class LatentToGrid(nn.Module):
@@ -82,6 +94,31 @@ class LatentToGrid(nn.Module):
         # [B, in] -> [B, C, h, w]
         grid = F.linear(x, self.weight * self.scale).unflatten(1, self.shape)
         return grid + self.bias[:, None, None]
+
+    def folded(self) -> nn.Sequential:
+        """The same map as a plain linear layer (scale multiplied in, the per-channel bias repeated
+        over the grid) reshaped to the grid: one matmul with its bias, nothing rescaled per call."""
+        height, width = self.shape[1:]
+        linear = plain_linear(self.weight * self.scale, self.bias.repeat_interleave(height * width))
+        return nn.Sequential(linear, nn.Unflatten(1, self.shape))
+
+
+def constant_copy(layer: nn.Module, weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:
+    """`layer` (built by `skip_init`: no draw from the global RNG) holding constant copies of
+    `weight` and `bias`: the plain form of a layer that rescales its weights per call."""
+    layer.requires_grad_(False)
+    with torch.no_grad():
+        layer.weight.copy_(weight)
+        if bias is not None:
+            layer.bias.copy_(bias)
+    return layer
+
+
+def plain_linear(weight: torch.Tensor, bias: torch.Tensor | None = None) -> nn.Linear:
+    """A constant `nn.Linear` computing `x @ weight.T + bias`."""
+    out_features, in_features = weight.shape
+    linear = skip_init(nn.Linear, in_features, out_features, bias=bias is not None, device=weight.device)
+    return constant_copy(linear, weight, bias)
 
 
 class PixelNorm(nn.Module):

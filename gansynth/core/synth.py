@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
 from gansynth.core.errors import GANSynthError
+from gansynth.core.frozen import frozen_generator
 from gansynth.core.networks import Generator
 from gansynth.core.pitch import PitchVocab
 from gansynth.core.spectral import SpecgramCodec
@@ -31,7 +32,11 @@ class RenderError(GANSynthError):
 
 @dataclass
 class Synth:
-    """Everything generation needs, rebuilt from one checkpoint: EMA generator, codec, vocabulary."""
+    """Everything generation needs, rebuilt from one checkpoint: EMA generator, codec, vocabulary.
+
+    `generate` runs `network`, a frozen inference copy of the generator made once here (scales
+    folded in, channels_last): a snapshot, so a training run hands over a new Synth for new weights.
+    """
 
     generator: Generator
     codec: SpecgramCodec
@@ -43,12 +48,14 @@ class Synth:
     device: torch.device
     batch_size: int = 8
     precision: str = "fp32"
+    network: Generator = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise RenderError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise RenderError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        self.network = frozen_generator(self.generator)
 
     @property
     def sample_rate(self) -> int:
@@ -88,7 +95,7 @@ class Synth:
             z_batch = z[begin:begin + self.batch_size].to(self.device, torch.float32)  # [b, latent]
             p_batch = index[begin:begin + self.batch_size].to(self.device)  # [b]
             with self._autocast():
-                image = self.generator(z_batch, p_batch, self.blocks, self.alpha)  # [b, C, h, w] in [-1, 1]
+                image = self.network(z_batch, p_batch, self.blocks, self.alpha)  # [b, C, h, w] in [-1, 1]
             # A checkpoint from before the last stage emits a smaller image: its blocky spectrogram
             # is what it means at full size (nearest-neighbour), as Magenta's full-size output.
             image = F.interpolate(image.float(), size=tuple(self.codec.image_shape[1:]), mode="nearest")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -117,10 +117,22 @@ def sounding_samples(note: Note, shape: NoteShape, sample_rate: int, clip_sample
 
 def render_midi(synth: Synth, notes: Sequence[Note], latents: np.ndarray, shape: NoteShape = NoteShape(),
                 peak_db: float | None = -1.0) -> np.ndarray:
-    """Mix notes [N] with per-note latents [N, latent] into audio [ch, n] ending at the last sounding sample.
+    """Mix notes [N] with per-note latents [N, latent] into audio [ch, n] ending at the last sounding
+    sample, in memory (`stream_mix` for pieces that should not be)."""
+    return peak_normalize(np.concatenate(list(stream_mix(synth, notes, latents, shape)), axis=1), peak_db)
 
-    Each distinct (pitch, latent) is generated once, `batch_size` at a time; a batch is mixed into
-    the buffer and freed before the next, so memory stays flat however long the piece is.
+
+MIX_BLOCK_SECONDS = 4.0  # the finished part of the mix is handed out once it is this long
+
+
+def stream_mix(synth: Synth, notes: Sequence[Note], latents: np.ndarray,
+               shape: NoteShape = NoteShape()) -> Iterator[np.ndarray]:
+    """The raw mix of notes [N] with per-note latents [N, latent] as consecutive blocks [ch, n].
+
+    Notes are mixed in onset order. Each distinct (pitch, latent) is generated once, `batch_size` at a
+    time in order of first use, when the mix reaches it, and dropped after its last use; everything
+    before the current onset is final and is handed out. Memory holds the clips still to be used and
+    the notes still sounding, not the piece: a 30-minute MIDI file needs no more than a 2-minute one.
     """
     if len(notes) == 0:
         raise RenderError("render_midi: no notes to render")
@@ -129,22 +141,35 @@ def render_midi(synth: Synth, notes: Sequence[Note], latents: np.ndarray, shape:
     sr, clip_samples = synth.sample_rate, synth.n_samples
     onsets = [round(n.start * sr) for n in notes]
     lengths = [sounding_samples(n, shape, sr, clip_samples) for n in notes]
-    mix = np.zeros((synth.channels, max(o + n for o, n in zip(onsets, lengths))), dtype=np.float32)  # [ch, n]
-
+    order = sorted(range(len(notes)), key=onsets.__getitem__)
     uses: dict[tuple[int, bytes], list[int]] = {}
-    for i, note in enumerate(notes):
-        uses.setdefault((note.pitch, latents[i].tobytes()), []).append(i)
-    jobs = list(uses.values())
-    for begin in range(0, len(jobs), synth.batch_size):
-        batch = jobs[begin:begin + synth.batch_size]
-        z = torch.from_numpy(np.stack([latents[users[0]] for users in batch]))  # [b, latent]
-        clips = synth.generate([notes[users[0]].pitch for users in batch], z).numpy()  # [b, ch, n]
-        for clip, users in zip(clips, batch):
-            clip = prepare_clip(clip, max(lengths[i] for i in users), sr, shape)  # [ch, longest use]
-            for i in users:
-                n, start = lengths[i], onsets[i]
-                mix[:, start:start + n] += clip[:, :n] * note_gain(n, notes[i].velocity, shape)
-    return peak_normalize(mix, peak_db)
+    for i in order:
+        uses.setdefault((notes[i].pitch, latents[i].tobytes()), []).append(i)
+    jobs = list(uses.values())  # in order of first use
+    job_of = {i: job for job, users in enumerate(jobs) for i in users}
+    clips: dict[int, np.ndarray] = {}  # job -> its prepared clip, until its last use
+    left = [len(users) for users in jobs]
+    pending = np.zeros((synth.channels, 0), dtype=np.float32)  # the mix from sample `origin` on
+    origin, block = 0, round(MIX_BLOCK_SECONDS * sr)
+    for i in order:
+        job = job_of[i]
+        if job not in clips:  # the first job not generated yet: generate it and the next ones
+            batch = range(job, min(job + synth.batch_size, len(jobs)))
+            z = torch.from_numpy(np.stack([latents[jobs[j][0]] for j in batch]))  # [b, latent]
+            generated = synth.generate([notes[jobs[j][0]].pitch for j in batch], z).numpy()  # [b, ch, n]
+            for j, clip in zip(batch, generated):
+                clips[j] = prepare_clip(clip, max(lengths[u] for u in jobs[j]), sr, shape)  # [ch, longest use]
+        start, n = onsets[i] - origin, lengths[i]
+        if start + n > pending.shape[1]:
+            pending = np.pad(pending, ((0, 0), (0, start + n - pending.shape[1])))
+        if start >= block:  # no later note starts before this one: the mix up to here is final
+            yield pending[:, :start]
+            pending, origin, start = pending[:, start:].copy(), onsets[i], 0
+        pending[:, start:start + n] += clips[job][:, :n] * note_gain(n, notes[i].velocity, shape)
+        left[job] -= 1
+        if not left[job]:
+            del clips[job]
+    yield pending
 
 
 def prepare_clip(clip: np.ndarray, n_samples: int, sample_rate: int, shape: NoteShape) -> np.ndarray:

@@ -1,0 +1,37 @@
+"""What a benchmark ran on, recorded in every results file: a number means little without it."""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+import torch
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name from /proc/cpuinfo (platform.processor() is often empty)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def bf16_units() -> str:
+    """Which bf16 matrix instructions the CPU offers: AMX tiles, AVX512-BF16 dot products, or none."""
+    try:
+        flags = next((line.split(":", 1)[1].split() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("flags")), [])
+    except OSError:
+        flags = []
+    return "AMX" if "amx_bf16" in flags else "AVX512-BF16" if "avx512_bf16" in flags else "none"
+
+
+def machine_record(device: str, threads: int) -> dict:
+    """device, device_name, threads, torch version (and the CPU's bf16 units), as run_all.py reads them."""
+    cuda = device.startswith("cuda")
+    record = dict(device=device, device_name=torch.cuda.get_device_name(device) if cuda else cpu_model(),
+                  threads=threads, torch=torch.__version__)
+    return record if cuda else dict(record, bf16_units=bf16_units())

@@ -1,0 +1,96 @@
+"""The fast generate path (a frozen copy of G: scales folded in, channels_last; bf16 autocast on request)
+against today's reference: the training modules in fp32, decoded the same way."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gansynth.core.networks import Generator
+from gansynth.core.pitch import PitchVocab
+from gansynth.core.spectral import SpecgramCodec
+from gansynth.core.synth import Synth
+
+LATENT = 32
+# A tiny random model with attention (spectral norms to fold) at 8x64; 5 blocks reach 32x256.
+NETWORK = dict(num_blocks=5, start_shape=(2, 16), latent_dim=LATENT, fmap_base=256, fmap_max=64,
+               attention_areas=(512,))
+PITCHES = [24, 40, 60, 61, 84]
+# fp32 is the same maths in another order: channels_last convolutions sum their taps differently and
+# the first layer adds its bias inside the matmul. Each layer rounds at float32's 6e-8 relative; the
+# image differs by ~3e-5, and the decoder's phase (a cumulative sum of IF over the frames) carries that
+# into the wave: 6e-5 of the clip's peak measured here. The bound, 3e-4 of the peak (-70 dB), leaves
+# room for other seeds and CPUs and is far below anything audible.
+FP32_RTOL = 3e-4
+# bf16 keeps 8 significant bits (0.4 % relative per rounding) through a dozen layers, and a phase
+# error moves the wave itself. Measured on this model: image error RMS 0.014, 99th percentile 0.054,
+# a few pixels up to 0.6 (where the tanh is steep), so the bound is on the RMS, with 2x room, and the
+# wave must stay correlated with the reference.
+BF16_IMAGE_RMS = 0.03
+BF16_MIN_CORRELATION = 0.9
+
+
+def make_synth(precision: str, blocks: int, alpha: float, seed: int = 0) -> Synth:
+    codec = SpecgramCodec(16000, 0.25, "stereo", n_fft=512, hop_length=128, n_frames=32)
+    torch.manual_seed(seed)
+    generator = Generator.for_codec(codec, PitchVocab(), **NETWORK).eval().requires_grad_(False)
+    for layer in generator.modules():
+        if hasattr(layer, "gamma"):
+            layer.gamma.data.fill_(0.5)  # attention at work, not the identity it starts as
+    return Synth(generator, codec, PitchVocab(), [1] * 61, blocks, alpha, LATENT, torch.device("cpu"),
+                 batch_size=2, precision=precision)
+
+
+def reference(synth: Synth, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Today's fp32 output: (image at full size, wave) from the training modules, before any folding."""
+    index = torch.tensor([synth.vocab.index(p) for p in PITCHES])
+    with torch.no_grad():
+        image = synth.generator(z, index, synth.blocks, synth.alpha)
+        image = F.interpolate(image, size=tuple(synth.codec.image_shape[1:]), mode="nearest")
+        return image, synth.codec.decode(synth.codec.denormalize(image))
+
+
+@pytest.mark.parametrize("blocks, alpha", [(5, 1.0), (4, 0.3)])
+def test_fp32_fast_path_matches_the_training_modules(blocks, alpha):
+    synth = make_synth("fp32", blocks, alpha)
+    z = torch.randn(len(PITCHES), LATENT, generator=torch.Generator().manual_seed(1))
+    _, wave = reference(synth, z)
+    fast = synth.generate(PITCHES, z)
+    assert fast.shape == wave.shape
+    assert (fast - wave).abs().max() <= FP32_RTOL * wave.abs().max()
+
+
+def test_bf16_fast_path_stays_close_to_fp32():
+    synth = make_synth("bf16", 5, 1.0)
+    z = torch.randn(len(PITCHES), LATENT, generator=torch.Generator().manual_seed(1))
+    image, wave = reference(synth, z)
+    index = torch.tensor([synth.vocab.index(p) for p in PITCHES])
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        fast_image = synth.network(z, index, synth.blocks, synth.alpha).float()
+    assert (fast_image - image).square().mean().sqrt() <= BF16_IMAGE_RMS
+    fast = synth.generate(PITCHES, z)
+    correlation = np.corrcoef(fast.ravel().numpy(), wave.ravel().numpy())[0, 1]
+    assert correlation > BF16_MIN_CORRELATION
+
+
+def test_the_frozen_copy_leaves_the_training_generator_alone():
+    synth = make_synth("fp32", 5, 1.0)
+    before = {k: v.clone() for k, v in synth.generator.state_dict().items()}
+    synth.generate(PITCHES, torch.zeros(len(PITCHES), LATENT))
+    after = synth.generator.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert synth.network is not synth.generator
+    assert not any(p.requires_grad for p in synth.network.parameters())
+    conv = next(m for m in synth.network.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_building_a_synth_draws_nothing_from_the_global_rng():
+    make_synth("fp32", 5, 1.0, seed=3)
+    drawn = torch.rand(1)
+    torch.manual_seed(3)
+    Generator.for_codec(SpecgramCodec(16000, 0.25, "stereo", n_fft=512, hop_length=128, n_frames=32),
+                        PitchVocab(), **NETWORK)
+    assert torch.equal(torch.rand(1), drawn)
