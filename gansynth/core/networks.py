@@ -67,7 +67,6 @@ class _ProgressiveNetwork(nn.Module):
         skip_output: bool = False,
         zero_init_rgb: bool = False,
         skip_input: bool = False,
-        block_stddev: bool = False,
     ) -> None:
         super().__init__()
         self.latent_dim, self.num_pitches = latent_dim, num_pitches
@@ -89,7 +88,6 @@ class _ProgressiveNetwork(nn.Module):
             raise NetworkError(f"{name}: zero_init_rgb needs skip_output (a blended stage of zeros is silence)")
         self.zero_init_rgb = zero_init_rgb
         self.skip_input = skip_input
-        self.block_stddev = block_stddev
         self.image_channels, time, freq = (int(n) for n in image_shape)
         self.start_shape = (int(start_shape[0]), int(start_shape[1]))
         self.num_blocks = num_blocks
@@ -250,23 +248,18 @@ def _discriminator_conv(in_channels: int, out_channels: int, kernel: int | tuple
 
 
 class _DiscriminatorBlock(nn.Module):
-    """Block i >= 2: [minibatch stddev], conv 3x3 -> width(i), conv 3x3 -> width(i-1), [attention], 2x2 average
-    pool. The stem's stddev sees only pooled features; a block's own lets D notice fine detail that every
-    fake shares (``block_stddev``)."""
+    """Block i >= 2: conv 3x3 -> width(i), conv 3x3 -> width(i-1), [attention], 2x2 average pool."""
 
-    def __init__(self, in_channels: int, out_channels: int, attention: bool, stddev: bool = False) -> None:
+    def __init__(self, in_channels: int, out_channels: int, attention: bool) -> None:
         super().__init__()
-        self.stddev = MinibatchStddev() if stddev else None
         self.convs = nn.Sequential(
-            _discriminator_conv(in_channels + int(stddev), in_channels, 3, padding=1),
+            _discriminator_conv(in_channels, in_channels, 3, padding=1),
             _discriminator_conv(in_channels, out_channels, 3, padding=1),
         )
         self.attention = SelfAttention2d(out_channels) if attention else None
 
     def forward(self, x: torch.Tensor, double_backward: bool) -> torch.Tensor:
         # [B, width(i), h, w] -> [B, width(i-1), h/2, w/2]
-        if self.stddev is not None:
-            x = self.stddev(x)
         x = self.convs(x)
         if self.attention is not None:
             x = self.attention(x, double_backward)
@@ -310,8 +303,7 @@ class Discriminator(_ProgressiveNetwork):
         )
         # self.blocks[i - 2] is block i, for i = 2..num_blocks
         self.blocks = nn.ModuleList(
-            _DiscriminatorBlock(widths[i], widths[i - 1], attention=i in self.attention_blocks,
-                                stddev=self.block_stddev)
+            _DiscriminatorBlock(widths[i], widths[i - 1], attention=i in self.attention_blocks)
             for i in range(2, num_blocks + 1)
         )
         if self.skip_input:
