@@ -62,11 +62,13 @@ def bad_input_exits() -> Iterator[None]:
 
 
 def nearest(name: str, choices: Iterable[str]) -> str:
-    """' (did you mean X?)' for the choice most like name, or '' when none is close. A dotted key
-    whose last part matches exactly wins (``stable_images`` -> ``model.schedule.stable_images``)."""
+    """' (did you mean X?)' for the choice most like name, or '' when none is close. Dotted keys whose
+    last part matches exactly win (``stable_images`` -> ``model.schedule.stable_images``); among several
+    (``samples.every_images``), the one most like the whole name (``callbacks.samples.every_images``)."""
     choices = list(choices)
     tail = name.rpartition(".")[2]
-    close = [c for c in choices if c.rpartition(".")[2] == tail] or difflib.get_close_matches(name, choices, n=1)
+    same_tail = [c for c in choices if c.rpartition(".")[2] == tail]
+    close = difflib.get_close_matches(name, same_tail, n=1, cutoff=0) or difflib.get_close_matches(name, choices, n=1)
     return f" (did you mean {close[0]}?)" if close else ""
 
 
