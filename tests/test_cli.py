@@ -133,3 +133,17 @@ def test_valid_command_lines_pass_the_check():
                               "hydra.job.name=train_ddp_process_1", "hydra.output_subdir=null"])
     compose_checked("generate", ["ckpt_path=x.ckpt", "mode=notes", "pitches=[48,60]", "peak_db=null",
                                  "attack_percent=5"])
+
+
+@pytest.mark.parametrize("command, groups", [
+    ("train", ["callbacks", "codec", "data", "experiment", "logger", "model", "trainer"]),
+    ("evaluate", ["data"]), ("report", ["data"]),
+    ("generate", []), ("make_dataset", []), ("demo", []), ("export", []),
+])
+def test_help_lists_only_the_groups_the_command_composes(command, groups, console, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        console(command, "--help")
+    page = capsys.readouterr().out
+    listed = page.partition("(group=option)")[2].partition("== Config ==")[0].split()
+    assert exit_info.value.code == 0 and "Powered by Hydra" in page
+    assert [word[:-1] for word in listed if word.endswith(":")] == groups

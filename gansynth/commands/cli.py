@@ -185,6 +185,21 @@ def compose_config(config_name: str, overrides: Sequence[str] = ()) -> DictConfi
         return compose(config_name=config_name, overrides=list(overrides))
 
 
+def command_groups(choices: Mapping[str, Any]) -> str:
+    """The groups section of ``--help`` (``conf/hydra/help/command.yaml``): the groups this command's
+    config composes (``hydra.runtime.choices``), each with its options, or nothing when it has none."""
+    loader = GlobalHydra.instance().config_loader()
+    lines = [f"{group}: {', '.join(loader.get_group_options(group))}"
+             for group in sorted(choices) if group.partition("/")[0] != "hydra"]
+    if not lines:
+        return ""
+    return "\n".join(["== Configuration groups ==", "Compose your configuration from those groups (group=option)",
+                      "", *lines, ""])
+
+
+OmegaConf.register_new_resolver("command_groups", command_groups)
+
+
 def hydra_command(config_name: str, target: str) -> Callable[[], None]:
     """The console script of one command: its command line checked against ``conf/<config_name>.yaml``,
     then Hydra runs ``target`` (``module:function``, imported only then) on the composed config."""
