@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BASE = ["experiment=tiny", "model.ema_rampup=null", "model.loss.aux_weight_g=10",
         "model.schedule.stable_images=6000", "model.schedule.transition_images=3000",
         "model.network.skip_output=false", "model.network.zero_init_rgb=false", "model.network.skip_input=false",
-        "codec.channel_mode=stereo", "samples.every_images=0", "~logger",
+        "codec.channel_mode=stereo", "callbacks.samples.every_images=0", "~logger",
         "+trainer.enable_progress_bar=false", "trainer.log_every_n_steps=50"]
 # The tiny experiment as it was before harmonic coordinates shipped: Magenta's G, 3 stages to 8x64.
 BEFORE = ["model.network.harmonic_coordinates=false", "model.loss.projection=false",
@@ -78,8 +78,9 @@ CHECKPOINTS = (2.5, 5.0, 7.5, 10.0, 12.5, 15.0)
 def launch(name: str, overrides: list[str], args) -> subprocess.Popen:
     run_dir = Path(args.out) / name
     cmd = [sys.executable, str(ROOT / "train.py"), *BASE, f"data.path={args.data}",
-           f"trainer.max_time=00:00:{args.minutes:02d}:00", f"evaluation.every_images={args.eval_every}",
-           f"hydra.run.dir={run_dir}", f"model.schedule.total_images={args.images}", f"seed={args.seed}", *overrides]
+           f"trainer.max_time=00:00:{args.minutes:02d}:00", f"hydra.run.dir={run_dir}",
+           f"callbacks.learning_monitor.every_images={args.eval_every}",
+           f"model.schedule.total_images={args.images}", f"seed={args.seed}", *overrides]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     run_dir.mkdir(parents=True, exist_ok=True)
     log = open(run_dir / "train.log", "w")

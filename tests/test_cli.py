@@ -52,8 +52,14 @@ def launch_folder(tmp_path) -> Path:
     (["experiment=tinny", "data.path=notes"],
      "experiment=tinny: no such option (did you mean tiny?); experiment is one of paper, stereo_44k, tiny"),
     (["experiment=tiny", "data.path=notes", "seed=abc"], "seed: expected an integer like the default 0, got 'abc'"),
-    (["experiment=tiny", "samples.pitches=60", "data.path=notes"],
-     "samples.pitches: expected a list like the default [48, 60, 72], got 60"),
+    (["experiment=tiny", "callbacks.samples.pitches=60", "data.path=notes"],
+     "callbacks.samples.pitches: expected a list like the default [48, 60, 72], got 60"),
+    (["experiment=tiny", "data.path=notes", "samples.every_images=0"],  # a key from before callbacks were a group
+     "samples.every_images: no such setting (did you mean callbacks.samples.every_images?); "
+     "add a new key with +samples.every_images=..."),
+    (["experiment=tiny", "data.path=notes", "checkpoint_every_images=5000"],
+     "checkpoint_every_images: no such setting (did you mean callbacks.checkpoint.every_images?); "
+     "add a new key with +checkpoint_every_images=..."),
     (["experiment=tiny"], "data.path is required: add data.path=... to the command line"),
 ])
 def test_train_rejects_a_bad_override_before_the_job(overrides, expected, existing_run, launch_folder):
@@ -127,3 +133,17 @@ def test_valid_command_lines_pass_the_check():
                               "hydra.job.name=train_ddp_process_1", "hydra.output_subdir=null"])
     compose_checked("generate", ["ckpt_path=x.ckpt", "mode=notes", "pitches=[48,60]", "peak_db=null",
                                  "attack_percent=5"])
+
+
+@pytest.mark.parametrize("command, groups", [
+    ("train", ["callbacks", "codec", "data", "experiment", "logger", "model", "trainer"]),
+    ("evaluate", ["data"]), ("report", ["data"]),
+    ("generate", []), ("make_dataset", []), ("demo", []), ("export", []),
+])
+def test_help_lists_only_the_groups_the_command_composes(command, groups, console, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        console(command, "--help")
+    page = capsys.readouterr().out
+    listed = page.partition("(group=option)")[2].partition("== Config ==")[0].split()
+    assert exit_info.value.code == 0 and "Powered by Hydra" in page
+    assert [word[:-1] for word in listed if word.endswith(":")] == groups

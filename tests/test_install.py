@@ -22,7 +22,8 @@ COMMANDS = ("train", "generate", "evaluate", "make-dataset", "demo", "export", "
 SMALL_TRAIN = [  # the tiny experiment for four batches of its first stage (2×16)
     "experiment=tiny", "model.schedule.stable_images=16", "model.schedule.transition_images=16",
     "model.schedule.batch_sizes=[8]", "model.schedule.total_images=1000", "max_images=32",
-    "samples.every_images=0", "evaluation.every_images=0", "+trainer.enable_progress_bar=false",
+    "callbacks.samples.every_images=0", "callbacks.learning_monitor.every_images=0",
+    "+trainer.enable_progress_bar=false",
 ]
 
 @pytest.fixture(scope="module")

@@ -38,8 +38,8 @@ def floor_gaps(scores: dict) -> list[str]:
 def test_tiny_experiment_makes_notes_of_every_instrument(tmp_path):
     make_dataset(tmp_path / "notes", progress=False, **DEMO_DATASET)
     cfg = compose_cfg("experiment=tiny", "codec.channel_mode=stereo", f"data.path={tmp_path / 'notes'}",
-                      f"run_dir={tmp_path / 'run'}", "samples.every_images=0", "+trainer.enable_progress_bar=false",
-                      f"trainer.max_time={TRAINING_BUDGET}", "seed=0")
+                      f"run_dir={tmp_path / 'run'}", "callbacks.samples.every_images=0",
+                      "+trainer.enable_progress_bar=false", f"trainer.max_time={TRAINING_BUDGET}", "seed=0")
     run(cfg)
     report = evaluate.run(compose_config("evaluate", [f"ckpt_path={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}",
                                                       f"data.path={tmp_path / 'notes'}"]))

@@ -73,6 +73,15 @@ def test_cli_writes_the_notes_and_reports_the_rate(tmp_path, capsys, console):
     assert "wrote 8 notes" in capsys.readouterr().out
 
 
+def test_cli_defaults_are_the_readmes(tmp_path, console):
+    """README: programs 0, 40, 73, MIDI 48-72, velocities 60, 90, 120: 225 mono 16 kHz 16-bit notes of 0.28 s."""
+    console("make_dataset", f"out={tmp_path}", "synthetic=true", "progress=false")
+    notes = {tuple(int(n) for n in p.stem.split("_")[1].split("-")): sf.info(str(p)) for p in tmp_path.iterdir()}
+    assert sorted(notes) == [(program, pitch, velocity) for program in (0, 40, 73) for pitch in range(48, 73)
+                             for velocity in (60, 90, 120)]
+    assert {(i.samplerate, i.channels, i.frames, i.subtype) for i in notes.values()} == {(16000, 1, 4480, "PCM_16")}
+
+
 @pytest.mark.parametrize("arguments, message", [
     (["synthetic=true", "pitch_low=70", "pitch_high=60"], "pitch_low=70 is above pitch_high=60"),
     (["channels=3"], "channels must be 1 or 2, got 3"),

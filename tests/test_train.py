@@ -23,7 +23,7 @@ from gansynth.core.pitch import PitchError
 from gansynth.core.synth import CheckpointError
 from gansynth.inference.checkpoint import load_checkpoint
 from gansynth.core.spectral import SpecgramCodec
-from gansynth.commands.train import run
+from gansynth.commands.train import build_trainer, run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,7 +36,8 @@ SHRINK = [
     "model.network.fmap_base=64", "model.network.fmap_max=16",
     "model.schedule.stable_images=64", "model.schedule.transition_images=64",
     "model.schedule.batch_sizes=[8,8,4]", "model.schedule.total_images=400",
-    "checkpoint_every_images=128", "samples.every_images=200", "samples.pitches=[60,64]",
+    "callbacks.checkpoint.every_images=128", "callbacks.samples.every_images=200",
+    "callbacks.samples.pitches=[60,64]",
     "data.labels.source=nsynth", "data.num_workers=0",
     "trainer.log_every_n_steps=5", "+trainer.enable_progress_bar=false",
 ]
@@ -169,6 +170,25 @@ def test_max_images_stops_at_the_first_batch_reaching_it(notes, tmp_path):
     assert int(resumed.images_seen) == 104 and batches.sizes == []
 
 
+def test_the_callbacks_group_builds_each_callback_with_its_settings(tmp_path):
+    cfg = compose_cfg(*SHRINK, "data.path=/x", f"run_dir={tmp_path}", "callbacks.learning_monitor.notes_per_pitch=2")
+    built = [c for c in build_trainer(cfg, tmp_path).callbacks if type(c).__module__ == "gansynth.training.callbacks"]
+    assert [(type(c).__name__, getattr(c, "every_images", None)) for c in built] == [
+        ("ImageCountCheckpoint", 128), ("StopAtImages", None), ("SampleLogger", 200), ("LearningMonitor", 4000)]
+    checkpoint, stop, samples, monitor = built
+    assert (checkpoint.dirpath, samples.out_dir, monitor.path) == (
+        tmp_path / "checkpoints", tmp_path / "samples", tmp_path / "metrics.jsonl")
+    assert (stop.max_images, samples.pitches, monitor.notes_per_pitch) == (400, [60, 64], 2)
+
+
+def test_every_images_0_turns_the_image_count_callbacks_off(notes, tmp_path):
+    """The documented off switch: no images-*.ckpt (last.ckpt stays), no samples/, no metrics.jsonl."""
+    train(notes, tmp_path, "max_images=16", "~logger", *(f"callbacks.{name}.every_images=0"
+                                                         for name in ("checkpoint", "samples", "learning_monitor")))
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == [
+        "checkpoints/last.ckpt", "config.yaml"]
+
+
 @pytest.fixture(scope="module")
 def mono_notes(tmp_path_factory) -> Path:
     """20 mono notes (two programs, MIDI 60-69): 20 is no multiple of the batch, so data passes,
@@ -182,8 +202,9 @@ def mono_notes(tmp_path_factory) -> Path:
 # fp32, stages of 24 images: batches of 8 until 72, where the fade-in to 8×64 starts with batches
 # of 4 (stage 3, 72 to 96); the last stage runs to 104. A checkpoint every 12 images.
 EXACT = ["codec.channel_mode=mono", "trainer.precision=32-true", "model.schedule.stable_images=24",
-         "model.schedule.transition_images=24", "model.schedule.total_images=104", "checkpoint_every_images=12",
-         "samples.every_images=0", "evaluation.every_images=0", "~logger"]
+         "model.schedule.transition_images=24", "model.schedule.total_images=104",
+         "callbacks.checkpoint.every_images=12", "callbacks.samples.every_images=0",
+         "callbacks.learning_monitor.every_images=0", "~logger"]
 
 
 def assert_same_training_state(path: Path, reference: Path, adam_steps: int) -> None:
@@ -264,7 +285,7 @@ def test_run_killed_with_sigkill_during_a_checkpoint_write_resumes_from_the_prev
     # images-48, then last (48) stalls: the complete last.ckpt is the one at 32 images.
     env = dict(os.environ, STALL_AT_SAVE="6", STALL_SIGNAL=str(signal_file), PYTHONPATH=str(ROOT))
     cmd = [sys.executable, str(ROOT / "tests" / "stall_checkpoint_write.py"), *args, f"data.path={notes}",
-           f"hydra.run.dir={tmp_path}", "checkpoint_every_images=16", "samples.every_images=0"]
+           f"hydra.run.dir={tmp_path}", "callbacks.checkpoint.every_images=16", "callbacks.samples.every_images=0"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path, env=env)
     deadline = time.monotonic() + 240
     while not signal_file.exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -307,7 +328,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(notes, tmp_path, monkeypa
 
     monkeypatch.setattr(networks.Discriminator, "forward", poisoned)
     with pytest.raises(TrainingDiverged, match="is nan"):
-        train(notes, tmp_path, "checkpoint_every_images=32")
+        train(notes, tmp_path, "callbacks.checkpoint.every_images=32")
     last = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert all(torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point())
     assert int(last["state_dict"]["images_seen"]) > 0
@@ -347,7 +368,8 @@ def train_ddp(notes: Path, run_dir: Path, *overrides: str) -> list[dict]:
     """Two gloo ranks (ddp_spawn under pytest); what each drew, as RecordDraws wrote it."""
     record = RecordDraws(run_dir / "draws")
     train(notes, run_dir, "trainer=ddp_cpu", "trainer.strategy=ddp_spawn_find_unused_parameters_true",
-          "samples.every_images=0", "evaluation.every_images=0", *overrides, callbacks=[record])
+          "callbacks.samples.every_images=0", "callbacks.learning_monitor.every_images=0", *overrides,
+          callbacks=[record])
     return record.load()
 
 

@@ -62,11 +62,13 @@ def bad_input_exits() -> Iterator[None]:
 
 
 def nearest(name: str, choices: Iterable[str]) -> str:
-    """' (did you mean X?)' for the choice most like name, or '' when none is close. A dotted key
-    whose last part matches exactly wins (``stable_images`` -> ``model.schedule.stable_images``)."""
+    """' (did you mean X?)' for the choice most like name, or '' when none is close. Dotted keys whose
+    last part matches exactly win (``stable_images`` -> ``model.schedule.stable_images``); among several
+    (``samples.every_images``), the one most like the whole name (``callbacks.samples.every_images``)."""
     choices = list(choices)
     tail = name.rpartition(".")[2]
-    close = [c for c in choices if c.rpartition(".")[2] == tail] or difflib.get_close_matches(name, choices, n=1)
+    same_tail = [c for c in choices if c.rpartition(".")[2] == tail]
+    close = difflib.get_close_matches(name, same_tail, n=1, cutoff=0) or difflib.get_close_matches(name, choices, n=1)
     return f" (did you mean {close[0]}?)" if close else ""
 
 
@@ -181,6 +183,21 @@ def compose_config(config_name: str, overrides: Sequence[str] = ()) -> DictConfi
         return compose(config_name=config_name, overrides=list(overrides))
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return compose(config_name=config_name, overrides=list(overrides))
+
+
+def command_groups(choices: Mapping[str, Any]) -> str:
+    """The groups section of ``--help`` (``conf/hydra/help/command.yaml``): the groups this command's
+    config composes (``hydra.runtime.choices``), each with its options, or nothing when it has none."""
+    loader = GlobalHydra.instance().config_loader()
+    lines = [f"{group}: {', '.join(loader.get_group_options(group))}"
+             for group in sorted(choices) if group.partition("/")[0] != "hydra"]
+    if not lines:
+        return ""
+    return "\n".join(["== Configuration groups ==", "Compose your configuration from those groups (group=option)",
+                      "", *lines, ""])
+
+
+OmegaConf.register_new_resolver("command_groups", command_groups)
 
 
 def hydra_command(config_name: str, target: str) -> Callable[[], None]:

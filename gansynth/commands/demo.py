@@ -46,7 +46,7 @@ def run(cfg: DictConfig) -> dict:
     train_cfg = compose_config("train", [
         "experiment=tiny", "codec.channel_mode=stereo", f"data.path={notes}", f"run_dir={run_dir}",
         f"trainer.max_time=00:{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}",
-        f"seed={cfg.seed}", "evaluation.every_images=5000",
+        f"seed={cfg.seed}", "callbacks.learning_monitor.every_images=5000",
     ])
     train(train_cfg)
     ckpt = run_dir / "checkpoints" / "last.ckpt"

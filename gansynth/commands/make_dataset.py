@@ -24,6 +24,7 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from gansynth.commands.cli import compose_config
 from gansynth.core.audio import peak_normalize, write_audio
 from gansynth.core.errors import GANSynthError
 from gansynth.core.pitch import midi_to_hz
@@ -155,25 +156,21 @@ def _check_range(name: str, values: Sequence[int], low: int, high: int) -> None:
         raise MakeDatasetError(f"{name} must be non-empty integers in {low}..{high}, got {list(values)}")
 
 
-def make_dataset(
-    out: str | Path,
-    *,
-    soundfont: str | Path | None = None,
-    programs: Sequence[int] = (0, 40, 73),
-    pitch_low: int = 48,
-    pitch_high: int = 72,
-    velocities: Sequence[int] = (60, 90, 120),
-    note_length: float = 0.2,
-    clip_length: float = 0.28,
-    sample_rate: int = 16000,
-    channels: int = 1,
-    pan_spread: float = 0.6,
-    synthetic: bool = False,
-    seed: int = 0,
-    subtype: str = "PCM_16",
-    progress: bool = True,
+def make_dataset(out: str | Path, **settings) -> list[Path]:
+    """Write one file per (program, pitch, velocity) into out; returns the paths in that order.
+
+    ``settings`` are keys of conf/make_dataset.yaml; the others keep that file's values, so the command
+    and Python callers share one set of defaults, written once."""
+    defaults = OmegaConf.to_container(compose_config("make_dataset"))
+    del defaults["out"]
+    return _write_notes(Path(out), **{**defaults, **settings})
+
+
+def _write_notes(
+    out: Path, *, soundfont: str | Path | None, programs: Sequence[int], pitch_low: int, pitch_high: int,
+    velocities: Sequence[int], note_length: float, clip_length: float, sample_rate: int, channels: int,
+    pan_spread: float, synthetic: bool, seed: int, subtype: str, progress: bool,
 ) -> list[Path]:
-    """Write one file per (program, pitch, velocity) into out; returns the paths in that order."""
     _check_range("programs", programs, 0, 127)
     _check_range("velocities", velocities, 1, 127)
     _check_range("pitch range", [pitch_low, pitch_high], 0, 127)
@@ -199,7 +196,6 @@ def make_dataset(
         for program in programs:
             renderer.check_program(soundfont, program)
 
-    out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:

@@ -175,7 +175,7 @@ def run_report(cfg: DictConfig) -> Path:
                  page.picture("curves.png", training_curves(records), "training curves"))
     else:
         page.add("<p>No metrics.jsonl beside the checkpoint's run folder (train with "
-                 "<code>evaluation.every_images</code> &gt; 0, or give <code>metrics_file</code>).</p>")
+                 "<code>callbacks.learning_monitor.every_images</code> &gt; 0, or give <code>metrics_file</code>).</p>")
     index = page.write(f"GANSynth listening report: {ckpt.name}")
     print(f"report written to {index}")
     return index

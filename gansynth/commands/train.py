@@ -11,9 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
-from gansynth.training.callbacks import (
-    AtomicCheckpointIO, ImageCountCheckpoint, LearningMonitor, SampleLogger, StopAtImages,
-)
+from gansynth.training.callbacks import AtomicCheckpointIO
 from gansynth.core.synth import CheckpointError
 
 
@@ -29,13 +27,9 @@ def build_model(cfg: DictConfig, datamodule):
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, extra_callbacks=()) -> pl.Trainer:
-    callbacks = [ImageCountCheckpoint(run_dir / "checkpoints", cfg.checkpoint_every_images),
-                 StopAtImages(cfg.max_images), *extra_callbacks]
-    if cfg.samples.every_images:
-        callbacks.append(SampleLogger(run_dir / "samples", cfg.samples.every_images, cfg.samples.pitches))
-    if cfg.evaluation.every_images:
-        callbacks.append(LearningMonitor(run_dir / "metrics.jsonl", cfg.evaluation.every_images,
-                                              cfg.evaluation.notes_per_pitch))
+    """The Trainer with one callback per entry of the ``callbacks`` group (``conf/callbacks/``), in the
+    group's order, then ``extra_callbacks``; checkpoints go through ``AtomicCheckpointIO``."""
+    callbacks = [*(instantiate(node, _convert_="all") for node in cfg.callbacks.values()), *extra_callbacks]
     logger = instantiate(cfg.logger, save_dir=str(run_dir)) if cfg.get("logger") else False
     return instantiate(
         cfg.trainer, callbacks=callbacks, logger=logger, plugins=[AtomicCheckpointIO()],

@@ -162,7 +162,8 @@ class LearningMonitor(EveryImages):
         self.measure(trainer, pl_module)
 
     def on_train_end(self, trainer, pl_module):
-        if int(pl_module.images_seen) != self._measured_at:
+        """The run's last images count too, unless the monitor is off (every_images 0)."""
+        if self.every_images and int(pl_module.images_seen) != self._measured_at:
             self.measure(trainer, pl_module)
 
     @torch.no_grad()
