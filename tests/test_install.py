@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import shutil
 import site
+import tomllib
+from fnmatch import fnmatch
 import subprocess
 import sys
 from pathlib import Path
@@ -53,6 +55,17 @@ def run(args: list, cwd: Path, check: bool = True) -> subprocess.CompletedProces
     if check:
         assert result.returncode == 0, f"{args}:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
     return result
+
+
+def test_every_config_file_is_declared_as_package_data():
+    """The fast check behind the wheel test below: a config in a folder the package-data globs do not
+    reach (they do not recurse) is left out of the wheel, and the installed command cannot compose."""
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["gansynth"]
+    configs = [path.relative_to(ROOT / "gansynth").parts for path in (ROOT / "gansynth" / "conf").rglob("*.yaml")]
+    missing = ["/".join(parts) for parts in configs
+               if not any(len(parts) == len(pattern.split("/")) and all(map(fnmatch, parts, pattern.split("/")))
+                          for pattern in patterns)]
+    assert len(configs) > 20 and missing == []
 
 
 @pytest.mark.slow
