@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gansynth.core.audio import load_clip  # noqa: E402
+from machine import cpu_model  # noqa: E402  (benchmarks/, the script's own folder)
 from gansynth.evaluation.metrics import pitch_accuracy  # noqa: E402
 from gansynth.core.labels import NSYNTH_STEM  # noqa: E402
 from gansynth.commands.make_dataset import make_dataset  # noqa: E402
@@ -113,16 +113,6 @@ def main() -> None:
     }
     args.out.write_text(json.dumps(report, indent=2, allow_nan=True) + "\n")
     print(f"wrote {args.out}")
-
-
-def cpu_model() -> str:
-    """The CPU's marketing name from /proc/cpuinfo where there is one (platform.processor() is often empty)."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":
