@@ -206,7 +206,7 @@ def _write_notes(
     rng = np.random.default_rng(seed)
     pitches = range(pitch_low, pitch_high + 1)
     jobs = [(slot, pitch, v) for slot in range(len(programs)) for pitch in pitches for v in velocities]
-    paths = []
+    paths, first_velocity, copies = [], {}, 0
     for program_slot, pitch, velocity in tqdm(jobs, desc="rendering notes", unit="note", disable=not progress):
         program = programs[program_slot]
         if renderer is not None:
@@ -219,8 +219,15 @@ def _write_notes(
         if loudest <= 0.0:
             raise MakeDatasetError(f"program {program} rendered silence at pitch {pitch}, velocity {velocity}")
         path = out / note_file_name(program, pitch, velocity, synthetic)
-        write_audio(path, peak_normalize(wave, PEAK_DBFS).astype(np.float32), sample_rate, subtype=subtype)
+        normalized = peak_normalize(wave, PEAK_DBFS).astype(np.float32)
+        write_audio(path, normalized, sample_rate, subtype=subtype)
         paths.append(path)
+        first = first_velocity.setdefault((program_slot, pitch), normalized)
+        copies += first is not normalized and np.abs(first - normalized).max() < 1e-4
+    if copies:
+        print(f"note: {copies} of {len(jobs) - len(first_velocity)} notes at velocities {list(velocities)[1:]} are "
+              f"copies of the velocity-{velocities[0]} note once peak-normalised (this "
+              "SoundFont's velocity changes only the loudness): they add no variety")
     return paths
 
 
