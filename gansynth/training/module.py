@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from gansynth.core.augment import augment, check_policy
 from gansynth.core.errors import GANSynthError
-from gansynth.core.networks import Discriminator, Generator
+from gansynth.core.networks import Discriminator, Generator, upsample
 from gansynth.core.pitch import PitchVocab
 from gansynth.core.schedule import Schedule
 from gansynth.core.seeds import STEP_NOISE, seeded_generator
@@ -52,12 +52,13 @@ def pool_to(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.avg_pool2d(images, factor) if factor != (1, 1) else images
 
 
-def fade_reals(images: torch.Tensor, size: tuple[int, int], alpha: float) -> torch.Tensor:
+def fade_reals(images: torch.Tensor, size: tuple[int, int], alpha: float, mode: str = "nearest") -> torch.Tensor:
     """Reals at the current stage: pooled to ``size``, blended with the previous resolution
-    (pooled by 2 and upsampled) by ``1 - alpha``, the same low-pass the fakes go through."""
+    (pooled by 2 and upsampled as G upsamples, ``mode``) by ``1 - alpha``, the same low-pass the fakes
+    go through."""
     x = pool_to(images, size)
     if alpha < 1.0:
-        coarse = F.interpolate(F.avg_pool2d(x, 2), scale_factor=2, mode="nearest")
+        coarse = upsample(F.avg_pool2d(x, 2), mode)
         x = alpha * x + (1.0 - alpha) * coarse
     return x
 
@@ -100,6 +101,11 @@ class GANSynth(pl.LightningModule):
         self.discriminator = Discriminator(**net_args, image_shape=tuple(self.codec.image_shape),
                                            num_pitches=self.vocab.size)
         self.ema_generator = copy.deepcopy(self.generator).requires_grad_(False).eval()
+        self.pitch_group = max(self.discriminator.stddev_group, 1)  # notes per same-pitch group of a batch
+        uneven = [size for size in self.schedule.batch_sizes if size % self.pitch_group]
+        if uneven:
+            raise SettingError(f"model.schedule.batch_sizes {uneven} must be multiples of "
+                               f"model.network.stddev_group={self.pitch_group}")
         self.vocab.check_counts(pitch["counts"])
         counts = torch.tensor(pitch["counts"], dtype=torch.float)
         self.register_buffer("pitch_weights", counts / counts.sum(), persistent=False)
@@ -150,7 +156,7 @@ class GANSynth(pl.LightningModule):
         read when each epoch's loader is built, after a resume has restored it)."""
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is not None and hasattr(datamodule, "follow"):
-            datamodule.follow(lambda: int(self.images_seen), self.batch_size_at)
+            datamodule.follow(lambda: int(self.images_seen), self.batch_size_at, self.pitch_group)
 
     def on_train_start(self) -> None:
         """Also apply ``model.optim`` to the optimizers: a resume restores Adam's state with the
@@ -162,8 +168,10 @@ class GANSynth(pl.LightningModule):
 
     # ----------------------------------------------------------------- training
     def sample_pitches(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """Generator labels follow the training set's own pitch histogram."""
-        return torch.multinomial(self.pitch_weights, n, replacement=True, generator=generator)
+        """Generator labels follow the training set's own pitch histogram, in same-pitch groups as the
+        real batches come (``model.network.stddev_group``)."""
+        groups = torch.multinomial(self.pitch_weights, n // self.pitch_group, replacement=True, generator=generator)
+        return groups.repeat_interleave(self.pitch_group)
 
     def step_generator(self) -> torch.Generator:
         """This rank's random numbers for the step at the current image count (``gansynth.core.seeds``)."""
@@ -193,7 +201,7 @@ class GANSynth(pl.LightningModule):
             self._enter_stage(stage)
         blocks, alpha = self.blocks_and_alpha()
         noise = self.step_generator()
-        real = fade_reals(self.codec.normalize(images), self.current_size(blocks), alpha)
+        real = fade_reals(self.codec.normalize(images), self.current_size(blocks), alpha, self.generator.skip_upsample)
         n = real.shape[0]
         settings = self.loss_settings
         opt_g, opt_d = self.optimizers()
