@@ -74,12 +74,8 @@ VARIANTS = {  # the README's results table, row by row
 }
 SKIP_GD = VARIANTS["full_skip_gd"]
 VARIANTS.update({
-    "skip_gd_group4": [*SKIP_GD, "model.network.stddev_group=4"],  # D's stddev within same-pitch groups of 4
-    "skip_gd_latent8": [*SKIP_GD, "model.network.latent_channels=8"],  # z through a mapping net to every block
-    "skip_gd_categories4": [*SKIP_GD, "model.network.latent_categories=4"],  # a discrete switch hidden in z
-    "skip_gd_latent8_categories4": [*SKIP_GD, "model.network.latent_channels=8", "model.network.latent_categories=4"],
     "skip_gd_bilinear": [*SKIP_GD, "model.network.skip_upsample=bilinear"],  # no blocks left by the skip path
-    "skip_gd_logistic": [*SKIP_GD, "model.loss.adversarial=logistic", "model.loss.gp_weight=1"],  # NS loss + R1
+    "skip_gd_bilinear_all": [*SKIP_GD, "model.network.skip_upsample=bilinear", "model.network.feature_upsample=bilinear"],
 })
 CHECKPOINTS = (2.5, 5.0, 7.5, 10.0, 12.5, 15.0)
 

@@ -163,18 +163,6 @@ def test_stream_sampler_continues_from_any_image_count():
     assert [len(b) for b in stream(12, 0)] == [3, 2]
 
 
-def test_grouped_stream_gives_runs_of_one_pitch_and_continues_from_any_count():
-    labels = [item // 3 for item in range(12)]  # 4 pitches of 3 notes each
-    grouped = lambda start: list(StreamBatchSampler(12, start, lambda images: 4, 0, 0, 1, 2, labels))
-    batches = grouped(0)
-    for batch in batches:
-        for a, b in (batch[:2], batch[2:]):
-            assert labels[a] == labels[b] and a != b  # two distinct notes of one pitch
-    assert grouped(4)[0] == batches[1]
-    plain = sum(StreamBatchSampler(12, 0, lambda images: 4, 0, 0, 1), [])
-    assert sum((batch[::2] for batch in batches), []) == plain[::2]  # each group starts with the stream's note
-
-
 def test_fitted_normalizer_maps_the_cached_range_to_plus_minus_0_8(synthetic_notes, tiny_codec, tmp_path):
     dm = module(synthetic_notes, tiny_codec, fit_normalizer=True, cache_dir=str(tmp_path / "cache"))
     codec = dm.codec

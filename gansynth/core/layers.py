@@ -134,29 +134,20 @@ class PixelNorm(nn.Module):
 
 
 class MinibatchStddev(nn.Module):
-    """Append one constant channel holding the mean feature stddev, so D can see a lack of variety.
+    """Append one constant channel holding the batch's mean feature stddev, so D can see a lack of variety.
 
-    `group_size` 0 takes the whole batch as one group (Magenta's choice). A size g > 1 takes each run of
-    g consecutive samples as a group and gives each its own value: with batches made of groups that share
-    a pitch, the channel measures the variety within a pitch, which the spread across pitches would
-    otherwise drown. Population variance either way.
+    Whole batch as one group, population variance (Magenta's choice).
     """
 
-    def __init__(self, group_size: int = 0, eps: float = 1e-6) -> None:
+    def __init__(self, eps: float = 1e-6) -> None:
         super().__init__()
-        self.group_size, self.eps = group_size, eps
+        self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # [B, C, H, W] -> [B, C + 1, H, W]
-        batch = x.shape[0]
-        group = self.group_size or batch
-        if batch % group:
-            raise LayerError(f"MinibatchStddev: a batch of {batch} does not split into groups of {group}")
-        grouped = x.unflatten(0, (batch // group, group))  # [B/g, g, C, H, W]
-        variance = grouped.var(dim=1, unbiased=False)  # [B/g, C, H, W]
-        stddev = torch.sqrt(variance + self.eps).mean(dim=(1, 2, 3))  # [B/g]
-        channel = stddev.repeat_interleave(group)[:, None, None, None].expand(-1, 1, *x.shape[2:])
-        return torch.cat([x, channel.to(x.dtype)], dim=1)
+        variance = x.var(dim=0, unbiased=False)  # [C, H, W]
+        stddev = torch.sqrt(variance + self.eps).mean()  # scalar
+        return torch.cat([x, stddev.expand(x.shape[0], 1, *x.shape[2:])], dim=1)
 
 
 def _spectral_projection(in_features: int, out_features: int) -> nn.Linear:

@@ -78,10 +78,8 @@ class _ProgressiveNetwork(nn.Module):
         skip_output: bool = False,
         zero_init_rgb: bool = False,
         skip_input: bool = False,
-        stddev_group: int = 0,
-        latent_channels: int = 0,
-        latent_categories: int = 0,
         skip_upsample: str = "nearest",
+        feature_upsample: str = "nearest",
     ) -> None:
         super().__init__()
         self.latent_dim, self.num_pitches = latent_dim, num_pitches
@@ -103,21 +101,14 @@ class _ProgressiveNetwork(nn.Module):
             raise NetworkError(f"{name}: zero_init_rgb needs skip_output (a blended stage of zeros is silence)")
         self.zero_init_rgb = zero_init_rgb
         self.skip_input = skip_input
-        if stddev_group < 0 or stddev_group == 1:
-            raise NetworkError(f"{name}: stddev_group must be 0 (the whole batch) or >= 2, got {stddev_group}")
-        self.stddev_group = stddev_group
-        if latent_channels < 0:
-            raise NetworkError(f"{name}: latent_channels must be >= 0, got {latent_channels}")
-        self.latent_channels = latent_channels
-        if not 0 <= latent_categories <= latent_dim or latent_categories == 1:
-            raise NetworkError(f"{name}: latent_categories must be 0 or 2..latent_dim={latent_dim}, "
-                               f"got {latent_categories}")
-        self.latent_categories = latent_categories
         if skip_upsample not in SKIP_UPSAMPLING:
             raise NetworkError(f"{name}: skip_upsample must be one of {', '.join(SKIP_UPSAMPLING)}, got {skip_upsample!r}")
         if skip_upsample != "nearest" and not skip_output:
             raise NetworkError(f"{name}: skip_upsample={skip_upsample} needs skip_output (a blending G has no skip path)")
         self.skip_upsample = skip_upsample
+        if feature_upsample not in SKIP_UPSAMPLING:
+            raise NetworkError(f"{name}: feature_upsample must be one of {', '.join(SKIP_UPSAMPLING)}, got {feature_upsample!r}")
+        self.feature_upsample = feature_upsample
         self.image_channels, time, freq = (int(n) for n in image_shape)
         self.start_shape = (int(start_shape[0]), int(start_shape[1]))
         self.num_blocks = num_blocks
@@ -175,13 +166,6 @@ class Generator(_ProgressiveNetwork):
     3x3 conv to it, later blocks upsample 2x (nearest) and apply two 3x3 convs. With
     `harmonic_coordinates`, every block's input also gets the pitch's harmonic-coordinate channels at
     that block's width (`coordinates`: one [P, K, w] tensor per block, from `gansynth.core.harmonics`).
-    With `latent_channels` k > 0, z also goes through a two-layer mapping network to a vector w, and every
-    block's input gets k constant channels, its own linear map of w (as StyleGAN's G feeds its latent to
-    every layer): without them only the 2x16 grid carries z, and the upper blocks may draw the same
-    timbre for every latent. With `latent_categories` K, z's first K entries also pick one of K categories
-    (their argmax: a uniform draw hidden in z, so every API still takes a Gaussian z), given to G as a
-    one-hot beside the pitch's: a discrete switch between instruments, which a continuous map of z can
-    only approximate by passing through hybrid timbres.
     Attention follows the last conv of a block whose area is in `attention_areas`; G's attention always
     takes the fused path, since nothing differentiates G twice.
     """
@@ -199,17 +183,10 @@ class Generator(_ProgressiveNetwork):
             extra = coordinates[0].shape[1]
             for i, table in enumerate(coordinates):
                 self.register_buffer(f"coordinates_{i}", table.float(), persistent=False)  # [P, K, w_i]
-        if self.latent_channels:
-            dim = self.latent_dim
-            self.mapping = nn.Sequential(EqualizedLinear(dim + self.latent_categories, dim), nn.LeakyReLU(LEAKY_SLOPE),
-                                         EqualizedLinear(dim, dim), nn.LeakyReLU(LEAKY_SLOPE))
-            self.latent_maps = nn.ModuleList(EqualizedLinear(dim, self.latent_channels, slope=1.0)
-                                             for _ in range(self.num_blocks))
-            extra += self.latent_channels
         self.input_norm = PixelNorm()
         widths = self.widths
         self.input_layer = nn.Sequential(
-            LatentToGrid(self.latent_dim + self.latent_categories + self.num_pitches, widths[1], self.start_shape,
+            LatentToGrid(self.latent_dim + self.num_pitches, widths[1], self.start_shape,
                          conv_gain=self.latent_input == "magenta"),
             nn.LeakyReLU(LEAKY_SLOPE),
             PixelNorm(),
@@ -260,26 +237,18 @@ class Generator(_ProgressiveNetwork):
                 f"Generator: pitch must be integer [{z.shape[0]}], got {pitch.dtype} {list(pitch.shape)}"
             )
         one_hot = F.one_hot(pitch, self.num_pitches).to(z.dtype)  # [B, P]
-        category = z.new_zeros(z.shape[0], 0)  # [B, K]: the category's one-hot, when z carries one
-        if self.latent_categories:
-            category = F.one_hot(z[:, : self.latent_categories].argmax(1), self.latent_categories).to(z.dtype)
-            one_hot = torch.cat([category, one_hot], dim=1)  # [B, K + P]
         if self.latent_input == "magenta":
             x = self.input_norm(torch.cat([z, one_hot], dim=1))  # [B, latent + P]
         else:
             x = torch.cat([self.input_norm(z), one_hot], dim=1)  # [B, latent + P]
-        w = self.mapping(torch.cat([self.input_norm(z), category], dim=1)) if self.latent_channels else None
         x = self.input_layer(x)  # [B, width(1), start_h, start_w]
         previous, skip = x, None
         for i, block in enumerate(self.blocks[:stage_blocks]):
-            features = F.interpolate(x, scale_factor=2, mode="nearest") if i else x
+            features = upsample(x, self.feature_upsample) if i else x
             if self.harmonic_coordinates:
                 table = getattr(self, f"coordinates_{i}")[pitch]  # [B, K, w]
                 table = table[:, :, None, :].expand(-1, -1, features.shape[2], -1).to(features.dtype)
                 features = torch.cat([features, table], dim=1)  # [B, width + K, h, w]
-            if self.latent_channels:
-                style = self.latent_maps[i](w)[:, :, None, None].expand(-1, -1, *features.shape[2:])
-                features = torch.cat([features, style.to(features.dtype)], dim=1)  # [B, ... + k, h, w]
             previous, x = x, block(features)  # x: [B, width(i), resolution(i)]
             if self.skip_output:
                 weight = alpha if i == stage_blocks - 1 else 1.0
@@ -321,10 +290,9 @@ class _DiscriminatorBlock(nn.Module):
 class _DiscriminatorStem(nn.Module):
     """Block 1: minibatch stddev, conv 3x3, [attention], start-shape VALID conv to one feature vector."""
 
-    def __init__(self, channels: int, out_features: int, start_shape: tuple[int, int], attention: bool,
-                 stddev_group: int) -> None:
+    def __init__(self, channels: int, out_features: int, start_shape: tuple[int, int], attention: bool) -> None:
         super().__init__()
-        self.stddev = MinibatchStddev(stddev_group)
+        self.stddev = MinibatchStddev()
         self.conv = _discriminator_conv(channels + 1, channels, 3, padding=1)
         self.attention = SelfAttention2d(channels) if attention else None
         self.collapse = _discriminator_conv(channels, out_features, start_shape, padding=0)
@@ -344,9 +312,7 @@ class Discriminator(_ProgressiveNetwork):
     builds both; `latent_dim` and `latent_input` only shape G. With `skip_input` every block's output is
     added to the from_rgb of the image pooled to its resolution (StyleGAN2's input-skip D), and each
     block's last conv starts at zero: a fade-in begins with exactly the previous stage's critic, which
-    keeps judging the coarse picture while the new block learns the detail. With `stddev_group` g the
-    minibatch stddev is taken per run of g consecutive samples (the module then makes batches of
-    same-pitch groups).
+    keeps judging the coarse picture while the new block learns the detail.
     """
 
     def __init__(self, *args, **kwargs) -> None:
@@ -364,8 +330,7 @@ class Discriminator(_ProgressiveNetwork):
         if self.skip_input:
             for block in self.blocks:
                 nn.init.zeros_(block.convs[-1][0].weight)
-        self.stem = _DiscriminatorStem(widths[1], widths[0], self.start_shape, attention=1 in self.attention_blocks,
-                                       stddev_group=self.stddev_group)
+        self.stem = _DiscriminatorStem(widths[1], widths[0], self.start_shape, attention=1 in self.attention_blocks)
         self.critic = EqualizedLinear(widths[0], 1, slope=1.0)
         self.pitch_head = EqualizedLinear(widths[0], self.num_pitches, slope=1.0)
 

@@ -14,7 +14,6 @@ import torch
 
 DATA_ORDER = 0  # stream tags: the data order and the step noise never share a seed
 STEP_NOISE = 1
-PITCH_GROUPS = 2  # the same-pitch partners of a batch group (data.py)
 
 
 def derive_seed(*keys: int) -> int:

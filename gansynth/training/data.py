@@ -28,7 +28,7 @@ from gansynth.core.errors import GANSynthError
 from gansynth.core.files import save_npy
 from gansynth.core.labels import LabelError, file_identity, label_files
 from gansynth.core.pitch import PitchError, PitchVocab
-from gansynth.core.seeds import DATA_ORDER, PITCH_GROUPS, seeded_generator
+from gansynth.core.seeds import DATA_ORDER, seeded_generator
 from gansynth.core.spectral import CodecError, SpecgramCodec
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".aif", ".aiff", ".ogg"})
@@ -132,23 +132,12 @@ class StreamBatchSampler(Sampler[list[int]]):
     the seed, the rank, the world size and the image count it starts at: a loader built at any
     count (a new epoch, a resumed run) continues the stream exactly, and the batch size may change
     at any count (a stage boundary). An epoch is one pass's worth of batches at the first size.
-
-    With ``pitch_group`` g > 1 (and the items' ``labels``), every g positions from a multiple of g
-    form a group of one pitch: the first item as the stream has it, the others drawn (seeded by the
-    group's position) from the items of its pitch, without replacement while there are enough. Every
-    batch size must then be a multiple of g.
     """
 
     def __init__(self, size: int, start: int, batch_size_at: Callable[[int], int], seed: int = 0,
-                 rank: int = 0, world_size: int = 1, pitch_group: int = 1, labels: list[int] | None = None):
+                 rank: int = 0, world_size: int = 1):
         self.size, self.start, self.batch_size_at = size, start, batch_size_at
         self.seed, self.rank, self.world_size = seed, rank, world_size
-        self.pitch_group = pitch_group
-        self._by_label: dict[int, list[int]] = {}
-        if pitch_group > 1:
-            for item, label in enumerate(labels):
-                self._by_label.setdefault(int(label), []).append(item)
-            self._labels = labels
         self._order: tuple[int, torch.Tensor] | None = None  # (pass, permutation)
 
     def __len__(self) -> int:
@@ -159,10 +148,7 @@ class StreamBatchSampler(Sampler[list[int]]):
         for _ in range(len(self)):
             size = self.batch_size_at(position)
             first = position + self.rank * size
-            if self.pitch_group > 1:
-                yield [item for q in range(first, first + size, self.pitch_group) for item in self._group(q)]
-            else:
-                yield [self._item(q) for q in range(first, first + size)]
+            yield [self._item(q) for q in range(first, first + size)]
             position += size * self.world_size
 
     def _item(self, position: int) -> int:
@@ -170,18 +156,6 @@ class StreamBatchSampler(Sampler[list[int]]):
         if self._order is None or self._order[0] != k:
             self._order = (k, torch.randperm(self.size, generator=seeded_generator("cpu", self.seed, DATA_ORDER, k)))
         return int(self._order[1][offset])
-
-    def _group(self, position: int) -> list[int]:
-        """The g items of the group at ``position``: the stream's item and g - 1 more of its pitch."""
-        first = self._item(position)
-        others = [item for item in self._by_label[int(self._labels[first])] if item != first] or [first]
-        generator = seeded_generator("cpu", self.seed, PITCH_GROUPS, position)
-        need = self.pitch_group - 1
-        if len(others) >= need:
-            picks = torch.randperm(len(others), generator=generator)[:need]
-        else:
-            picks = torch.randint(len(others), (need,), generator=generator)
-        return [first, *(others[int(i)] for i in picks)]
 
 
 class AudioFolderDataModule(pl.LightningDataModule):
@@ -233,7 +207,6 @@ class AudioFolderDataModule(pl.LightningDataModule):
         self.set_batch_size(batch_size)
         self._position: Callable[[], int] | None = None  # set by follow(); None pickles (ddp_spawn)
         self._batch_size_at: Callable[[int], int] | None = None
-        self._pitch_group = 1
         self._codec: SpecgramCodec | None = None
         self._report: ScanReport | None = None
         self._dataset: CachedSpectrograms | None = None
@@ -245,11 +218,11 @@ class AudioFolderDataModule(pl.LightningDataModule):
             raise DatasetError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.batch_size = batch_size
 
-    def follow(self, position: Callable[[], int], batch_size_at: Callable[[int], int], pitch_group: int = 1) -> None:
+    def follow(self, position: Callable[[], int], batch_size_at: Callable[[int], int]) -> None:
         """Start each train_dataloader() at ``position()`` images of the stream (the model's image
-        count), with ``batch_size_at(images)`` items per rank (its schedule), in groups of
-        ``pitch_group`` notes of one pitch; by default every loader starts at 0 with ``batch_size``."""
-        self._position, self._batch_size_at, self._pitch_group = position, batch_size_at, pitch_group
+        count), with ``batch_size_at(images)`` items per rank (its schedule); by default every
+        loader starts at 0 with ``batch_size``."""
+        self._position, self._batch_size_at = position, batch_size_at
 
     @property
     def codec(self) -> SpecgramCodec:
@@ -331,8 +304,7 @@ class AudioFolderDataModule(pl.LightningDataModule):
             )
         trainer = self.trainer
         rank, world_size = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        sampler = StreamBatchSampler(len(self._dataset), start, batch_size_at, self.seed, rank, world_size,
-                                     self._pitch_group, self._dataset.pitch_indices)
+        sampler = StreamBatchSampler(len(self._dataset), start, batch_size_at, self.seed, rank, world_size)
         return DataLoader(self._dataset, batch_sampler=sampler, num_workers=self.num_workers)
 
     # ----------------------------------------------------------------- scanning

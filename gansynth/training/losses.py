@@ -1,6 +1,5 @@
-"""The GAN's losses, apart from the LightningModule that runs them: WGAN-GP with drift (the paper's) or
-the non-saturating logistic loss with an R1 penalty (StyleGAN2's), an auxiliary pitch classifier, the
-lazy penalty and MSGAN's mode-seeking term.
+"""The GAN's losses, apart from the LightningModule that runs them: WGAN-GP with drift, an auxiliary
+pitch classifier, the lazy gradient penalty and MSGAN's mode-seeking term.
 
 ``training_step`` calls these in a fixed order; every random number they take comes from the
 step's generator, so the order of the calls is part of a run's reproducibility.
@@ -21,9 +20,6 @@ class SettingError(GANSynthError):
     """A model setting outside the range its formula needs."""
 
 
-ADVERSARIAL_LOSSES = ("wgan", "logistic")
-
-
 @dataclass(frozen=True)
 class LossSettings:
     """``model.loss``, typed. The defaults are only for keys that older checkpoints do not have."""
@@ -36,12 +32,8 @@ class LossSettings:
     gp_every: int = 1            # lazy penalty: every k-th critic step, weighted k×
     projection: bool = False     # the pitch head's logit for the asked-for pitch joins the critic score
     mode_seeking: float = 0.0    # weight of MSGAN's term
-    adversarial: str = "wgan"    # wgan: Wasserstein + two-sided penalty on interpolates; logistic: + R1 on reals
 
     def __post_init__(self) -> None:
-        if self.adversarial not in ADVERSARIAL_LOSSES:
-            raise SettingError(f"model.loss.adversarial must be one of {', '.join(ADVERSARIAL_LOSSES)}, "
-                               f"got {self.adversarial!r}")
         if not self.mode_seeking >= 0:
             raise SettingError(f"model.loss.mode_seeking must be >= 0, got {self.mode_seeking}")
         if not (isinstance(self.gp_every, int) and self.gp_every >= 1):
@@ -64,7 +56,7 @@ def generator_loss(score: torch.Tensor, logits: torch.Tensor, pitches: torch.Ten
                    fake: torch.Tensor, z: torch.Tensor) -> GeneratorLoss:
     """Fool the critic, make the pitch head see the asked-for pitch, and (with ``mode_seeking``) make
     two latents of one pitch give different notes."""
-    adversarial = -score.mean() if settings.adversarial == "wgan" else F.softplus(-score.float()).mean()
+    adversarial = -score.mean()
     pitch = F.cross_entropy(logits.float(), pitches)
     total = adversarial + settings.aux_weight_g * pitch
     if settings.mode_seeking:
@@ -74,35 +66,25 @@ def generator_loss(score: torch.Tensor, logits: torch.Tensor, pitches: torch.Ten
 
 def critic_loss(real_score: torch.Tensor, fake_score: torch.Tensor, real_logits: torch.Tensor,
                 labels: torch.Tensor, settings: LossSettings) -> CriticLoss:
-    """Wasserstein (or logistic) critic loss + drift (keeps real scores near 0) + pitch classification
-    of the reals, without the gradient penalty (see ``lazy_gradient_penalty``)."""
-    if settings.adversarial == "wgan":
-        adversarial = fake_score.mean() - real_score.mean()
-    else:
-        adversarial = F.softplus(fake_score.float()).mean() + F.softplus(-real_score.float()).mean()
+    """Wasserstein critic loss + drift (keeps real scores near 0) + pitch classification of the reals,
+    without the gradient penalty (see ``lazy_gradient_penalty``)."""
+    adversarial = fake_score.mean() - real_score.mean()
     pitch = F.cross_entropy(real_logits.float(), labels)
     drift = (real_score.float() ** 2).mean()
     total = adversarial + settings.drift * drift + settings.aux_weight_d * pitch
     return CriticLoss(total, adversarial, pitch)
 
 
-def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, settings: LossSettings,
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, target: float,
                      generator: torch.Generator) -> torch.Tensor:
-    """The critic's gradient penalty in fp32 (double backward in bf16 is fragile): for ``wgan`` the
-    two-sided WGAN-GP on random interpolates of real and fake; for ``logistic`` R1, half the squared
-    gradient norm on the reals alone (no random draw)."""
-    if settings.adversarial == "wgan":
-        u = torch.rand(real.shape[0], 1, 1, 1, device=real.device, generator=generator)
-        points = (real.float() + u * (fake.float() - real.float())).requires_grad_(True)
-    else:
-        points = real.float().requires_grad_(True)
+    """Two-sided WGAN-GP on random interpolates, in fp32 (double backward in bf16 is fragile)."""
+    u = torch.rand(real.shape[0], 1, 1, 1, device=real.device, generator=generator)
+    mixed = (real.float() + u * (fake.float() - real.float())).requires_grad_(True)
     with torch.autocast(device_type=real.device.type, enabled=False):
-        score = critic(points)
-    (grad,) = torch.autograd.grad(score.sum(), points, create_graph=True)
-    if settings.adversarial == "logistic":
-        return 0.5 * grad.flatten(1).square().sum(dim=1).mean()
+        score = critic(mixed)
+    (grad,) = torch.autograd.grad(score.sum(), mixed, create_graph=True)
     slope = grad.flatten(1).norm(dim=1)
-    return ((slope / settings.gp_target - 1.0) ** 2).mean()
+    return ((slope / target - 1.0) ** 2).mean()
 
 
 def penalty_due(images_seen: int, batch: int, every: int) -> bool:
@@ -117,7 +99,7 @@ def lazy_gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: 
     ``gp_every``× so its average strength stays ``gp_weight``; None on the others (no random draw)."""
     if not penalty_due(images_seen, real.shape[0], settings.gp_every):
         return None
-    gp = gradient_penalty(critic, real, fake, settings, generator)
+    gp = gradient_penalty(critic, real, fake, settings.gp_target, generator)
     return settings.gp_every * settings.gp_weight * gp, gp
 
 

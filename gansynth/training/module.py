@@ -101,11 +101,6 @@ class GANSynth(pl.LightningModule):
         self.discriminator = Discriminator(**net_args, image_shape=tuple(self.codec.image_shape),
                                            num_pitches=self.vocab.size)
         self.ema_generator = copy.deepcopy(self.generator).requires_grad_(False).eval()
-        self.pitch_group = max(self.discriminator.stddev_group, 1)  # notes per same-pitch group of a batch
-        uneven = [size for size in self.schedule.batch_sizes if size % self.pitch_group]
-        if uneven:
-            raise SettingError(f"model.schedule.batch_sizes {uneven} must be multiples of "
-                               f"model.network.stddev_group={self.pitch_group}")
         self.vocab.check_counts(pitch["counts"])
         counts = torch.tensor(pitch["counts"], dtype=torch.float)
         self.register_buffer("pitch_weights", counts / counts.sum(), persistent=False)
@@ -156,7 +151,7 @@ class GANSynth(pl.LightningModule):
         read when each epoch's loader is built, after a resume has restored it)."""
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is not None and hasattr(datamodule, "follow"):
-            datamodule.follow(lambda: int(self.images_seen), self.batch_size_at, self.pitch_group)
+            datamodule.follow(lambda: int(self.images_seen), self.batch_size_at)
 
     def on_train_start(self) -> None:
         """Also apply ``model.optim`` to the optimizers: a resume restores Adam's state with the
@@ -168,10 +163,8 @@ class GANSynth(pl.LightningModule):
 
     # ----------------------------------------------------------------- training
     def sample_pitches(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """Generator labels follow the training set's own pitch histogram, in same-pitch groups as the
-        real batches come (``model.network.stddev_group``)."""
-        groups = torch.multinomial(self.pitch_weights, n // self.pitch_group, replacement=True, generator=generator)
-        return groups.repeat_interleave(self.pitch_group)
+        """Generator labels follow the training set's own pitch histogram."""
+        return torch.multinomial(self.pitch_weights, n, replacement=True, generator=generator)
 
     def step_generator(self) -> torch.Generator:
         """This rank's random numbers for the step at the current image count (``gansynth.core.seeds``)."""
