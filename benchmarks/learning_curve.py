@@ -66,7 +66,7 @@ VARIANTS = {  # the README's results table, row by row
                        "model.loss.aux_weight_g=0", "model.schedule.stable_images=4000",
                        "model.schedule.transition_images=2000", "model.ema_rampup=0.25",
                        "model.network.skip_output=true", "model.network.zero_init_rgb=true"],
-    "full_skip_gd": [  # the tiny experiment shipped now: also an input-skip D whose new blocks start at zero
+    "full_skip_gd": [  # seamless fades (shipped before bilinear skip upsampling): also an input-skip D, new blocks at zero
                      "model.loss.aux_weight_g=0", "model.schedule.stable_images=4000",
                      "model.schedule.transition_images=2000", "model.ema_rampup=0.25",
                      "model.network.skip_output=true", "model.network.zero_init_rgb=true",
@@ -74,8 +74,7 @@ VARIANTS = {  # the README's results table, row by row
 }
 SKIP_GD = VARIANTS["full_skip_gd"]
 VARIANTS.update({
-    "skip_gd_bilinear": [*SKIP_GD, "model.network.skip_upsample=bilinear"],  # no blocks left by the skip path
-    "skip_gd_bilinear_all": [*SKIP_GD, "model.network.skip_upsample=bilinear", "model.network.feature_upsample=bilinear"],
+    "skip_gd_bilinear": [*SKIP_GD, "model.network.skip_upsample=bilinear"],  # the tiny experiment shipped now
 })
 CHECKPOINTS = (2.5, 5.0, 7.5, 10.0, 12.5, 15.0)
 

@@ -79,7 +79,6 @@ class _ProgressiveNetwork(nn.Module):
         zero_init_rgb: bool = False,
         skip_input: bool = False,
         skip_upsample: str = "nearest",
-        feature_upsample: str = "nearest",
     ) -> None:
         super().__init__()
         self.latent_dim, self.num_pitches = latent_dim, num_pitches
@@ -106,9 +105,6 @@ class _ProgressiveNetwork(nn.Module):
         if skip_upsample != "nearest" and not skip_output:
             raise NetworkError(f"{name}: skip_upsample={skip_upsample} needs skip_output (a blending G has no skip path)")
         self.skip_upsample = skip_upsample
-        if feature_upsample not in SKIP_UPSAMPLING:
-            raise NetworkError(f"{name}: feature_upsample must be one of {', '.join(SKIP_UPSAMPLING)}, got {feature_upsample!r}")
-        self.feature_upsample = feature_upsample
         self.image_channels, time, freq = (int(n) for n in image_shape)
         self.start_shape = (int(start_shape[0]), int(start_shape[1]))
         self.num_blocks = num_blocks
@@ -244,7 +240,7 @@ class Generator(_ProgressiveNetwork):
         x = self.input_layer(x)  # [B, width(1), start_h, start_w]
         previous, skip = x, None
         for i, block in enumerate(self.blocks[:stage_blocks]):
-            features = upsample(x, self.feature_upsample) if i else x
+            features = F.interpolate(x, scale_factor=2, mode="nearest") if i else x
             if self.harmonic_coordinates:
                 table = getattr(self, f"coordinates_{i}")[pitch]  # [B, K, w]
                 table = table[:, :, None, :].expand(-1, -1, features.shape[2], -1).to(features.dtype)
