@@ -424,6 +424,22 @@ def test_bilinear_skip_leaves_no_blocks_from_the_coarse_stages():
     assert steps["nearest"] < 1e-6 < 1e-3 < steps["bilinear"]
 
 
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+def test_reals_fade_in_as_the_skip_generator_upsamples(mode):
+    """At a fade's start the reals are their coarse picture upsampled the way G upsamples its coarse
+    picture, so D cannot tell them apart by the upsampling alone; at its end they are themselves."""
+    from gansynth.training.module import fade_reals
+
+    x = torch.randn(2, 4, 8, 64)
+    coarse = F.avg_pool2d(x, 2)
+    torch.testing.assert_close(fade_reals(x, (8, 64), 0.0, mode),
+                               F.interpolate(coarse, scale_factor=2, mode=mode,
+                                             **({} if mode == "nearest" else {"align_corners": False})))
+    torch.testing.assert_close(fade_reals(x, (8, 64), 1.0, mode), x)
+    other = "bilinear" if mode == "nearest" else "nearest"
+    assert (fade_reals(x, (8, 64), 0.0, mode) - fade_reals(x, (8, 64), 0.0, other)).abs().mean() > 0.1
+
+
 def test_skip_upsample_needs_a_skip_generator():
     with pytest.raises(NetworkError, match="skip_upsample=bilinear needs skip_output"):
         Generator(**TINY, skip_upsample="bilinear")
