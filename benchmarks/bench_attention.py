@@ -11,13 +11,13 @@ over the set-up state (ru_maxrss), on CUDA `torch.cuda.max_memory_allocated` abo
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+from machine import cpu_model  # noqa: E402  (benchmarks/, the script's own folder)
 
 CHANNELS, HEIGHT, WIDTH, BATCH = 256, 32, 256, 2
 PATHS = ("explicit", "fused")
@@ -113,7 +113,7 @@ def main() -> None:
                     print(f"{path:9} {dtype:5} {mode:15} {row['ms']:9.1f} {row['peak_mib']:9.1f}")
                 else:
                     print(f"{path:9} {dtype:5} {mode:15} {'unsupported':>19}  ({row['error']})")
-    device_name = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or platform.machine()
+    device_name = torch.cuda.get_device_name() if args.device == "cuda" else cpu_model()
     result = {
         "shape": {"batch": BATCH, "channels": CHANNELS, "height": HEIGHT, "width": WIDTH},
         "device": args.device,

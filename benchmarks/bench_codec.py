@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gansynth.core.spectral import SpecgramCodec  # noqa: E402
+from machine import cpu_model  # noqa: E402  (benchmarks/, the script's own folder)
 
 GEOMETRIES = {
     "paper (mono 16k 4 s)": {},
@@ -83,7 +83,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report = {
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model(),
         "threads": args.threads,
         "torch": torch.__version__,
         "geometries": rows,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import sys
 import tempfile
@@ -23,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gansynth.training.data import AudioFolderDataModule  # noqa: E402
 from gansynth.commands.make_dataset import make_dataset  # noqa: E402
+from machine import cpu_model  # noqa: E402  (benchmarks/, the script's own folder)
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "data.json"
 SETUPS = {
@@ -102,7 +102,7 @@ def main() -> None:
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report = {
-        "device_name": platform.processor() or platform.machine(),
+        "device_name": cpu_model(),
         "threads": args.threads,
         "workers": args.workers,
         "batch": args.batch,

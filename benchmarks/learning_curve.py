@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 from pathlib import Path
+from machine import cpu_model  # noqa: E402  (benchmarks/, the script's own folder)
 
 ROOT = Path(__file__).resolve().parents[1]
 # Every variant starts from the tiny experiment as it was when the results table began (its later
@@ -128,11 +128,11 @@ def main() -> None:
     # Earlier variants' records stay: the file is the README table's evidence, run by run.
     out = Path(args.json)
     saved = json.loads(out.read_text()) if out.exists() else {}
-    saved.setdefault("cpu", platform.processor() or platform.machine())
+    saved.setdefault("cpu", cpu_model())  # the CPU of the first runs; each run records its own since
     runs = saved.setdefault("runs", {})
     for name, r in results.items():
         runs[name + args.tag] = dict(r, overrides=[*BASE, *r["overrides"]], minutes=args.minutes,
-                                     threads=args.threads, seed=args.seed, data=args.data)
+                                     threads=args.threads, seed=args.seed, data=args.data, cpu=cpu_model())
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(saved, indent=1))
 

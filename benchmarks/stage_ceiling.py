@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from gansynth.evaluation.metrics import pitch_accuracy  # noqa: E402
 from gansynth.core.labels import NSYNTH_STEM  # noqa: E402
 from gansynth.core.spectral import SpecgramCodec  # noqa: E402
 from gansynth.evaluation.timbre import TimbreReference, instrument_of, timbre_features, timbre_scores  # noqa: E402
+from machine import cpu_model  # noqa: E402  (benchmarks/, the script's own folder)
 
 
 def main() -> None:
@@ -65,7 +65,7 @@ def main() -> None:
     for r in rows:
         print(f"| {r['resolution']} | {r['pa']:.2f} | {r['coverage']:.2f} | {r['entropy']:.2f} | "
               f"{r['diversity']:.2f} | {r['nearest_real_ratio']:.2f} |")
-    report = dict(cpu=platform.processor() or platform.machine(), torch=torch.__version__, data=str(args.data),
+    report = dict(cpu=cpu_model(), torch=torch.__version__, data=str(args.data),
                   experiment=args.experiment, overrides=args.override, notes=len(paths), rows=rows)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=1) + "\n")
