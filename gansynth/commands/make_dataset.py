@@ -206,7 +206,8 @@ def _write_notes(
     rng = np.random.default_rng(seed)
     pitches = range(pitch_low, pitch_high + 1)
     jobs = [(slot, pitch, v) for slot in range(len(programs)) for pitch in pitches for v in velocities]
-    paths, first_velocity, copies = [], {}, 0
+    paths, copies = [], 0
+    first: tuple[tuple[int, int], np.ndarray] | None = None  # the current note's first velocity (the inner loop)
     for program_slot, pitch, velocity in tqdm(jobs, desc="rendering notes", unit="note", disable=not progress):
         program = programs[program_slot]
         if renderer is not None:
@@ -222,10 +223,13 @@ def _write_notes(
         normalized = peak_normalize(wave, PEAK_DBFS).astype(np.float32)
         write_audio(path, normalized, sample_rate, subtype=subtype)
         paths.append(path)
-        first = first_velocity.setdefault((program_slot, pitch), normalized)
-        copies += first is not normalized and np.abs(first - normalized).max() < 1e-4
+        if first is None or first[0] != (program_slot, pitch):
+            first = ((program_slot, pitch), normalized)
+        else:
+            copies += np.abs(first[1] - normalized).max() < 1e-4
     if copies:
-        print(f"note: {copies} of {len(jobs) - len(first_velocity)} notes at velocities {list(velocities)[1:]} are "
+        compared = len(jobs) - len(jobs) // len(velocities)
+        print(f"note: {copies} of {compared} notes at velocities {list(velocities)[1:]} are "
               f"copies of the velocity-{velocities[0]} note once peak-normalised (this "
               "SoundFont's velocity changes only the loudness): they add no variety")
     return paths
