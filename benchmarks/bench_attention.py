@@ -17,7 +17,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from machine import cpu_model  # noqa: E402  (benchmarks/, the script's own folder)
+
+from machine import cpu_model  # benchmarks/, the script's own folder
 
 CHANNELS, HEIGHT, WIDTH, BATCH = 256, 32, 256, 2
 PATHS = ("explicit", "fused")

@@ -15,7 +15,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from machine import cpu_model  # noqa: E402  (benchmarks/, the script's own folder)
+
+from machine import cpu_model  # benchmarks/, the script's own folder
 
 ROOT = Path(__file__).resolve().parents[1]
 # Every variant starts from the tiny experiment as it was when the results table began (its later
@@ -33,6 +34,11 @@ FIVE_STAGES = ["model.schedule.num_blocks=5"]
 # The shipped tiny's recipe stopped at 8x64: the fast proxy for levers on timbre and speed.
 SHIPPED_8X64 = [*HARMONIC, "model.loss.projection=true", "model.loss.aux_weight_g=0", "model.ema_rampup=0.25",
                 "model.schedule.stable_images=4000", "model.schedule.transition_images=2000"]
+# Seamless fade-ins: a skip G and an input-skip D whose new blocks start at zero.
+SEAMLESS_FADES = ["model.loss.aux_weight_g=0", "model.schedule.stable_images=4000",
+                  "model.schedule.transition_images=2000", "model.ema_rampup=0.25",
+                  "model.network.skip_output=true", "model.network.zero_init_rgb=true",
+                  "model.network.skip_input=true"]
 VARIANTS = {  # the README's results table, row by row
     "base": BEFORE,
     "harmonic": HARMONIC,
@@ -66,16 +72,9 @@ VARIANTS = {  # the README's results table, row by row
                        "model.loss.aux_weight_g=0", "model.schedule.stable_images=4000",
                        "model.schedule.transition_images=2000", "model.ema_rampup=0.25",
                        "model.network.skip_output=true", "model.network.zero_init_rgb=true"],
-    "full_skip_gd": [  # seamless fades (shipped before bilinear skip upsampling): also an input-skip D, new blocks at zero
-                     "model.loss.aux_weight_g=0", "model.schedule.stable_images=4000",
-                     "model.schedule.transition_images=2000", "model.ema_rampup=0.25",
-                     "model.network.skip_output=true", "model.network.zero_init_rgb=true",
-                     "model.network.skip_input=true"],
+    "full_skip_gd": SEAMLESS_FADES,  # shipped before bilinear skip upsampling
+    "skip_gd_bilinear": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear"],  # the tiny experiment shipped now
 }
-SKIP_GD = VARIANTS["full_skip_gd"]
-VARIANTS.update({
-    "skip_gd_bilinear": [*SKIP_GD, "model.network.skip_upsample=bilinear"],  # the tiny experiment shipped now
-})
 CHECKPOINTS = (2.5, 5.0, 7.5, 10.0, 12.5, 15.0)
 
 
