@@ -73,7 +73,8 @@ VARIANTS = {  # the README's results table, row by row
                        "model.schedule.transition_images=2000", "model.ema_rampup=0.25",
                        "model.network.skip_output=true", "model.network.zero_init_rgb=true"],
     "full_skip_gd": SEAMLESS_FADES,  # shipped before bilinear skip upsampling
-    "skip_gd_bilinear": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear"],  # the tiny experiment shipped now
+    "skip_gd_bilinear": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear"],  # shipped before comb IF
+    "comb_if": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear", "model.network.comb_if=true"],
 }
 CHECKPOINTS = (2.5, 5.0, 7.5, 10.0, 12.5, 15.0)
 

@@ -175,6 +175,56 @@ def test_generator_with_harmonic_coordinates_builds_from_the_codec():
         Generator(**TINY, harmonic_coordinates=True)
 
 
+def _harmonic_note(codec, midi: int) -> torch.Tensor:
+    """[1, ch, n] a decaying note with a 1/k harmonic roll-off and its own phases: not the flat comb."""
+    t = torch.arange(codec.n_samples, dtype=torch.float64) / codec.sample_rate
+    f0 = 440.0 * 2 ** ((midi - 69) / 12)
+    k = torch.arange(1, int(codec.sample_rate / 2 // f0) + 1, dtype=torch.float64)[:, None]
+    wave = (torch.sin(2 * torch.pi * f0 * k * t + k * k) / k).sum(0) * torch.exp(-6.0 * t)
+    return (0.5 * wave / wave.abs().max()).float().expand(codec.audio_channels, -1)[None]
+
+
+def test_comb_if_is_the_phase_a_harmonic_note_of_that_pitch_needs():
+    """A note decoded with its magnitude and the comb's IF of its own pitch keeps its harmonics clean
+    (noisiness within 3 dB of the note's own round trip); the comb of the next semitone smears it."""
+    from gansynth.core.harmonics import comb_if
+    from gansynth.core.pitch import PitchVocab
+    from gansynth.core.spectral import SpecgramCodec
+    from gansynth.evaluation.timbre import timbre_features
+
+    codec = SpecgramCodec(audio_length=0.25, n_fft=512, hop_length=128, n_frames=32, mel_matrix="independent")
+    vocab = PitchVocab(48, 72)
+    combs = comb_if(codec, vocab, [(32, 256), (8, 64)])
+    assert [tuple(c.shape) for c in combs] == [(25, 1, 32, 256), (25, 1, 8, 64)]
+    image = codec.encode(_harmonic_note(codec, 60))  # [1, 2, 32, 256]
+
+    def noisiness(comb_pitch: int | None) -> float:
+        swapped = image.clone()
+        if comb_pitch is not None:
+            swapped[:, 1:] = combs[0][vocab.index(comb_pitch)]
+        return float(timbre_features(codec.decode(swapped), torch.tensor([60]), codec.sample_rate)[0, -1])
+
+    own = noisiness(None)
+    assert own < -15.0  # energy between the harmonics, dB relative to on them
+    assert noisiness(60) < own + 3.0
+    assert noisiness(61) > own + 15.0
+
+
+def test_generator_with_comb_if_reads_the_comb_of_the_asked_for_pitch():
+    codec, vocab = _tiny_codec_and_vocab()
+    network = dict(num_blocks=5, fmap_base=1024, fmap_max=128, latent_dim=256, comb_if=True)
+    generator = Generator.for_codec(codec, vocab, **network).eval()
+    assert [tuple(generator.get_buffer(f"comb_if_{i}").shape[-2:]) for i in range(5)] == \
+        [generator.resolution(b) for b in range(1, 6)]
+    assert not any("comb_if" in key for key in generator.state_dict())  # rebuilt from the codec, not saved
+    z, pitch = _latents(2)
+    before = generator(z, pitch, 5, 1.0)
+    generator.get_buffer("comb_if_4")[pitch] += 1.0
+    assert (generator(z, pitch, 5, 1.0) - before).abs().max() > 1e-3
+    with pytest.raises(NetworkError, match="comb_if"):
+        Generator(**TINY, comb_if=True)
+
+
 def test_dense_latent_input_keeps_the_one_hot_at_one_and_uses_a_dense_gain():
     magenta = Generator(**TINY)
     dense = Generator(**TINY, latent_input="dense")

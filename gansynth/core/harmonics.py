@@ -12,12 +12,19 @@ frequency column what physics already knows about it for a pitch f0 — nothing 
 
 G still has to learn every amplitude, envelope, noise and the IF away from steady harmonics: its
 timbre. Coarse stages get the same channels at their own column centres (no averaging of the comb).
+
+`comb_if` goes one step further for the phase: the IF image the codec itself gives an ideal harmonic comb
+of the pitch (every harmonic below Nyquist at equal level, so nothing about any instrument). A mel band's
+IF mixes its linear bins' phases, and the decoder spreads an error in any band over the harmonics near it,
+so the cos/sin of the phase advance above are not precise enough: G's IF must be right to a few hundredths
+(README, Results).
 """
 from __future__ import annotations
 
 import math
 
 import torch
+import torch.nn.functional as F
 
 from gansynth.core.pitch import PitchVocab, midi_to_hz
 from gansynth.core.spectral import SpecgramCodec
@@ -48,3 +55,20 @@ def harmonic_coordinates(codec: SpecgramCodec, vocab: PitchVocab, width: int) ->
     channels = [torch.cos(2 * math.pi * ratio), torch.sin(2 * math.pi * ratio),
                 torch.cos(advance), torch.sin(advance), torch.log2(ratio) / 4.0]
     return torch.stack(channels, dim=1).float()  # [P, 5, w]
+
+
+def comb_wave(codec: SpecgramCodec, f0_hz: float) -> torch.Tensor:
+    """[n_samples] every harmonic of ``f0_hz`` below Nyquist, equal level, cosine phase, peak 0.5."""
+    t = torch.arange(codec.n_samples, dtype=torch.float64) / codec.sample_rate
+    harmonics = torch.arange(1, math.ceil(codec.sample_rate / 2 / f0_hz), dtype=torch.float64)  # [H]
+    wave = torch.cos(2 * math.pi * f0_hz * harmonics[:, None] * t[None, :]).sum(0)
+    return (0.5 * wave / wave.abs().max()).float()
+
+
+def comb_if(codec: SpecgramCodec, vocab: PitchVocab, shapes: list[tuple[int, int]]) -> list[torch.Tensor]:
+    """The codec's raw IF image of each pitch's harmonic comb, average-pooled to every (h, w) of
+    ``shapes`` as the reals are: one [P, 1, h, w] tensor per shape."""
+    f0 = midi_to_hz(torch.arange(vocab.low, vocab.high + 1, dtype=torch.float64)).tolist()
+    waves = torch.stack([comb_wave(codec, hz) for hz in f0])[:, None].expand(-1, codec.audio_channels, -1)
+    image = codec.encode(waves)[:, 1:2]  # [P, 1, T, F]: the first audio channel's IF
+    return [F.avg_pool2d(image, (image.shape[2] // h, image.shape[3] // w)) for h, w in shapes]

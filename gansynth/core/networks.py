@@ -75,6 +75,7 @@ class _ProgressiveNetwork(nn.Module):
         attention_areas: Sequence[int] = (8192,),
         latent_input: str = "magenta",
         harmonic_coordinates: bool = False,
+        comb_if: bool = False,
         skip_output: bool = False,
         zero_init_rgb: bool = False,
         skip_input: bool = False,
@@ -95,6 +96,7 @@ class _ProgressiveNetwork(nn.Module):
             raise NetworkError(f"{name}: latent_input must be one of {', '.join(LATENT_INPUTS)}, got {latent_input!r}")
         self.latent_input = latent_input
         self.harmonic_coordinates = harmonic_coordinates
+        self.comb_if = comb_if
         self.skip_output = skip_output
         if zero_init_rgb and not skip_output:
             raise NetworkError(f"{name}: zero_init_rgb needs skip_output (a blended stage of zeros is silence)")
@@ -161,22 +163,35 @@ class Generator(_ProgressiveNetwork):
     The input layer maps [z, one-hot pitch] to a start-shape grid (`LatentToGrid`); block 1 applies a
     3x3 conv to it, later blocks upsample 2x (nearest) and apply two 3x3 convs. With
     `harmonic_coordinates`, every block's input also gets the pitch's harmonic-coordinate channels at
-    that block's width (`coordinates`: one [P, K, w] tensor per block, from `gansynth.core.harmonics`).
+    that block's width (`coordinates`: one [P, K, w] tensor per block, from `gansynth.core.harmonics`);
+    with `comb_if`, also the IF image of the pitch's harmonic comb at the block's resolution (`comb_images`:
+    one [P, 1, h, w] tensor per block).
     Attention follows the last conv of a block whose area is in `attention_areas`; G's attention always
     takes the fused path, since nothing differentiates G twice.
     """
 
-    def __init__(self, *args, coordinates: Sequence[torch.Tensor] | None = None, **kwargs) -> None:
+    def __init__(self, *args, coordinates: Sequence[torch.Tensor] | None = None,
+                 comb_images: Sequence[torch.Tensor] | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if self.harmonic_coordinates != (coordinates is not None):
             raise NetworkError("Generator: harmonic_coordinates needs the coordinates of every block, and only then")
+        if self.comb_if != (comb_images is not None):
+            raise NetworkError("Generator: comb_if needs the comb's IF image at every block, and only then")
         extra = 0
+        if comb_images is not None:
+            expected = [self.resolution(i) for i in range(1, self.num_blocks + 1)]
+            if [tuple(c.shape[-2:]) for c in comb_images] != expected or comb_images[0].shape[1] != 1:
+                raise NetworkError(f"Generator: comb_images must be {self.num_blocks} tensors [P, 1, h, w] "
+                                   f"with (h, w) {expected}")
+            extra = 1
+            for i, image in enumerate(comb_images):
+                self.register_buffer(f"comb_if_{i}", image.float(), persistent=False)  # [P, 1, h_i, w_i]
         if coordinates is not None:
             expected = [self.resolution(i)[1] for i in range(1, self.num_blocks + 1)]
             if [c.shape[-1] for c in coordinates] != expected:
                 raise NetworkError(f"Generator: coordinates must be {self.num_blocks} tensors [P, K, w] "
                                    f"with widths {expected}")
-            extra = coordinates[0].shape[1]
+            extra += coordinates[0].shape[1]
             for i, table in enumerate(coordinates):
                 self.register_buffer(f"coordinates_{i}", table.float(), persistent=False)  # [P, K, w_i]
         self.input_norm = PixelNorm()
@@ -212,16 +227,18 @@ class Generator(_ProgressiveNetwork):
 
     @classmethod
     def for_codec(cls, codec, vocab, **network) -> Generator:
-        """G for a codec's images and a pitch vocabulary, with its harmonic coordinates when asked for."""
-        from gansynth.core.harmonics import harmonic_coordinates
+        """G for a codec's images and a pitch vocabulary, with its harmonic coordinates and comb IF when
+        asked for."""
+        from gansynth.core.harmonics import comb_if, harmonic_coordinates
 
         args = dict(network, image_shape=tuple(codec.image_shape), num_pitches=vocab.size)
+        geometry = _ProgressiveNetwork(**args)
+        shapes = [geometry.resolution(i) for i in range(1, geometry.num_blocks + 1)]
         coordinates = None
-        if args.get("harmonic_coordinates"):
-            geometry = _ProgressiveNetwork(**args)
-            coordinates = [harmonic_coordinates(codec, vocab, geometry.resolution(i)[1])
-                           for i in range(1, geometry.num_blocks + 1)]
-        return cls(**args, coordinates=coordinates)
+        if geometry.harmonic_coordinates:
+            coordinates = [harmonic_coordinates(codec, vocab, w) for _, w in shapes]
+        comb_images = comb_if(codec, vocab, shapes) if geometry.comb_if else None
+        return cls(**args, coordinates=coordinates, comb_images=comb_images)
 
     def forward(self, z: torch.Tensor, pitch: torch.Tensor, stage_blocks: int, alpha: float) -> torch.Tensor:
         """z [B, latent_dim], pitch [B] class indices -> image [B, C, h, w] in [-1, 1]."""
@@ -245,6 +262,9 @@ class Generator(_ProgressiveNetwork):
                 table = getattr(self, f"coordinates_{i}")[pitch]  # [B, K, w]
                 table = table[:, :, None, :].expand(-1, -1, features.shape[2], -1).to(features.dtype)
                 features = torch.cat([features, table], dim=1)  # [B, width + K, h, w]
+            if self.comb_if:
+                comb = getattr(self, f"comb_if_{i}")[pitch].to(features.dtype)  # [B, 1, h, w]
+                features = torch.cat([features, comb], dim=1)
             previous, x = x, block(features)  # x: [B, width(i), resolution(i)]
             if self.skip_output:
                 weight = alpha if i == stage_blocks - 1 else 1.0
