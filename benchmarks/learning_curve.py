@@ -75,6 +75,12 @@ VARIANTS = {  # the README's results table, row by row
     "full_skip_gd": SEAMLESS_FADES,  # shipped before bilinear skip upsampling
     "skip_gd_bilinear": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear"],  # shipped before comb IF
     "comb_if": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear", "model.network.comb_if=true"],
+    "harmonic_phase": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear", "model.network.comb_if=true",
+                       "model.loss.harmonic_phase=10"],
+    "harmonic_phase100": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear", "model.network.comb_if=true",
+                          "model.loss.harmonic_phase=100"],
+    "comb_if_gd": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear", "model.network.comb_if=true",
+                   "model.network.critic_comb_if=true"],
 }
 CHECKPOINTS = (2.5, 5.0, 7.5, 10.0, 12.5, 15.0)
 

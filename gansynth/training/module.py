@@ -26,7 +26,7 @@ from gansynth.core.seeds import STEP_NOISE, seeded_generator
 from gansynth.core.spectral import SpecgramCodec, saved_mel_matrix
 from gansynth.core.synth import CheckpointError, Synth
 from gansynth.training.losses import (LossSettings, SettingError, critic_loss, generator_loss,
-                                      lazy_gradient_penalty)
+                                      harmonic_phase_loss, lazy_gradient_penalty)
 
 
 @dataclass(frozen=True)
@@ -98,9 +98,13 @@ class GANSynth(pl.LightningModule):
         net_args = dict(network, start_shape=tuple(network["start_shape"]),
                         attention_areas=tuple(network["attention_areas"]))
         self.generator = Generator.for_codec(self.codec, self.vocab, **net_args)
-        self.discriminator = Discriminator(**net_args, image_shape=tuple(self.codec.image_shape),
+        channels, *size = self.codec.image_shape
+        self.discriminator = Discriminator(**net_args, image_shape=(channels + net_args.get("critic_comb_if", 0), *size),
                                            num_pitches=self.vocab.size)
         self.ema_generator = copy.deepcopy(self.generator).requires_grad_(False).eval()
+        if self.loss_settings.harmonic_phase and not self.generator.comb_if:
+            raise SettingError("model.loss.harmonic_phase needs model.network.comb_if=true (the comb's IF images)")
+        self.loud_peaks = math.log(100.0) * float(self.codec.channel_scale[0])  # 20 dB, normalised log-magnitude
         self.vocab.check_counts(pitch["counts"])
         counts = torch.tensor(pitch["counts"], dtype=torch.float)
         self.register_buffer("pitch_weights", counts / counts.sum(), persistent=False)
@@ -180,10 +184,18 @@ class GANSynth(pl.LightningModule):
         ``loss.projection`` the score also gets the pitch head's logit for the asked-for pitch (a
         projection discriminator that shares the head's weights), so a fake whose spectrum does not
         match its pitch scores low even when the head can be fooled."""
-        score, logits = self.discriminator(augment(x, self.augment_policy, generator), blocks, alpha)
+        x = augment(x, self.augment_policy, generator)
+        if self.discriminator.critic_comb_if:  # the comb's IF beside the image: a reference for its phase
+            x = torch.cat([x, getattr(self.generator, f"comb_if_{blocks - 1}")[pitches].to(x.dtype)], dim=1)
+        score, logits = self.discriminator(x, blocks, alpha)
         if self.loss_settings.projection:
             score = score + logits.gather(1, pitches[:, None]).squeeze(1)
         return score, logits
+
+    def comb_if_normalized(self, pitches: torch.Tensor, blocks: int) -> torch.Tensor:
+        """[B, 1, h, w] the comb's IF of each pitch at the stage's resolution, in G's output units."""
+        comb = getattr(self.generator, f"comb_if_{blocks - 1}")[pitches]
+        return comb * self.codec.channel_scale[1] + self.codec.channel_shift[1]
 
     def training_step(self, batch, batch_idx):
         """One generator step, then one critic step, on the step's own random numbers (drawn in this
@@ -206,7 +218,11 @@ class GANSynth(pl.LightningModule):
         z = torch.randn(n, self.generator.latent_dim, device=self.device, generator=noise)
         fake = self.generator(z, fake_pitch, blocks, alpha)
         g = generator_loss(*self._critic(fake, fake_pitch, blocks, alpha, noise), fake_pitch, settings, fake, z)
-        self._optimizer_step(opt_g, g.total, "generator loss")
+        g_total = g.total
+        if settings.harmonic_phase:
+            phase = harmonic_phase_loss(fake, self.comb_if_normalized(fake_pitch, blocks), self.loud_peaks)
+            g_total = g_total + settings.harmonic_phase * phase
+        self._optimizer_step(opt_g, g_total, "generator loss")
 
         # The fakes take the real batch's pitches, so real, fake and their interpolates share one label.
         self.toggle_optimizer(opt_d)
@@ -222,8 +238,10 @@ class GANSynth(pl.LightningModule):
 
         self._update_ema(n * self.trainer.world_size)
         self.images_seen += n * self.trainer.world_size
-        losses = dict(g_loss=g.total, g_adv=g.adversarial, g_aux=g.pitch, d_loss=d_loss, d_adv=d.adversarial,
+        losses = dict(g_loss=g_total, g_adv=g.adversarial, g_aux=g.pitch, d_loss=d_loss, d_adv=d.adversarial,
                       d_aux=d.pitch, real_pitch_acc=(real_logits.argmax(1) == labels).float().mean())
+        if settings.harmonic_phase:
+            losses["g_phase"] = phase
         if penalty is not None:  # otherwise the logs keep the last penalty actually computed
             losses["gp"] = penalty[1]
         self._log_step(losses, stage, alpha)
