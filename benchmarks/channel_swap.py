@@ -3,8 +3,10 @@
 Each generated note (the checkpoint's EMA G, ``--latents`` per trained pitch) is paired with a real note
 of its pitch (instruments in turn); the two swap one channel kind before decoding. "G magnitude + real
 IF" scores G's magnitude as if its phase were perfect; "real magnitude + G IF" scores G's phase on a real
-magnitude. Scored by the monitor's metrics against the real notes through the codec; the paired real
-notes themselves are the ceiling. Prints a table, writes ``benchmarks/results/channel_swap.json``.
+magnitude. "... + comb IF" decodes a magnitude with the IF the codec gives the pitch's ideal harmonic
+comb (`gansynth.core.harmonics.comb_if`, data-free): G's, and as controls an untrained G's and white
+noise's, which must stay unpitched. Scored by the monitor's metrics against the real notes through the
+codec; the paired real notes themselves are the ceiling. Prints a table, writes ``benchmarks/results/channel_swap.json``.
 
     python benchmarks/channel_swap.py --ckpt runs/x/checkpoints/last.ckpt --data notes/
 """
@@ -23,26 +25,32 @@ sys.path.insert(0, str(ROOT))
 
 from machine import cpu_model  # noqa: E402  (benchmarks/, the script's own folder)
 from gansynth.core.audio import load_clip  # noqa: E402
+from gansynth.core.harmonics import comb_if  # noqa: E402
 from gansynth.core.labels import NSYNTH_STEM  # noqa: E402
 from gansynth.evaluation.metrics import pitch_accuracy  # noqa: E402
 from gansynth.evaluation.timbre import TimbreReference, instrument_of, timbre_features, timbre_scores  # noqa: E402
 from gansynth.inference.checkpoint import load_checkpoint  # noqa: E402
 
-VARIANTS = ("generated", "G magnitude + real IF", "real magnitude + G IF", "G magnitude, IF zero", "paired real")
+# variant -> (whose magnitude, whose IF)
+VARIANTS = {
+    "generated": ("G", "G"),
+    "G magnitude + real IF": ("G", "real"),
+    "real magnitude + G IF": ("real", "G"),
+    "G magnitude, IF zero": ("G", "zero"),
+    "G magnitude + comb IF": ("G", "comb"),
+    "real magnitude + comb IF": ("real", "comb"),
+    "untrained G magnitude + comb IF": ("untrained", "comb"),
+    "white noise + comb IF": ("noise", "comb"),
+    "paired real": ("real", "real"),
+}
 
 
-def swapped(kind: str, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-    """Raw images [N, 2 ch, T, F] (magnitude and IF interleaved per audio channel) for one variant."""
-    image = fake.clone()
-    magnitude, phase = slice(0, None, 2), slice(1, None, 2)
-    if kind == "G magnitude + real IF":
-        image[:, phase] = real[:, phase]
-    elif kind == "real magnitude + G IF":
-        image[:, magnitude] = real[:, magnitude]
-    elif kind == "G magnitude, IF zero":
-        image[:, phase] = 0.0
-    elif kind == "paired real":
-        image = real
+def swapped(magnitude: str, phase: str, images: dict[str, torch.Tensor], comb: torch.Tensor) -> torch.Tensor:
+    """Raw image [N, 2 ch, T, F] (magnitude and IF interleaved per audio channel) with one source's
+    magnitude and another's IF; ``comb`` is the comb's IF [N, 1, T, F]."""
+    image = images[magnitude].clone()
+    phases = {"zero": torch.zeros_like(comb), "comb": comb}
+    image[:, 1::2] = phases[phase] if phase in phases else images[phase][:, 1::2]
     return image
 
 
@@ -63,20 +71,26 @@ def main() -> None:
                                     [instrument_of(p) for p in paths])
     pitches = midi.unique().repeat_interleave(args.latents)  # [N]
     z = torch.randn(len(pitches), synth.latent_dim, generator=torch.Generator().manual_seed(1))
+    index = torch.tensor([synth.vocab.index(int(p)) for p in pitches])
+    untrained = load_checkpoint(args.ckpt, untrained_seed=0)
     with torch.no_grad():
-        fake = codec.denormalize(synth.network(z, torch.tensor([synth.vocab.index(int(p)) for p in pitches]),
-                                               synth.blocks, synth.alpha).float())
+        fake, blank = (codec.denormalize(g.network(z, index, g.blocks, g.alpha).float()) for g in (synth, untrained))
     pair = torch.stack([torch.nonzero(midi == p).flatten()[i % int((midi == p).sum())]
                         for i, p in enumerate(pitches.tolist())])
+    noise = torch.randn(len(pitches), codec.audio_channels, synth.n_samples, generator=torch.Generator().manual_seed(2))
+    images = dict(G=fake, real=real[pair], untrained=blank, noise=codec.encode(0.1 * noise))
+    comb = comb_if(codec, synth.vocab, [tuple(fake.shape[-2:])])[0][index]
     rows = []
-    for kind in VARIANTS:
-        audio = codec.decode(swapped(kind, fake, real[pair]))
-        scores = timbre_scores(reference, timbre_features(audio, pitches, rate), pitches)
-        rows.append(dict(variant=kind, pa=pitch_accuracy(audio, rate, pitches)["pa"], **scores))
+    for kind, (magnitude, phase) in VARIANTS.items():
+        audio = codec.decode(swapped(magnitude, phase, images, comb))
+        features = timbre_features(audio, pitches, rate)
+        rows.append(dict(variant=kind, pa=pitch_accuracy(audio, rate, pitches)["pa"],
+                         noisiness_db=float(features[:, -1].mean()), **timbre_scores(reference, features, pitches)))
     print(f"{args.ckpt} on {args.data}, {args.latents} latents per pitch")
-    print("| notes | PA | coverage | mix entropy | nearest-real |\n|---|---|---|---|---|")
+    print("| notes | PA | coverage | mix entropy | nearest-real | noisiness dB |\n|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['variant']} | {r['pa']:.2f} | {r['coverage']:.2f} | {r['entropy']:.2f} | {r['nearest_real_ratio']:.2f} |")
+        print(f"| {r['variant']} | {r['pa']:.2f} | {r['coverage']:.2f} | {r['entropy']:.2f} "
+              f"| {r['nearest_real_ratio']:.2f} | {r['noisiness_db']:.1f} |")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(dict(cpu=cpu_model(), torch=torch.__version__, ckpt=str(args.ckpt),
                                            data=str(args.data), rows=rows), indent=1) + "\n")

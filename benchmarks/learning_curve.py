@@ -80,7 +80,7 @@ VARIANTS = {  # the README's results table, row by row
     "harmonic_phase100": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear", "model.network.comb_if=true",
                           "model.loss.harmonic_phase=100"],
     "comb_if_gd": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear", "model.network.comb_if=true",
-                   "model.network.critic_comb_if=true"],
+                   "model.network.critic_comb_if=true"],  # probe in 1e27a6d, since removed
 }
 CHECKPOINTS = (2.5, 5.0, 7.5, 10.0, 12.5, 15.0)
 

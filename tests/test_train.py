@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import math
 import os
 import re
 import signal
@@ -420,6 +421,28 @@ def test_mode_seeking_loss_punishes_a_generator_that_ignores_its_latent():
     assert mode_seeking_loss(following, z).item() == pytest.approx(1.0, rel=1e-3)
 
 
+def test_harmonic_phase_loss_is_small_on_a_harmonic_note_of_the_comb_pitch_only():
+    """A decaying harmonic note (its own roll-off and phases) sits close to its pitch's comb IF on its
+    spectral peaks and far from the next semitone's; only the IF channels get a gradient."""
+    from gansynth.core.harmonics import comb_if
+    from gansynth.core.pitch import PitchVocab
+    from gansynth.training.losses import harmonic_phase_loss
+
+    codec = SpecgramCodec(audio_length=0.25, n_fft=512, hop_length=128, n_frames=32, mel_matrix="independent")
+    t = torch.arange(codec.n_samples, dtype=torch.float64) / codec.sample_rate
+    k = torch.arange(1, 30, dtype=torch.float64)[:, None]
+    wave = ((torch.sin(2 * torch.pi * 261.63 * k * t + k * k) / k).sum(0) * torch.exp(-6.0 * t)).float()
+    note = codec.normalize(codec.encode(0.5 * wave[None, None] / wave.abs().max())).requires_grad_(True)
+    vocab = PitchVocab(48, 72)
+    combs = comb_if(codec, vocab, [(32, 256)])[0] * codec.channel_scale[1] + codec.channel_shift[1]
+    loud = math.log(100.0) * float(codec.channel_scale[0])
+    own = harmonic_phase_loss(note, combs[[vocab.index(60)]], loud)
+    assert own < 0.05
+    assert harmonic_phase_loss(note, combs[[vocab.index(61)]], loud) > 4 * own
+    own.backward()
+    assert note.grad[:, 0].abs().max() == 0 and note.grad[:, 1].abs().max() > 0
+
+
 def test_ema_rampup_shortens_the_ema_memory_early_in_each_stage():
     """With ema_rampup the EMA half-life is at most rampup × images into the stage, so just after a
     fade-in begins the EMA follows G closely; deep into a stage it is the configured decay."""
@@ -444,11 +467,15 @@ def test_ema_rampup_shortens_the_ema_memory_early_in_each_stage():
     ("model.loss.mode_seeking=-1", "model.loss.mode_seeking must be >= 0, got -1"),
     ("model.loss.gp_every=0", "model.loss.gp_every must be an integer >= 1, got 0"),
     ("model.augment=[gain,reverb]", "model.augment: unknown augmentation 'reverb'"),
+    ("model.loss.harmonic_phase=-1", "model.loss.harmonic_phase must be >= 0, got -1"),
+    ("model.network.comb_if=false model.loss.harmonic_phase=1",
+     "model.loss.harmonic_phase needs model.network.comb_if=true"),
 ])
 def test_out_of_range_model_settings_name_the_key(override, message):
     from gansynth.training.losses import SettingError
 
-    cfg = OmegaConf.to_container(compose_cfg(*SHRINK, "data.path=/x", "run_dir=/tmp/r", override), resolve=True)
+    cfg = OmegaConf.to_container(compose_cfg(*SHRINK, "data.path=/x", "run_dir=/tmp/r", *override.split()),
+                                 resolve=True)
     model = {key: value for key, value in cfg["model"].items() if key != "_target_"}
     with pytest.raises(SettingError, match=re.escape(message)):
         GANSynth(codec=SpecgramCodec(**cfg["codec"]).to_dict(), pitch=dict(low=24, high=84, counts=[1] * 61), **model)

@@ -76,7 +76,6 @@ class _ProgressiveNetwork(nn.Module):
         latent_input: str = "magenta",
         harmonic_coordinates: bool = False,
         comb_if: bool = False,
-        critic_comb_if: bool = False,
         skip_output: bool = False,
         zero_init_rgb: bool = False,
         skip_input: bool = False,
@@ -98,9 +97,6 @@ class _ProgressiveNetwork(nn.Module):
         self.latent_input = latent_input
         self.harmonic_coordinates = harmonic_coordinates
         self.comb_if = comb_if
-        if critic_comb_if and not comb_if:
-            raise NetworkError(f"{name}: critic_comb_if needs comb_if (the critic reads G's comb images)")
-        self.critic_comb_if = critic_comb_if
         self.skip_output = skip_output
         if zero_init_rgb and not skip_output:
             raise NetworkError(f"{name}: zero_init_rgb needs skip_output (a blended stage of zeros is silence)")

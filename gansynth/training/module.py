@@ -98,8 +98,7 @@ class GANSynth(pl.LightningModule):
         net_args = dict(network, start_shape=tuple(network["start_shape"]),
                         attention_areas=tuple(network["attention_areas"]))
         self.generator = Generator.for_codec(self.codec, self.vocab, **net_args)
-        channels, *size = self.codec.image_shape
-        self.discriminator = Discriminator(**net_args, image_shape=(channels + net_args.get("critic_comb_if", 0), *size),
+        self.discriminator = Discriminator(**net_args, image_shape=tuple(self.codec.image_shape),
                                            num_pitches=self.vocab.size)
         self.ema_generator = copy.deepcopy(self.generator).requires_grad_(False).eval()
         if self.loss_settings.harmonic_phase and not self.generator.comb_if:
@@ -184,10 +183,7 @@ class GANSynth(pl.LightningModule):
         ``loss.projection`` the score also gets the pitch head's logit for the asked-for pitch (a
         projection discriminator that shares the head's weights), so a fake whose spectrum does not
         match its pitch scores low even when the head can be fooled."""
-        x = augment(x, self.augment_policy, generator)
-        if self.discriminator.critic_comb_if:  # the comb's IF beside the image: a reference for its phase
-            x = torch.cat([x, getattr(self.generator, f"comb_if_{blocks - 1}")[pitches].to(x.dtype)], dim=1)
-        score, logits = self.discriminator(x, blocks, alpha)
+        score, logits = self.discriminator(augment(x, self.augment_policy, generator), blocks, alpha)
         if self.loss_settings.projection:
             score = score + logits.gather(1, pitches[:, None]).squeeze(1)
         return score, logits
