@@ -24,8 +24,8 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
+from gansynth.core.networks import pool_to
 from gansynth.core.pitch import PitchVocab, midi_to_hz
 from gansynth.core.spectral import SpecgramCodec
 
@@ -71,4 +71,4 @@ def comb_if(codec: SpecgramCodec, vocab: PitchVocab, shapes: list[tuple[int, int
     f0 = midi_to_hz(torch.arange(vocab.low, vocab.high + 1, dtype=torch.float64)).tolist()
     waves = torch.stack([comb_wave(codec, hz) for hz in f0])[:, None].expand(-1, codec.audio_channels, -1)
     image = codec.encode(waves)[:, 1:2]  # [P, 1, T, F]: the first audio channel's IF
-    return [F.avg_pool2d(image, (image.shape[2] // h, image.shape[3] // w)) for h, w in shapes]
+    return [pool_to(image, shape) for shape in shapes]

@@ -51,6 +51,13 @@ LATENT_INPUTS = ("magenta", "dense")
 SKIP_UPSAMPLING = ("nearest", "bilinear")
 
 
+def pool_to(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Average-pool [B, C, T, F] images down to ``size`` (both axes divide exactly): how a lower stage
+    sees the reals, and anything drawn to match them."""
+    factor = (images.shape[-2] // size[0], images.shape[-1] // size[1])
+    return F.avg_pool2d(images, factor) if factor != (1, 1) else images
+
+
 def upsample(x: torch.Tensor, mode: str) -> torch.Tensor:
     """2x upsampling of [B, C, h, w] by ``mode`` (one of SKIP_UPSAMPLING)."""
     if mode == "nearest":

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from gansynth.core.augment import augment, check_policy
 from gansynth.core.errors import GANSynthError
-from gansynth.core.networks import Discriminator, Generator, upsample
+from gansynth.core.networks import Discriminator, Generator, pool_to, upsample
 from gansynth.core.pitch import PitchVocab
 from gansynth.core.schedule import Schedule
 from gansynth.core.seeds import STEP_NOISE, seeded_generator
@@ -44,12 +44,6 @@ class OptimSettings:
 
 class TrainingDiverged(GANSynthError):
     """A loss became NaN or inf; the last checkpoint on disk is the last good state."""
-
-
-def pool_to(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Average-pool [B, C, T, F] images down to ``size`` (both axes divide exactly)."""
-    factor = (images.shape[-2] // size[0], images.shape[-1] // size[1])
-    return F.avg_pool2d(images, factor) if factor != (1, 1) else images
 
 
 def fade_reals(images: torch.Tensor, size: tuple[int, int], alpha: float, mode: str = "nearest") -> torch.Tensor:
