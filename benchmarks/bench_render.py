@@ -122,7 +122,8 @@ def lever_variants(synth, pitches, z) -> dict:
                     stack(inputs[begin:begin + synth.batch_size])
         return run
 
-    folded_nchw = copy.deepcopy(synth.network).to(memory_format=torch.contiguous_format)
+    folded_nchw = unfused(synth.network).to(memory_format=torch.contiguous_format)
+    folded_cl = unfused(synth.network)
     fast = synth_with(precision="bf16")
     return {
         "naive stack fp32 (G only)": (naive(False, False), False),
@@ -130,12 +131,30 @@ def lever_variants(synth, pitches, z) -> dict:
         "training modules fp32 (before)": (lambda: synth_with(synth.generator, precision="fp32").generate(pitches, z), True),
         "training modules bf16 autocast (before)": (lambda: synth_with(synth.generator).generate(pitches, z), True),
         "+ scales folded, fp32": (lambda: synth_with(folded_nchw, precision="fp32").generate(pitches, z), True),
-        "+ channels_last, fp32 (precision=fp32)": (lambda: synth_with(precision="fp32").generate(pitches, z), True),
-        "+ bf16 autocast (precision=bf16)": (lambda: fast.generate(pitches, z), True),
+        "+ channels_last, fp32": (lambda: synth_with(folded_cl, precision="fp32").generate(pitches, z), True),
+        "+ bf16 autocast": (lambda: synth_with(folded_cl).generate(pitches, z), True),
+        "+ leaky ReLU and pixel norm fused in place (precision=bf16)": (lambda: fast.generate(pitches, z), True),
+        "  same in fp32 (precision=fp32)": (lambda: synth_with(precision="fp32").generate(pitches, z), True),
         "  same with no_grad instead of inference_mode": (no_grad(fast), True),
-        "  same with batch 16": (lambda: synth_with(batch_size=16).generate(pitches, z), True),
-        "  same with batch 32": (lambda: synth_with(batch_size=32).generate(pitches, z), True),
+        **{f"  same with batch {b}": (lambda b=b: synth_with(batch_size=b).generate(pitches, z), True)
+           for b in (2, 4, 16)},
     }
+
+
+def unfused(network):
+    """A copy of the frozen G with its fused in-place steps split back into LeakyReLU + PixelNorm (the
+    fast path before that lever)."""
+    from torch import nn
+
+    from gansynth.core.frozen import LeakyPixelNorm
+    from gansynth.core.layers import PixelNorm
+
+    network = copy.deepcopy(network)
+    for module in list(network.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, LeakyPixelNorm):
+                setattr(module, name, nn.Sequential(nn.LeakyReLU(child.slope), PixelNorm(child.eps)))
+    return network
 
 
 def run_levers(notes: int, batch_size: int, rounds: int, threads: int) -> dict:

@@ -94,3 +94,22 @@ def test_building_a_synth_draws_nothing_from_the_global_rng():
     Generator.for_codec(SpecgramCodec(16000, 0.25, "stereo", n_fft=512, hop_length=128, n_frames=32),
                         PitchVocab(), **NETWORK)
     assert torch.equal(torch.rand(1), drawn)
+
+
+@pytest.mark.parametrize("latent_input", ["magenta", "dense"])
+def test_the_in_place_steps_leave_the_callers_latents_alone(latent_input):
+    """The frozen copy activates and normalises in place; only conv and linear outputs may be overwritten,
+    never the latents handed in (the dense input normalises z itself)."""
+    from gansynth.core.frozen import LeakyPixelNorm
+
+    codec = SpecgramCodec(16000, 0.25, "stereo", n_fft=512, hop_length=128, n_frames=32)
+    torch.manual_seed(0)
+    generator = Generator.for_codec(codec, PitchVocab(), **dict(NETWORK, latent_input=latent_input)).eval()
+    synth = Synth(generator, codec, PitchVocab(), [1] * 61, 5, 1.0, LATENT, torch.device("cpu"), batch_size=8)
+    fused = [m for m in synth.network.modules() if isinstance(m, LeakyPixelNorm)]
+    assert len(fused) == 1 + 1 + 2 * 4  # the input layer's, block 1's one conv, two per later block
+    assert not any(type(m) is torch.nn.LeakyReLU for m in synth.network.modules())
+    z = torch.randn(len(PITCHES), LATENT, generator=torch.Generator().manual_seed(1))
+    kept = z.clone()
+    synth.generate(PITCHES, z)
+    assert torch.equal(z, kept)

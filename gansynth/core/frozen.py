@@ -3,8 +3,11 @@
 Training's layers rescale their weights on every call (equalised LR: `weight * scale`; the spectral
 norm of attention: `W / sigma`) so that the optimiser sees the raw parameters; for inference those
 products are constants. The copy folds them into plain `nn.Conv2d`/`nn.Linear` weights once and keeps
-the convolutions channels_last (oneDNN's fast layout on CPU, the tensor cores' on CUDA). The original
-generator is left untouched, so training can go on updating it.
+the convolutions channels_last (oneDNN's fast layout on CPU, the tensor cores' on CUDA). Each leaky
+ReLU and the pixel norm after it become one in-place step (`LeakyPixelNorm`): on CPU, rendering is
+bound by memory passes and by the page faults of fresh buffers, not by the convolutions (a profile of
+the paper G in bf16: convolutions 27% of the time, pixel norm 41%). The original generator is left
+untouched, so training can go on updating it.
 """
 
 from __future__ import annotations
@@ -15,21 +18,61 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from gansynth.core.layers import EqualizedConv2d, EqualizedLinear, LatentToGrid, plain_linear
+from gansynth.core.layers import EqualizedConv2d, EqualizedLinear, LatentToGrid, PixelNorm, plain_linear
 from gansynth.core.networks import Generator
 
 FOLDABLE = (EqualizedConv2d, EqualizedLinear, LatentToGrid)
 
 
+class LeakyPixelNorm(nn.Module):
+    """Leaky ReLU, then pixel norm, both in place on their input: inference only, and only after a layer
+    whose output nothing else reads (a conv or linear map). The channel norm is taken in x's own dtype
+    (the reduction accumulates in fp32 either way; asking for an fp32 result copies the whole map
+    first, measured 12x slower in bf16), the small per-pixel scale is computed in fp32."""
+
+    def __init__(self, slope: float, eps: float) -> None:
+        super().__init__()
+        self.slope, self.eps = slope, eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # [B, C, ...] -> the same tensor, activated and normalised over C
+        x = torch.nn.functional.leaky_relu_(x, self.slope)
+        norm = torch.linalg.vector_norm(x, dim=1, keepdim=True).float()  # [B, 1, ...]
+        return x.mul_(norm.square_().div_(x.shape[1]).add_(self.eps).rsqrt_().to(x.dtype))
+
+
 def frozen_generator(generator: Generator) -> Generator:
-    """A detached eval-mode copy of `generator` with every rescaling folded in, channels_last."""
+    """A detached eval-mode copy of `generator` with every rescaling folded in, channels_last, and each
+    leaky ReLU + pixel norm pair fused in place."""
     frozen = copy.deepcopy(generator).eval().requires_grad_(False)
     for path, module in list(frozen.named_modules()):
         plain = _folded(module)
         if plain is not None:
             parent, _, name = path.rpartition(".")
             setattr(frozen.get_submodule(parent), name, plain)
+    for module in list(frozen.modules()):
+        if isinstance(module, nn.Sequential):
+            _fuse_activation_norm(module)
     return frozen.to(memory_format=torch.channels_last)
+
+
+def _fuse_activation_norm(sequence: nn.Sequential) -> None:
+    """Replace every [LeakyReLU, PixelNorm] run in `sequence` (its own children only) by one LeakyPixelNorm."""
+    layers = list(sequence)
+    fused, i = [], 0
+    while i < len(layers):
+        if (i + 1 < len(layers) and type(layers[i]) is nn.LeakyReLU and isinstance(layers[i + 1], PixelNorm)
+                and i > 0 and isinstance(layers[i - 1], (nn.Conv2d, nn.Linear, nn.Sequential))):
+            fused.append(LeakyPixelNorm(layers[i].negative_slope, layers[i + 1].eps))
+            i += 2
+        else:
+            fused.append(layers[i])
+            i += 1
+    if len(fused) != len(layers):
+        for name in list(sequence._modules):
+            del sequence._modules[name]
+        for index, layer in enumerate(fused):
+            sequence.add_module(str(index), layer)
 
 
 def _folded(module: nn.Module) -> nn.Module | None:
