@@ -81,6 +81,10 @@ VARIANTS = {  # the README's results table, row by row
                           "model.loss.harmonic_phase=100"],
     "comb_if_gd": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear", "model.network.comb_if=true",
                    "model.network.critic_comb_if=true"],  # probe in 1e27a6d, since removed
+    "info_categories4": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear",
+                         "model.network.latent_categories=4", "model.loss.category_weight=1"],
+    "block_bilinear": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear", "model.network.block_upsample=bilinear"],
+    "comb_phase": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear", "model.network.comb_phase=true"],
 }
 CHECKPOINTS = (2.5, 5.0, 7.5, 10.0, 12.5, 15.0)
 

@@ -81,12 +81,15 @@ class _ProgressiveNetwork(nn.Module):
         fmap_max: int = 256,
         attention_areas: Sequence[int] = (8192,),
         latent_input: str = "magenta",
+        latent_categories: int = 0,
         harmonic_coordinates: bool = False,
         comb_if: bool = False,
+        comb_phase: bool = False,
         skip_output: bool = False,
         zero_init_rgb: bool = False,
         skip_input: bool = False,
         skip_upsample: str = "nearest",
+        block_upsample: str = "nearest",
     ) -> None:
         super().__init__()
         self.latent_dim, self.num_pitches = latent_dim, num_pitches
@@ -102,8 +105,12 @@ class _ProgressiveNetwork(nn.Module):
         if latent_input not in LATENT_INPUTS:
             raise NetworkError(f"{name}: latent_input must be one of {', '.join(LATENT_INPUTS)}, got {latent_input!r}")
         self.latent_input = latent_input
+        if not (0 <= latent_categories <= latent_dim and latent_categories != 1):
+            raise NetworkError(f"{name}: latent_categories must be 0 or 2..latent_dim={latent_dim}, got {latent_categories}")
+        self.latent_categories = latent_categories
         self.harmonic_coordinates = harmonic_coordinates
         self.comb_if = comb_if
+        self.comb_phase = comb_phase
         self.skip_output = skip_output
         if zero_init_rgb and not skip_output:
             raise NetworkError(f"{name}: zero_init_rgb needs skip_output (a blended stage of zeros is silence)")
@@ -114,6 +121,9 @@ class _ProgressiveNetwork(nn.Module):
         if skip_upsample != "nearest" and not skip_output:
             raise NetworkError(f"{name}: skip_upsample={skip_upsample} needs skip_output (a blending G has no skip path)")
         self.skip_upsample = skip_upsample
+        if block_upsample not in SKIP_UPSAMPLING:
+            raise NetworkError(f"{name}: block_upsample must be one of {', '.join(SKIP_UPSAMPLING)}, got {block_upsample!r}")
+        self.block_upsample = block_upsample
         self.image_channels, time, freq = (int(n) for n in image_shape)
         self.start_shape = (int(start_shape[0]), int(start_shape[1]))
         self.num_blocks = num_blocks
@@ -145,6 +155,11 @@ class _ProgressiveNetwork(nn.Module):
         """(h, w) of images at a stage with `blocks` active blocks."""
         return block_resolution(self.start_shape, blocks)
 
+    def category(self, z: torch.Tensor) -> torch.Tensor:
+        """[B] the discrete category a latent carries with `latent_categories` K: the argmax of its first K
+        entries, uniform over K for Gaussian z, so one latent vector still names one sound."""
+        return z[:, : self.latent_categories].argmax(1)
+
     def _check_stage(self, stage_blocks: int, alpha: float) -> None:
         name = type(self).__name__
         if not 1 <= stage_blocks <= self.num_blocks:
@@ -172,27 +187,36 @@ class Generator(_ProgressiveNetwork):
     `harmonic_coordinates`, every block's input also gets the pitch's harmonic-coordinate channels at
     that block's width (`coordinates`: one [P, K, w] tensor per block, from `gansynth.core.harmonics`);
     with `comb_if`, also the IF image of the pitch's harmonic comb at the block's resolution (`comb_images`:
-    one [P, 1, h, w] tensor per block).
+    one [P, 1, h, w] tensor per block). With `comb_phase`, G draws only the log-magnitude: every IF
+    channel of its output is the comb's IF image of the asked-for pitch, in normalised units
+    (`phase_images`, one [P, 1, h, w] tensor per block), the phase a pitched note's harmonics have by
+    physics; the critic then sees the reals with the same IF (`with_comb_phase`).
     Attention follows the last conv of a block whose area is in `attention_areas`; G's attention always
     takes the fused path, since nothing differentiates G twice.
     """
 
     def __init__(self, *args, coordinates: Sequence[torch.Tensor] | None = None,
-                 comb_images: Sequence[torch.Tensor] | None = None, **kwargs) -> None:
+                 comb_images: Sequence[torch.Tensor] | None = None,
+                 phase_images: Sequence[torch.Tensor] | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if self.harmonic_coordinates != (coordinates is not None):
             raise NetworkError("Generator: harmonic_coordinates needs the coordinates of every block, and only then")
         if self.comb_if != (comb_images is not None):
             raise NetworkError("Generator: comb_if needs the comb's IF image at every block, and only then")
+        if self.comb_phase != (phase_images is not None):
+            raise NetworkError("Generator: comb_phase needs the comb's normalised IF image at every block, and only then")
         extra = 0
-        if comb_images is not None:
+        for name, images in (("comb_if", comb_images), ("phase", phase_images)):
+            if images is None:
+                continue
             expected = [self.resolution(i) for i in range(1, self.num_blocks + 1)]
-            if [tuple(c.shape[-2:]) for c in comb_images] != expected or comb_images[0].shape[1] != 1:
-                raise NetworkError(f"Generator: comb_images must be {self.num_blocks} tensors [P, 1, h, w] "
+            if [tuple(c.shape[-2:]) for c in images] != expected or images[0].shape[1] != 1:
+                raise NetworkError(f"Generator: {name} images must be {self.num_blocks} tensors [P, 1, h, w] "
                                    f"with (h, w) {expected}")
+            for i, image in enumerate(images):
+                self.register_buffer(f"{name}_{i}", image.float(), persistent=False)  # [P, 1, h_i, w_i]
+        if comb_images is not None:
             extra = 1
-            for i, image in enumerate(comb_images):
-                self.register_buffer(f"comb_if_{i}", image.float(), persistent=False)  # [P, 1, h_i, w_i]
         if coordinates is not None:
             expected = [self.resolution(i)[1] for i in range(1, self.num_blocks + 1)]
             if [c.shape[-1] for c in coordinates] != expected:
@@ -204,7 +228,7 @@ class Generator(_ProgressiveNetwork):
         self.input_norm = PixelNorm()
         widths = self.widths
         self.input_layer = nn.Sequential(
-            LatentToGrid(self.latent_dim + self.num_pitches, widths[1], self.start_shape,
+            LatentToGrid(self.latent_dim + self.latent_categories + self.num_pitches, widths[1], self.start_shape,
                          conv_gain=self.latent_input == "magenta"),
             nn.LeakyReLU(LEAKY_SLOPE),
             PixelNorm(),
@@ -244,8 +268,13 @@ class Generator(_ProgressiveNetwork):
         coordinates = None
         if geometry.harmonic_coordinates:
             coordinates = [harmonic_coordinates(codec, vocab, w) for _, w in shapes]
-        comb_images = comb_if(codec, vocab, shapes) if geometry.comb_if else None
-        return cls(**args, coordinates=coordinates, comb_images=comb_images)
+        combs = comb_if(codec, vocab, shapes) if geometry.comb_if or geometry.comb_phase else None
+        phase_images = None
+        if geometry.comb_phase:  # the IF channel's normalisation, as the reals get it
+            scale, shift = float(codec.channel_scale[1]), float(codec.channel_shift[1])
+            phase_images = [(comb * scale + shift).clamp(-1.0, 1.0) for comb in combs]
+        return cls(**args, coordinates=coordinates, comb_images=combs if geometry.comb_if else None,
+                   phase_images=phase_images)
 
     def forward(self, z: torch.Tensor, pitch: torch.Tensor, stage_blocks: int, alpha: float) -> torch.Tensor:
         """z [B, latent_dim], pitch [B] class indices -> image [B, C, h, w] in [-1, 1]."""
@@ -257,14 +286,17 @@ class Generator(_ProgressiveNetwork):
                 f"Generator: pitch must be integer [{z.shape[0]}], got {pitch.dtype} {list(pitch.shape)}"
             )
         one_hot = F.one_hot(pitch, self.num_pitches).to(z.dtype)  # [B, P]
+        if self.latent_categories:
+            category = F.one_hot(self.category(z), self.latent_categories).to(z.dtype)  # [B, K]
+            one_hot = torch.cat([category, one_hot], dim=1)  # [B, K + P]
         if self.latent_input == "magenta":
-            x = self.input_norm(torch.cat([z, one_hot], dim=1))  # [B, latent + P]
+            x = self.input_norm(torch.cat([z, one_hot], dim=1))  # [B, latent + (K) + P]
         else:
-            x = torch.cat([self.input_norm(z), one_hot], dim=1)  # [B, latent + P]
+            x = torch.cat([self.input_norm(z), one_hot], dim=1)  # [B, latent + (K) + P]
         x = self.input_layer(x)  # [B, width(1), start_h, start_w]
         previous, skip = x, None
         for i, block in enumerate(self.blocks[:stage_blocks]):
-            features = F.interpolate(x, scale_factor=2, mode="nearest") if i else x
+            features = upsample(x, self.block_upsample) if i else x
             if self.harmonic_coordinates:
                 table = getattr(self, f"coordinates_{i}")[pitch]  # [B, K, w]
                 table = table[:, :, None, :].expand(-1, -1, features.shape[2], -1).to(features.dtype)
@@ -278,12 +310,20 @@ class Generator(_ProgressiveNetwork):
                 rgb = weight * self.to_rgb[i](x)  # [B, C, resolution(i)]
                 skip = rgb if skip is None else upsample(skip, self.skip_upsample) + rgb
         if self.skip_output:
-            return torch.tanh(skip)
-        image = self.to_rgb[stage_blocks - 1](x)  # [B, C, h, w]
-        if alpha < 1.0:
-            faded = self.to_rgb[stage_blocks - 2](previous)  # [B, C, h/2, w/2]
-            image = alpha * image + (1.0 - alpha) * F.interpolate(faded, scale_factor=2, mode="nearest")
-        return image
+            image = torch.tanh(skip)
+        else:
+            image = self.to_rgb[stage_blocks - 1](x)  # [B, C, h, w]
+            if alpha < 1.0:
+                faded = self.to_rgb[stage_blocks - 2](previous)  # [B, C, h/2, w/2]
+                image = alpha * image + (1.0 - alpha) * F.interpolate(faded, scale_factor=2, mode="nearest")
+        return self.with_comb_phase(image, pitch, stage_blocks) if self.comb_phase else image
+
+    def with_comb_phase(self, image: torch.Tensor, pitch: torch.Tensor, stage_blocks: int) -> torch.Tensor:
+        """image [B, C, h, w] normalised at the stage's resolution with each IF channel replaced by the comb's
+        IF image of ``pitch`` [B]: G's output, and the reals the critic compares it with."""
+        magnitude = image[:, 0::2]  # [B, audio channels, h, w]
+        phase = getattr(self, f"phase_{stage_blocks - 1}")[pitch].to(image.dtype).expand_as(magnitude)
+        return torch.stack([magnitude, phase], dim=2).flatten(1, 2)  # [B, C, h, w]: magnitude, IF per channel
 
 
 def _discriminator_conv(in_channels: int, out_channels: int, kernel: int | tuple[int, int], padding: int) -> nn.Module:
@@ -356,11 +396,14 @@ class Discriminator(_ProgressiveNetwork):
         self.stem = _DiscriminatorStem(widths[1], widths[0], self.start_shape, attention=1 in self.attention_blocks)
         self.critic = EqualizedLinear(widths[0], 1, slope=1.0)
         self.pitch_head = EqualizedLinear(widths[0], self.num_pitches, slope=1.0)
+        # InfoGAN's Q: with latent_categories K, a head that guesses which category a fake was drawn from
+        self.category_head = EqualizedLinear(widths[0], self.latent_categories, slope=1.0) if self.latent_categories else None
 
     def forward(
         self, x: torch.Tensor, stage_blocks: int, alpha: float, fused_attention: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """x [B, C, h, w] -> (critic [B], pitch_logits [B, num_pitches]).
+        """x [B, C, h, w] -> (critic [B], logits [B, num_pitches + latent_categories]): the pitch head's
+        logits, then the category head's (none without `latent_categories`).
 
         Attention takes its explicit path by default, because a gradient penalty differentiates D twice
         and the fused kernels' backward cannot be differentiated. `fused_attention=True` saves memory on
@@ -388,4 +431,7 @@ class Discriminator(_ProgressiveNetwork):
             for block in reversed(self.blocks[: stage_blocks - 2]):
                 features = block(features, double_backward)
         features = self.stem(features, double_backward)  # [B, width(0)]
-        return self.critic(features).squeeze(1), self.pitch_head(features)
+        logits = self.pitch_head(features)  # [B, P]
+        if self.category_head is not None:
+            logits = torch.cat([logits, self.category_head(features)], dim=1)  # [B, P + K]
+        return self.critic(features).squeeze(1), logits
