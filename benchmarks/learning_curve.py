@@ -82,7 +82,7 @@ VARIANTS = {  # the README's results table, row by row
     "comb_if_gd": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear", "model.network.comb_if=true",
                    "model.network.critic_comb_if=true"],  # probe in 1e27a6d, since removed
     "info_categories4": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear",
-                         "model.network.latent_categories=4", "model.loss.category_weight=1"],
+                         "model.network.latent_categories=4", "model.loss.category_weight=1"],  # probe in ce348fb, removed
     "block_bilinear": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear", "model.network.block_upsample=bilinear"],
     "comb_phase": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear", "model.network.comb_phase=true"],
 }

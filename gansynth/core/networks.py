@@ -81,7 +81,6 @@ class _ProgressiveNetwork(nn.Module):
         fmap_max: int = 256,
         attention_areas: Sequence[int] = (8192,),
         latent_input: str = "magenta",
-        latent_categories: int = 0,
         harmonic_coordinates: bool = False,
         comb_if: bool = False,
         comb_phase: bool = False,
@@ -105,9 +104,6 @@ class _ProgressiveNetwork(nn.Module):
         if latent_input not in LATENT_INPUTS:
             raise NetworkError(f"{name}: latent_input must be one of {', '.join(LATENT_INPUTS)}, got {latent_input!r}")
         self.latent_input = latent_input
-        if not (0 <= latent_categories <= latent_dim and latent_categories != 1):
-            raise NetworkError(f"{name}: latent_categories must be 0 or 2..latent_dim={latent_dim}, got {latent_categories}")
-        self.latent_categories = latent_categories
         self.harmonic_coordinates = harmonic_coordinates
         self.comb_if = comb_if
         self.comb_phase = comb_phase
@@ -154,11 +150,6 @@ class _ProgressiveNetwork(nn.Module):
     def resolution(self, blocks: int) -> tuple[int, int]:
         """(h, w) of images at a stage with `blocks` active blocks."""
         return block_resolution(self.start_shape, blocks)
-
-    def category(self, z: torch.Tensor) -> torch.Tensor:
-        """[B] the discrete category a latent carries with `latent_categories` K: the argmax of its first K
-        entries, uniform over K for Gaussian z, so one latent vector still names one sound."""
-        return z[:, : self.latent_categories].argmax(1)
 
     def _check_stage(self, stage_blocks: int, alpha: float) -> None:
         name = type(self).__name__
@@ -228,7 +219,7 @@ class Generator(_ProgressiveNetwork):
         self.input_norm = PixelNorm()
         widths = self.widths
         self.input_layer = nn.Sequential(
-            LatentToGrid(self.latent_dim + self.latent_categories + self.num_pitches, widths[1], self.start_shape,
+            LatentToGrid(self.latent_dim + self.num_pitches, widths[1], self.start_shape,
                          conv_gain=self.latent_input == "magenta"),
             nn.LeakyReLU(LEAKY_SLOPE),
             PixelNorm(),
@@ -286,13 +277,10 @@ class Generator(_ProgressiveNetwork):
                 f"Generator: pitch must be integer [{z.shape[0]}], got {pitch.dtype} {list(pitch.shape)}"
             )
         one_hot = F.one_hot(pitch, self.num_pitches).to(z.dtype)  # [B, P]
-        if self.latent_categories:
-            category = F.one_hot(self.category(z), self.latent_categories).to(z.dtype)  # [B, K]
-            one_hot = torch.cat([category, one_hot], dim=1)  # [B, K + P]
         if self.latent_input == "magenta":
-            x = self.input_norm(torch.cat([z, one_hot], dim=1))  # [B, latent + (K) + P]
+            x = self.input_norm(torch.cat([z, one_hot], dim=1))  # [B, latent + P]
         else:
-            x = torch.cat([self.input_norm(z), one_hot], dim=1)  # [B, latent + (K) + P]
+            x = torch.cat([self.input_norm(z), one_hot], dim=1)  # [B, latent + P]
         x = self.input_layer(x)  # [B, width(1), start_h, start_w]
         previous, skip = x, None
         for i, block in enumerate(self.blocks[:stage_blocks]):
@@ -396,14 +384,11 @@ class Discriminator(_ProgressiveNetwork):
         self.stem = _DiscriminatorStem(widths[1], widths[0], self.start_shape, attention=1 in self.attention_blocks)
         self.critic = EqualizedLinear(widths[0], 1, slope=1.0)
         self.pitch_head = EqualizedLinear(widths[0], self.num_pitches, slope=1.0)
-        # InfoGAN's Q: with latent_categories K, a head that guesses which category a fake was drawn from
-        self.category_head = EqualizedLinear(widths[0], self.latent_categories, slope=1.0) if self.latent_categories else None
 
     def forward(
         self, x: torch.Tensor, stage_blocks: int, alpha: float, fused_attention: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """x [B, C, h, w] -> (critic [B], logits [B, num_pitches + latent_categories]): the pitch head's
-        logits, then the category head's (none without `latent_categories`).
+        """x [B, C, h, w] -> (critic [B], pitch_logits [B, num_pitches]).
 
         Attention takes its explicit path by default, because a gradient penalty differentiates D twice
         and the fused kernels' backward cannot be differentiated. `fused_attention=True` saves memory on
@@ -431,7 +416,4 @@ class Discriminator(_ProgressiveNetwork):
             for block in reversed(self.blocks[: stage_blocks - 2]):
                 features = block(features, double_backward)
         features = self.stem(features, double_backward)  # [B, width(0)]
-        logits = self.pitch_head(features)  # [B, P]
-        if self.category_head is not None:
-            logits = torch.cat([logits, self.category_head(features)], dim=1)  # [B, P + K]
-        return self.critic(features).squeeze(1), logits
+        return self.critic(features).squeeze(1), self.pitch_head(features)

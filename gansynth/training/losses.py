@@ -1,6 +1,5 @@
 """The GAN's losses, apart from the LightningModule that runs them: WGAN-GP with drift, an auxiliary
-pitch classifier, the lazy gradient penalty, MSGAN's mode-seeking term, the harmonic phase pull and
-InfoGAN's category term.
+pitch classifier, the lazy gradient penalty, MSGAN's mode-seeking term and the harmonic phase pull.
 
 ``training_step`` calls these in a fixed order; every random number they take comes from the
 step's generator, so the order of the calls is part of a run's reproducibility.
@@ -34,15 +33,12 @@ class LossSettings:
     projection: bool = False     # the pitch head's logit for the asked-for pitch joins the critic score
     mode_seeking: float = 0.0    # weight of MSGAN's term
     harmonic_phase: float = 0.0  # weight of the pull of G's IF on its own spectral peaks to the comb's IF
-    category_weight: float = 0.0  # InfoGAN: weight of the critic's guess of a fake's latent category
 
     def __post_init__(self) -> None:
         if not self.mode_seeking >= 0:
             raise SettingError(f"model.loss.mode_seeking must be >= 0, got {self.mode_seeking}")
         if not self.harmonic_phase >= 0:
             raise SettingError(f"model.loss.harmonic_phase must be >= 0, got {self.harmonic_phase}")
-        if not self.category_weight >= 0:
-            raise SettingError(f"model.loss.category_weight must be >= 0, got {self.category_weight}")
         if not (isinstance(self.gp_every, int) and self.gp_every >= 1):
             raise SettingError(f"model.loss.gp_every must be an integer >= 1, got {self.gp_every}")
 
@@ -132,11 +128,3 @@ def mode_seeking_loss(fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     image_gap = (fake[:h] - fake[h: 2 * h]).float().abs().mean(dim=(1, 2, 3))
     latent_gap = (z[:h] - z[h: 2 * h]).abs().mean(dim=1)
     return (1.0 / (image_gap / latent_gap + 1e-5)).mean()
-
-
-def category_loss(category_logits: torch.Tensor, categories: torch.Tensor) -> torch.Tensor:
-    """InfoGAN's term for a discrete code (Chen et al. 2016): the critic's category head must tell which
-    of K categories each fake's latent carried, and G must make that possible. Both minimise it, so the
-    categories have to become different sounds, each of which the adversarial loss keeps real; against
-    a G that lets every latent collapse to one instrument per pitch."""
-    return F.cross_entropy(category_logits.float(), categories)

@@ -26,7 +26,7 @@ from gansynth.core.seeds import STEP_NOISE, seeded_generator
 from gansynth.core.spectral import SpecgramCodec, saved_mel_matrix
 from gansynth.core.synth import CheckpointError, Synth
 from gansynth.training.losses import (LossSettings, SettingError, critic_loss, generator_loss,
-                                      category_loss, harmonic_phase_loss, lazy_gradient_penalty)
+                                      harmonic_phase_loss, lazy_gradient_penalty)
 
 
 @dataclass(frozen=True)
@@ -97,8 +97,6 @@ class GANSynth(pl.LightningModule):
         self.ema_generator = copy.deepcopy(self.generator).requires_grad_(False).eval()
         if self.loss_settings.harmonic_phase and not self.generator.comb_if:
             raise SettingError("model.loss.harmonic_phase needs model.network.comb_if=true (the comb's IF images)")
-        if self.loss_settings.category_weight and not self.generator.latent_categories:
-            raise SettingError("model.loss.category_weight needs model.network.latent_categories >= 2 (the code to guess)")
         self.loud_peaks = math.log(100.0) * float(self.codec.channel_scale[0])  # 20 dB, normalised log-magnitude
         self.vocab.check_counts(pitch["counts"])
         counts = torch.tensor(pitch["counts"], dtype=torch.float)
@@ -169,17 +167,20 @@ class GANSynth(pl.LightningModule):
         """This rank's random numbers for the step at the current image count (``gansynth.core.seeds``)."""
         return seeded_generator(self.device, self.hparams.seed, STEP_NOISE, self.global_rank, int(self.images_seen))
 
+    def _fake(self, pitches: torch.Tensor, blocks: int, alpha: float, generator: torch.Generator) -> torch.Tensor:
+        z = torch.randn(pitches.shape[0], self.generator.latent_dim, device=self.device, generator=generator)
+        return self.generator(z, pitches, blocks, alpha)
+
     def _critic(self, x: torch.Tensor, pitches: torch.Tensor, blocks: int, alpha: float,
                 generator: torch.Generator):
-        """(critic score [B], pitch logits [B, P], category logits [B, K]) of ``x`` after ``model.augment``'s
-        transforms. With ``loss.projection`` the score also gets the pitch head's logit for the asked-for
-        pitch (a projection discriminator that shares the head's weights), so a fake whose spectrum does
-        not match its pitch scores low even when the head can be fooled."""
+        """(critic score [B], pitch logits [B, P]) of ``x`` after ``model.augment``'s transforms. With
+        ``loss.projection`` the score also gets the pitch head's logit for the asked-for pitch (a
+        projection discriminator that shares the head's weights), so a fake whose spectrum does not
+        match its pitch scores low even when the head can be fooled."""
         score, logits = self.discriminator(augment(x, self.augment_policy, generator), blocks, alpha)
-        pitch_logits, category_logits = logits.split([self.vocab.size, self.generator.latent_categories], dim=1)
         if self.loss_settings.projection:
-            score = score + pitch_logits.gather(1, pitches[:, None]).squeeze(1)
-        return score, pitch_logits, category_logits
+            score = score + logits.gather(1, pitches[:, None]).squeeze(1)
+        return score, logits
 
     def comb_if_normalized(self, pitches: torch.Tensor, blocks: int) -> torch.Tensor:
         """[B, 1, h, w] the comb's IF of each pitch at the stage's resolution, in G's output units."""
@@ -208,12 +209,8 @@ class GANSynth(pl.LightningModule):
             fake_pitch[n // 2: 2 * (n // 2)] = fake_pitch[: n // 2]
         z = torch.randn(n, self.generator.latent_dim, device=self.device, generator=noise)
         fake = self.generator(z, fake_pitch, blocks, alpha)
-        score, pitch_logits, category_logits = self._critic(fake, fake_pitch, blocks, alpha, noise)
-        g = generator_loss(score, pitch_logits, fake_pitch, settings, fake, z)
+        g = generator_loss(*self._critic(fake, fake_pitch, blocks, alpha, noise), fake_pitch, settings, fake, z)
         g_total = g.total
-        if settings.category_weight:
-            g_category = category_loss(category_logits, self.generator.category(z))
-            g_total = g_total + settings.category_weight * g_category
         if settings.harmonic_phase:
             phase = harmonic_phase_loss(fake, self.comb_if_normalized(fake_pitch, blocks), self.loud_peaks)
             g_total = g_total + settings.harmonic_phase * phase
@@ -221,19 +218,14 @@ class GANSynth(pl.LightningModule):
 
         # The fakes take the real batch's pitches, so real, fake and their interpolates share one label.
         self.toggle_optimizer(opt_d)
-        z = torch.randn(n, self.generator.latent_dim, device=self.device, generator=noise)
         with torch.no_grad():
-            fake = self.generator(z, labels, blocks, alpha)
-        real_score, real_logits, _ = self._critic(real, labels, blocks, alpha, noise)
-        fake_score, _, fake_category_logits = self._critic(fake, labels, blocks, alpha, noise)
+            fake = self._fake(labels, blocks, alpha, noise)
+        real_score, real_logits = self._critic(real, labels, blocks, alpha, noise)
+        fake_score, _ = self._critic(fake, labels, blocks, alpha, noise)
         d = critic_loss(real_score, fake_score, real_logits, labels, settings)
-        d_total = d.total
-        if settings.category_weight:
-            d_category = category_loss(fake_category_logits, self.generator.category(z))
-            d_total = d_total + settings.category_weight * d_category
         penalty = lazy_gradient_penalty(lambda x: self._critic(x, labels, blocks, alpha, noise)[0], real, fake,
                                         int(self.images_seen), settings, noise)
-        d_loss = d_total if penalty is None else d_total + penalty[0]
+        d_loss = d.total if penalty is None else d.total + penalty[0]
         self._optimizer_step(opt_d, d_loss, "discriminator loss")
 
         self._update_ema(n * self.trainer.world_size)
@@ -242,8 +234,6 @@ class GANSynth(pl.LightningModule):
                       d_aux=d.pitch, real_pitch_acc=(real_logits.argmax(1) == labels).float().mean())
         if settings.harmonic_phase:
             losses["g_phase"] = phase
-        if settings.category_weight:
-            losses.update(g_category=g_category, d_category=d_category)
         if penalty is not None:  # otherwise the logs keep the last penalty actually computed
             losses["gp"] = penalty[1]
         self._log_step(losses, stage, alpha)
