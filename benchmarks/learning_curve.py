@@ -83,14 +83,15 @@ VARIANTS = {  # the README's results table, row by row
                    "model.network.critic_comb_if=true"],  # probe in 1e27a6d, since removed
     "info_categories4": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear",
                          "model.network.latent_categories=4", "model.loss.category_weight=1"],  # probe in ce348fb, removed
-    "block_bilinear": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear", "model.network.block_upsample=bilinear"],
+    "block_bilinear": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear",
+                       "model.network.block_upsample=bilinear"],  # probe in ce348fb, removed
     "comb_phase": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear", "model.network.comb_phase=true"],
 }
 CHECKPOINTS = (2.5, 5.0, 7.5, 10.0, 12.5, 15.0)
 
 
 def launch(name: str, overrides: list[str], args) -> subprocess.Popen:
-    run_dir = Path(args.out) / name
+    run_dir = Path(args.out) / (name + args.tag)  # a second seed or dataset of one variant gets its own folder
     cmd = [sys.executable, str(ROOT / "train.py"), *BASE, f"data.path={args.data}",
            f"trainer.max_time=00:00:{args.minutes:02d}:00", f"hydra.run.dir={run_dir}",
            f"callbacks.learning_monitor.every_images={args.eval_every}",
@@ -124,7 +125,7 @@ def main() -> None:
     results = {}
     for name, proc in procs.items():
         proc.wait()
-        metrics = Path(args.out) / name / "metrics.jsonl"
+        metrics = Path(args.out) / (name + args.tag) / "metrics.jsonl"
         records = [json.loads(line) for line in metrics.read_text().splitlines()] if metrics.exists() else []
         results[name] = {"overrides": VARIANTS[name], "returncode": proc.returncode, "records": records}
     marks = [m for m in CHECKPOINTS if m <= args.minutes]

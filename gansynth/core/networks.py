@@ -88,7 +88,6 @@ class _ProgressiveNetwork(nn.Module):
         zero_init_rgb: bool = False,
         skip_input: bool = False,
         skip_upsample: str = "nearest",
-        block_upsample: str = "nearest",
     ) -> None:
         super().__init__()
         self.latent_dim, self.num_pitches = latent_dim, num_pitches
@@ -117,9 +116,6 @@ class _ProgressiveNetwork(nn.Module):
         if skip_upsample != "nearest" and not skip_output:
             raise NetworkError(f"{name}: skip_upsample={skip_upsample} needs skip_output (a blending G has no skip path)")
         self.skip_upsample = skip_upsample
-        if block_upsample not in SKIP_UPSAMPLING:
-            raise NetworkError(f"{name}: block_upsample must be one of {', '.join(SKIP_UPSAMPLING)}, got {block_upsample!r}")
-        self.block_upsample = block_upsample
         self.image_channels, time, freq = (int(n) for n in image_shape)
         self.start_shape = (int(start_shape[0]), int(start_shape[1]))
         self.num_blocks = num_blocks
@@ -284,7 +280,7 @@ class Generator(_ProgressiveNetwork):
         x = self.input_layer(x)  # [B, width(1), start_h, start_w]
         previous, skip = x, None
         for i, block in enumerate(self.blocks[:stage_blocks]):
-            features = upsample(x, self.block_upsample) if i else x
+            features = F.interpolate(x, scale_factor=2, mode="nearest") if i else x
             if self.harmonic_coordinates:
                 table = getattr(self, f"coordinates_{i}")[pitch]  # [B, K, w]
                 table = table[:, :, None, :].expand(-1, -1, features.shape[2], -1).to(features.dtype)
