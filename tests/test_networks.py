@@ -225,6 +225,33 @@ def test_generator_with_comb_if_reads_the_comb_of_the_asked_for_pitch():
         Generator(**TINY, comb_if=True)
 
 
+@pytest.mark.parametrize("blocks, alpha", [(5, 1.0), (3, 0.5)])
+def test_comb_phase_generator_draws_the_magnitude_and_takes_the_combs_phase(blocks, alpha):
+    """Every IF channel of G's output is the normalised comb IF of the asked-for pitch at the stage's
+    resolution, whatever z; the magnitudes are G's own, and only they carry a gradient back into G."""
+    from gansynth.core.harmonics import comb_if
+
+    codec, vocab = _tiny_codec_and_vocab()
+    network = dict(num_blocks=5, fmap_base=1024, fmap_max=128, latent_dim=256, comb_phase=True)
+    generator = Generator.for_codec(codec, vocab, **network)
+    assert not any("phase" in key for key in generator.state_dict())  # rebuilt from the codec, not saved
+    z, pitch = _latents(2)
+    image = generator(z, pitch, blocks, alpha)  # [2, 4, h, w]
+    comb = comb_if(codec, vocab, [generator.resolution(blocks)])[0][pitch]  # [2, 1, h, w] raw IF
+    expected = (comb * codec.channel_scale[1] + codec.channel_shift[1]).clamp(-1, 1)
+    for channel in (1, 3):
+        torch.testing.assert_close(image[:, channel: channel + 1], expected)
+    other = generator(torch.randn_like(z), pitch, blocks, alpha)  # other latents, the same pitches
+    assert (other[:, 0::2] - image[:, 0::2]).abs().mean() > 1e-3 and torch.equal(other[:, 1::2], image[:, 1::2])
+    image[:, 1::2].sum().backward()
+    assert all(p.grad is None or p.grad.abs().max() == 0 for p in generator.parameters())
+    real = torch.rand(2, 4, *generator.resolution(blocks))
+    swapped = generator.with_comb_phase(real, pitch, blocks)
+    assert torch.equal(swapped[:, 0::2], real[:, 0::2]) and torch.equal(swapped[:, 1::2], image[:, 1::2].detach())
+    with pytest.raises(NetworkError, match="comb_phase"):
+        Generator(**TINY, comb_phase=True)
+
+
 def test_dense_latent_input_keeps_the_one_hot_at_one_and_uses_a_dense_gain():
     magenta = Generator(**TINY)
     dense = Generator(**TINY, latent_input="dense")
