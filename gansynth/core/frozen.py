@@ -57,22 +57,15 @@ def frozen_generator(generator: Generator) -> Generator:
 
 
 def _fuse_activation_norm(sequence: nn.Sequential) -> None:
-    """Replace every [LeakyReLU, PixelNorm] run in `sequence` (its own children only) by one LeakyPixelNorm."""
+    """In `sequence` (its own children only), every LeakyReLU that follows a conv or linear map and is
+    followed by a PixelNorm becomes one LeakyPixelNorm, and that PixelNorm an identity."""
     layers = list(sequence)
-    fused, i = [], 0
-    while i < len(layers):
-        if (i + 1 < len(layers) and type(layers[i]) is nn.LeakyReLU and isinstance(layers[i + 1], PixelNorm)
-                and i > 0 and isinstance(layers[i - 1], (nn.Conv2d, nn.Linear, nn.Sequential))):
-            fused.append(LeakyPixelNorm(layers[i].negative_slope, layers[i + 1].eps))
-            i += 2
-        else:
-            fused.append(layers[i])
-            i += 1
-    if len(fused) != len(layers):
-        for name in list(sequence._modules):
-            del sequence._modules[name]
-        for index, layer in enumerate(fused):
-            sequence.add_module(str(index), layer)
+    for i in range(1, len(layers) - 1):
+        before, activation, norm = layers[i - 1: i + 2]
+        if (type(activation) is nn.LeakyReLU and isinstance(norm, PixelNorm)
+                and isinstance(before, (nn.Conv2d, nn.Linear, nn.Sequential))):
+            sequence[i] = LeakyPixelNorm(activation.negative_slope, norm.eps)
+            sequence[i + 1] = nn.Identity()
 
 
 def _folded(module: nn.Module) -> nn.Module | None:
