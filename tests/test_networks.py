@@ -238,7 +238,7 @@ def test_comb_phase_generator_draws_the_magnitude_and_takes_the_combs_phase(bloc
     z, pitch = _latents(2)
     image = generator(z, pitch, blocks, alpha)  # [2, 4, h, w]
     comb = comb_if(codec, vocab, [generator.resolution(blocks)])[0][pitch]  # [2, 1, h, w] raw IF
-    expected = (comb * codec.channel_scale[1] + codec.channel_shift[1]).clamp(-1, 1)
+    expected = codec.normalize_if(comb)
     for channel in (1, 3):
         torch.testing.assert_close(image[:, channel: channel + 1], expected)
     other = generator(torch.randn_like(z), pitch, blocks, alpha)  # other latents, the same pitches

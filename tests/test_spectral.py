@@ -282,6 +282,16 @@ def test_normalize_clips_to_unit_range(paper_mel):
     assert torch.allclose(paper_mel.denormalize(paper_mel.normalize(image[:, :, 1:2])), image[:, :, 1:2])
 
 
+def test_normalize_if_maps_an_if_image_as_normalize_maps_every_if_channel():
+    codec = SpecgramCodec(**TINY).with_fitted_normalizer(torch.randn(3, 2, 32, 256) * 3)  # IF shift != 0
+    stereo = torch.randn(3, 4, 32, 256) * 3  # [B, (mag, IF) x 2 channels, T, F], partly beyond [-1, 1]
+    stereo_codec = SpecgramCodec(**TINY, channel_mode="stereo").with_fitted_normalizer(stereo)
+    for c, image in ((codec, stereo[:, :2]), (stereo_codec, stereo)):
+        for channel in range(1, image.shape[1], 2):
+            torch.testing.assert_close(c.normalize_if(image[:, channel: channel + 1]),
+                                       c.normalize(image)[:, channel: channel + 1])
+
+
 def test_fitted_normaliser_maps_observed_range_to_point_eight():
     codec = SpecgramCodec(**TINY)
     wave = torch.stack([_chirp(codec.n_samples, 16000), _tone(440.0, codec.n_samples, 16000)])[:, None]

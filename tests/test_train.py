@@ -434,7 +434,7 @@ def test_harmonic_phase_loss_is_small_on_a_harmonic_note_of_the_comb_pitch_only(
     wave = ((torch.sin(2 * torch.pi * 261.63 * k * t + k * k) / k).sum(0) * torch.exp(-6.0 * t)).float()
     note = codec.normalize(codec.encode(0.5 * wave[None, None] / wave.abs().max())).requires_grad_(True)
     vocab = PitchVocab(48, 72)
-    combs = comb_if(codec, vocab, [(32, 256)])[0] * codec.channel_scale[1] + codec.channel_shift[1]
+    combs = codec.normalize_if(comb_if(codec, vocab, [(32, 256)])[0])
     loud = math.log(100.0) * float(codec.channel_scale[0])
     own = harmonic_phase_loss(note, combs[[vocab.index(60)]], loud)
     assert own < 0.05

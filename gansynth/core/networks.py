@@ -256,10 +256,7 @@ class Generator(_ProgressiveNetwork):
         if geometry.harmonic_coordinates:
             coordinates = [harmonic_coordinates(codec, vocab, w) for _, w in shapes]
         combs = comb_if(codec, vocab, shapes) if geometry.comb_if or geometry.comb_phase else None
-        phase_images = None
-        if geometry.comb_phase:  # the IF channel's normalisation, as the reals get it
-            scale, shift = float(codec.channel_scale[1]), float(codec.channel_shift[1])
-            phase_images = [(comb * scale + shift).clamp(-1.0, 1.0) for comb in combs]
+        phase_images = [codec.normalize_if(comb) for comb in combs] if geometry.comb_phase else None
         return cls(**args, coordinates=coordinates, comb_images=combs if geometry.comb_if else None,
                    phase_images=phase_images)
 

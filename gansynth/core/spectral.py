@@ -273,6 +273,11 @@ class SpecgramCodec(nn.Module):
         """Raw image ``[..., C, T, F]`` to [-1, 1]: ``clip(a x + b, -1, 1)`` per channel kind."""
         return (image * self.channel_scale + self.channel_shift).clamp(-1.0, 1.0)
 
+    def normalize_if(self, raw_if: torch.Tensor) -> torch.Tensor:
+        """A raw IF image ``[..., 1, T, F]`` alone (no magnitude beside it) to [-1, 1], as
+        :meth:`normalize` maps every IF channel (all audio channels share the IF's scale)."""
+        return (raw_if * self.channel_scale[1] + self.channel_shift[1]).clamp(-1.0, 1.0)
+
     def denormalize(self, image: torch.Tensor) -> torch.Tensor:
         """Inverse of :meth:`normalize` inside [-1, 1]: ``(y - b) / a`` (no clipping)."""
         return (image - self.channel_shift) / self.channel_scale

@@ -184,8 +184,7 @@ class GANSynth(pl.LightningModule):
 
     def comb_if_normalized(self, pitches: torch.Tensor, blocks: int) -> torch.Tensor:
         """[B, 1, h, w] the comb's IF of each pitch at the stage's resolution, in G's output units."""
-        comb = getattr(self.generator, f"comb_if_{blocks - 1}")[pitches]
-        return comb * self.codec.channel_scale[1] + self.codec.channel_shift[1]
+        return self.codec.normalize_if(getattr(self.generator, f"comb_if_{blocks - 1}")[pitches])
 
     def training_step(self, batch, batch_idx):
         """One generator step, then one critic step, on the step's own random numbers (drawn in this
