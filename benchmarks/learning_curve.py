@@ -86,6 +86,8 @@ VARIANTS = {  # the README's results table, row by row
     "block_bilinear": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear",
                        "model.network.block_upsample=bilinear"],  # probe in ce348fb, removed
     "comb_phase": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear", "model.network.comb_phase=true"],
+    "comb_phase_time": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear", "model.network.comb_phase=true",
+                        "model.network.time_coordinates=true"],
 }
 CHECKPOINTS = (2.5, 5.0, 7.5, 10.0, 12.5, 15.0)
 

@@ -3,8 +3,10 @@ notes for the learning budget (slow: TRAINING_BUDGET of wall time on 2 cores), s
 `gansynth-evaluate` beside its controls.
 
 The real ceiling and the controls are asserted strictly: a control that passes the floors would mean the
-metrics are broken. The generated notes must reach issue 9's floors; while they do not (README, Results),
-the test reports the gap as an expected failure with the numbers, never with lowered floors."""
+metrics are broken. So is the generated notes' pitch: three seeds of the shipped recipe reach PA 1.00 from
+24,000 images on (README, Results), and the budget reaches 24,000 even on this machine's slow days. The
+timbre floors must be reached too; while they are not, the test reports the gap as an expected failure
+with the numbers, never with lowered floors."""
 from __future__ import annotations
 
 import sys
@@ -50,6 +52,8 @@ def test_tiny_experiment_makes_notes_of_every_instrument(tmp_path):
     assert report["mean_note"]["coverage"] < FLOORS["coverage"]  # a pitched drone with one timbre
     assert report["untrained"]["pa"] < 0.1 and report["noise"]["pa"] < 0.05
 
-    gaps = floor_gaps(report["generated"])
+    generated = report["generated"]
+    assert generated["pa"] >= FLOORS["pa"], f"the generated notes lost their pitch: PA {generated['pa']:.2f}"
+    gaps = floor_gaps(generated)
     if gaps:
         pytest.xfail("issue 9 floors not reached within the budget: " + "; ".join(gaps))

@@ -225,6 +225,23 @@ def test_generator_with_comb_if_reads_the_comb_of_the_asked_for_pitch():
         Generator(**TINY, comb_if=True)
 
 
+def test_time_coordinates_give_every_block_its_frames_place_in_the_clip():
+    """Each block's first conv gets one more input channel, which reads -1 at the first frame and 1 at the
+    last, the same for every frequency column and every note; without the option the block sees none."""
+    torch.manual_seed(0)
+    plain, timed = Generator(**TINY), Generator(**TINY, time_coordinates=True)
+    seen = {}
+    for i, block in enumerate(timed.blocks):
+        block[0].register_forward_hook(lambda module, args, out, i=i: seen.__setitem__(i, args[0]))
+        assert block[0].weight.shape[1] == plain.blocks[i][0].weight.shape[1] + 1
+    z, pitch = _latents(3)
+    timed(z, pitch, 5, 1.0)
+    for i, features in seen.items():
+        h, w = timed.resolution(i + 1)
+        expected = torch.linspace(-1.0, 1.0, h)[None, :, None].expand(3, h, w)
+        torch.testing.assert_close(features[:, -1], expected)
+
+
 @pytest.mark.parametrize("blocks, alpha", [(5, 1.0), (3, 0.5)])
 def test_comb_phase_generator_draws_the_magnitude_and_takes_the_combs_phase(blocks, alpha):
     """Every IF channel of G's output is the normalised comb IF of the asked-for pitch at the stage's

@@ -82,6 +82,7 @@ class _ProgressiveNetwork(nn.Module):
         attention_areas: Sequence[int] = (8192,),
         latent_input: str = "magenta",
         harmonic_coordinates: bool = False,
+        time_coordinates: bool = False,
         comb_if: bool = False,
         comb_phase: bool = False,
         skip_output: bool = False,
@@ -104,6 +105,7 @@ class _ProgressiveNetwork(nn.Module):
             raise NetworkError(f"{name}: latent_input must be one of {', '.join(LATENT_INPUTS)}, got {latent_input!r}")
         self.latent_input = latent_input
         self.harmonic_coordinates = harmonic_coordinates
+        self.time_coordinates = time_coordinates
         self.comb_if = comb_if
         self.comb_phase = comb_phase
         self.skip_output = skip_output
@@ -174,7 +176,9 @@ class Generator(_ProgressiveNetwork):
     `harmonic_coordinates`, every block's input also gets the pitch's harmonic-coordinate channels at
     that block's width (`coordinates`: one [P, K, w] tensor per block, from `gansynth.core.harmonics`);
     with `comb_if`, also the IF image of the pitch's harmonic comb at the block's resolution (`comb_images`:
-    one [P, 1, h, w] tensor per block). With `comb_phase`, G draws only the log-magnitude: every IF
+    one [P, 1, h, w] tensor per block); with `time_coordinates`, also one channel holding each frame's
+    place in the clip (-1 at the first frame, 1 at the last): a convolution knows where it is in time
+    only from the zero padding, and a note's onset and release sit at fixed frames. With `comb_phase`, G draws only the log-magnitude: every IF
     channel of its output is the comb's IF image of the asked-for pitch, in normalised units
     (`phase_images`, one [P, 1, h, w] tensor per block), the phase a pitched note's harmonics have by
     physics; the critic then sees the reals with the same IF (`with_comb_phase`).
@@ -204,6 +208,8 @@ class Generator(_ProgressiveNetwork):
                 self.register_buffer(f"{name}_{i}", image.float(), persistent=False)  # [P, 1, h_i, w_i]
         if comb_images is not None:
             extra = 1
+        if self.time_coordinates:
+            extra += 1
         if coordinates is not None:
             expected = [self.resolution(i)[1] for i in range(1, self.num_blocks + 1)]
             if [c.shape[-1] for c in coordinates] != expected:
@@ -285,6 +291,10 @@ class Generator(_ProgressiveNetwork):
             if self.comb_if:
                 comb = getattr(self, f"comb_if_{i}")[pitch].to(features.dtype)  # [B, 1, h, w]
                 features = torch.cat([features, comb], dim=1)
+            if self.time_coordinates:
+                batch, _, h, w = features.shape
+                frames = torch.linspace(-1.0, 1.0, h, device=features.device, dtype=features.dtype)
+                features = torch.cat([features, frames[None, None, :, None].expand(batch, 1, h, w)], dim=1)
             previous, x = x, block(features)  # x: [B, width(i), resolution(i)]
             if self.skip_output:
                 weight = alpha if i == stage_blocks - 1 else 1.0
