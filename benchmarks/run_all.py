@@ -79,6 +79,8 @@ def fmt(value) -> str:
 def machine(data: dict, device: str) -> str:
     """What ran it, from whatever the script recorded (some files only know the host architecture)."""
     name, host = data.get("device_name"), data.get("machine")
+    if name is None and "runs" in data:  # learning_curve.json: runs from several sessions and machines
+        name = "each run's own (the CPU column)"
     parts = [name or f"{device} model not recorded" + (f" (host {host})" if host else "")]
     if data.get("threads"):
         parts.append(f"{data['threads']} threads")
@@ -154,10 +156,11 @@ def learning_curve_table(data: dict):
     rows = []
     for name, run in data["runs"].items():
         last = run["records"][-1] if run["records"] else {}
-        rows.append(((name,), (run.get("threads"), last.get("images_seen"), last.get("minutes"),
-                               last.get("pitch_accuracy"), last.get("coverage"), last.get("entropy"),
-                               last.get("nearest_real_ratio"))))
-    return "each run's last LearningMonitor record", ["run"], \
+        cpu = run.get("cpu") or f"{data.get('cpu', 'not recorded')} (the first runs' CPU)"
+        rows.append(((name, cpu), (run.get("threads"), last.get("images_seen"), last.get("minutes"),
+                                   last.get("pitch_accuracy"), last.get("coverage"), last.get("entropy"),
+                                   last.get("nearest_real_ratio"))))
+    return "each run's last LearningMonitor record, on the CPU it ran on", ["run", "CPU"], \
         ["threads", "images", "minutes", "PA", "coverage", "mix entropy", "nearest-real"], rows
 
 
