@@ -178,10 +178,11 @@ class Generator(_ProgressiveNetwork):
     with `comb_if`, also the IF image of the pitch's harmonic comb at the block's resolution (`comb_images`:
     one [P, 1, h, w] tensor per block); with `time_coordinates`, also one channel holding each frame's
     place in the clip (-1 at the first frame, 1 at the last): a convolution knows where it is in time
-    only from the zero padding, and a note's onset and release sit at fixed frames. With `comb_phase`, G draws only the log-magnitude: every IF
-    channel of its output is the comb's IF image of the asked-for pitch, in normalised units
-    (`phase_images`, one [P, 1, h, w] tensor per block), the phase a pitched note's harmonics have by
-    physics; the critic then sees the reals with the same IF (`with_comb_phase`).
+    only from the zero padding, and a note's onset and release sit at fixed frames. With `comb_phase`,
+    G draws only the log-magnitude: every IF channel of its output is the comb's IF image of the
+    asked-for pitch, in normalised units (`phase_images`, one [P, 1, h, w] tensor per block), the phase
+    a pitched note's harmonics have by physics; the critic then sees the reals with the same IF
+    (`with_comb_phase`).
     Attention follows the last conv of a block whose area is in `attention_areas`; G's attention always
     takes the fused path, since nothing differentiates G twice.
     """
