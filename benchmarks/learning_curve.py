@@ -88,6 +88,13 @@ VARIANTS = {  # the README's results table, row by row
     "comb_phase": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear", "model.network.comb_phase=true"],
     "comb_phase_time": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear", "model.network.comb_phase=true",
                         "model.network.time_coordinates=true"],
+    "comb_phase_time_augment": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear", "model.network.comb_phase=true",
+                               "model.network.time_coordinates=true", "model.augment=[gain,cutout]"],
+    "comb_phase_time_mode_seeking": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear",
+                                     "model.network.comb_phase=true", "model.network.time_coordinates=true",
+                                     "model.loss.mode_seeking=1"],
+    "comb_phase_time_gd": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear", "model.network.comb_phase=true",
+                           "model.network.time_coordinates=true", "model.network.critic_time_coordinates=true"],
 }
 CHECKPOINTS = (2.5, 5.0, 7.5, 10.0, 12.5, 15.0)
 

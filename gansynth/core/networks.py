@@ -65,6 +65,15 @@ def upsample(x: torch.Tensor, mode: str) -> torch.Tensor:
     return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
 
 
+def with_frame_positions(x: torch.Tensor) -> torch.Tensor:
+    """[B, C, h, w] -> [B, C + 1, h, w]: one more channel holding each frame's place in the clip (-1 at the
+    first frame, 1 at the last). A convolution knows where it is in time only from the zero padding, and a
+    note's onset and release sit at fixed frames."""
+    batch, _, h, w = x.shape
+    frames = torch.linspace(-1.0, 1.0, h, device=x.device, dtype=x.dtype)
+    return torch.cat([x, frames[None, None, :, None].expand(batch, 1, h, w)], dim=1)
+
+
 class _ProgressiveNetwork(nn.Module):
     """Geometry shared by G and D: per-block resolution and width, attention placement, argument checks.
     Its constructor arguments are G's and D's (one network config builds both)."""
@@ -83,6 +92,7 @@ class _ProgressiveNetwork(nn.Module):
         latent_input: str = "magenta",
         harmonic_coordinates: bool = False,
         time_coordinates: bool = False,
+        critic_time_coordinates: bool = False,
         comb_if: bool = False,
         comb_phase: bool = False,
         skip_output: bool = False,
@@ -106,6 +116,7 @@ class _ProgressiveNetwork(nn.Module):
         self.latent_input = latent_input
         self.harmonic_coordinates = harmonic_coordinates
         self.time_coordinates = time_coordinates
+        self.critic_time_coordinates = critic_time_coordinates
         self.comb_if = comb_if
         self.comb_phase = comb_phase
         self.skip_output = skip_output
@@ -176,9 +187,8 @@ class Generator(_ProgressiveNetwork):
     `harmonic_coordinates`, every block's input also gets the pitch's harmonic-coordinate channels at
     that block's width (`coordinates`: one [P, K, w] tensor per block, from `gansynth.core.harmonics`);
     with `comb_if`, also the IF image of the pitch's harmonic comb at the block's resolution (`comb_images`:
-    one [P, 1, h, w] tensor per block); with `time_coordinates`, also one channel holding each frame's
-    place in the clip (-1 at the first frame, 1 at the last): a convolution knows where it is in time
-    only from the zero padding, and a note's onset and release sit at fixed frames. With `comb_phase`,
+    one [P, 1, h, w] tensor per block); with `time_coordinates`, also the frame-position channel of
+    `with_frame_positions`. With `comb_phase`,
     G draws only the log-magnitude: every IF channel of its output is the comb's IF image of the
     asked-for pitch, in normalised units (`phase_images`, one [P, 1, h, w] tensor per block), the phase
     a pitched note's harmonics have by physics; the critic then sees the reals with the same IF
@@ -293,9 +303,7 @@ class Generator(_ProgressiveNetwork):
                 comb = getattr(self, f"comb_if_{i}")[pitch].to(features.dtype)  # [B, 1, h, w]
                 features = torch.cat([features, comb], dim=1)
             if self.time_coordinates:
-                batch, _, h, w = features.shape
-                frames = torch.linspace(-1.0, 1.0, h, device=features.device, dtype=features.dtype)
-                features = torch.cat([features, frames[None, None, :, None].expand(batch, 1, h, w)], dim=1)
+                features = with_frame_positions(features)
             previous, x = x, block(features)  # x: [B, width(i), resolution(i)]
             if self.skip_output:
                 weight = alpha if i == stage_blocks - 1 else 1.0
@@ -367,15 +375,17 @@ class Discriminator(_ProgressiveNetwork):
     builds both; `latent_dim` and `latent_input` only shape G. With `skip_input` every block's output is
     added to the from_rgb of the image pooled to its resolution (StyleGAN2's input-skip D), and each
     block's last conv starts at zero: a fade-in begins with exactly the previous stage's critic, which
-    keeps judging the coarse picture while the new block learns the detail.
+    keeps judging the coarse picture while the new block learns the detail. With
+    `critic_time_coordinates` every from_rgb also reads the frame-position channel of `with_frame_positions`.
     """
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         num_blocks = self.num_blocks
         widths = self.widths
+        in_channels = self.image_channels + int(self.critic_time_coordinates)
         self.from_rgb = nn.ModuleList(
-            _discriminator_conv(self.image_channels, widths[i], 1, padding=0) for i in range(1, num_blocks + 1)
+            _discriminator_conv(in_channels, widths[i], 1, padding=0) for i in range(1, num_blocks + 1)
         )
         # self.blocks[i - 2] is block i, for i = 2..num_blocks
         self.blocks = nn.ModuleList(
@@ -406,18 +416,25 @@ class Discriminator(_ProgressiveNetwork):
                 f"Discriminator: input must be [B, {', '.join(map(str, expected))}] "
                 f"at {stage_blocks} blocks, got {list(x.shape)}"
             )
-        features = self.from_rgb[stage_blocks - 1](x)  # [B, width(k), h, w]
+        features = self._from_rgb(stage_blocks, x)  # [B, width(k), h, w]
         if self.skip_input:
             for i in range(stage_blocks, 1, -1):  # block i: resolution(i) -> resolution(i - 1)
                 x = F.avg_pool2d(x, 2)
                 weight = alpha if i == stage_blocks else 1.0
-                features = weight * self.blocks[i - 2](features, double_backward) + self.from_rgb[i - 2](x)
+                features = weight * self.blocks[i - 2](features, double_backward) + self._from_rgb(i - 1, x)
         elif stage_blocks > 1:
             features = self.blocks[stage_blocks - 2](features, double_backward)  # [B, width(k-1), h/2, w/2]
             if alpha < 1.0:
-                skipped = self.from_rgb[stage_blocks - 2](F.avg_pool2d(x, 2))  # [B, width(k-1), h/2, w/2]
+                skipped = self._from_rgb(stage_blocks - 1, F.avg_pool2d(x, 2))  # [B, width(k-1), h/2, w/2]
                 features = alpha * features + (1.0 - alpha) * skipped
             for block in reversed(self.blocks[: stage_blocks - 2]):
                 features = block(features, double_backward)
         features = self.stem(features, double_backward)  # [B, width(0)]
         return self.critic(features).squeeze(1), self.pitch_head(features)
+
+    def _from_rgb(self, blocks: int, image: torch.Tensor) -> torch.Tensor:
+        """The stage-`blocks` image [B, C, h, w] to block `blocks`' features, with the frame-position
+        channel first when `critic_time_coordinates` asks for it."""
+        if self.critic_time_coordinates:
+            image = with_frame_positions(image)
+        return self.from_rgb[blocks - 1](image)
