@@ -94,7 +94,8 @@ VARIANTS = {  # the README's results table, row by row
                                      "model.network.comb_phase=true", "model.network.time_coordinates=true",
                                      "model.loss.mode_seeking=1"],
     "comb_phase_time_gd": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear", "model.network.comb_phase=true",
-                           "model.network.time_coordinates=true", "model.network.critic_time_coordinates=true"],
+                           "model.network.time_coordinates=true",
+                           "model.network.critic_time_coordinates=true"],  # probe in 6db7d01, since removed
 }
 CHECKPOINTS = (2.5, 5.0, 7.5, 10.0, 12.5, 15.0)
 

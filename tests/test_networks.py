@@ -242,25 +242,6 @@ def test_time_coordinates_give_every_block_its_frames_place_in_the_clip():
         torch.testing.assert_close(features[:, -1], expected)
 
 
-@pytest.mark.parametrize("skip_input", [False, True])
-def test_critic_time_coordinates_give_every_from_rgb_its_frames_place_in_the_clip(skip_input):
-    """Every from_rgb D uses at a fading stage reads one more channel, -1 at the first frame and 1 at the
-    last of the image it is given (the input-skip D pools the image for each block)."""
-    torch.manual_seed(0)
-    plain = Discriminator(**TINY, skip_input=skip_input)
-    timed = Discriminator(**TINY, skip_input=skip_input, critic_time_coordinates=True)
-    seen = {}
-    for i, from_rgb in enumerate(timed.from_rgb):
-        from_rgb.register_forward_hook(lambda module, args, out, i=i: seen.__setitem__(i, args[0]))
-        assert from_rgb[0].weight.shape[1] == plain.from_rgb[i][0].weight.shape[1] + 1
-    timed(torch.randn(2, 4, 16, 128), 4, 0.5)
-    assert sorted(seen) == ([0, 1, 2, 3] if skip_input else [2, 3])
-    for i, image in seen.items():
-        h, w = timed.resolution(i + 1)
-        assert image.shape == (2, 5, h, w)
-        torch.testing.assert_close(image[:, -1], torch.linspace(-1.0, 1.0, h)[None, :, None].expand(2, h, w))
-
-
 @pytest.mark.parametrize("blocks, alpha", [(5, 1.0), (3, 0.5)])
 def test_comb_phase_generator_draws_the_magnitude_and_takes_the_combs_phase(blocks, alpha):
     """Every IF channel of G's output is the normalised comb IF of the asked-for pitch at the stage's

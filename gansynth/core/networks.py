@@ -92,7 +92,6 @@ class _ProgressiveNetwork(nn.Module):
         latent_input: str = "magenta",
         harmonic_coordinates: bool = False,
         time_coordinates: bool = False,
-        critic_time_coordinates: bool = False,
         comb_if: bool = False,
         comb_phase: bool = False,
         skip_output: bool = False,
@@ -116,7 +115,6 @@ class _ProgressiveNetwork(nn.Module):
         self.latent_input = latent_input
         self.harmonic_coordinates = harmonic_coordinates
         self.time_coordinates = time_coordinates
-        self.critic_time_coordinates = critic_time_coordinates
         self.comb_if = comb_if
         self.comb_phase = comb_phase
         self.skip_output = skip_output
@@ -188,11 +186,10 @@ class Generator(_ProgressiveNetwork):
     that block's width (`coordinates`: one [P, K, w] tensor per block, from `gansynth.core.harmonics`);
     with `comb_if`, also the IF image of the pitch's harmonic comb at the block's resolution (`comb_images`:
     one [P, 1, h, w] tensor per block); with `time_coordinates`, also the frame-position channel of
-    `with_frame_positions`. With `comb_phase`,
-    G draws only the log-magnitude: every IF channel of its output is the comb's IF image of the
-    asked-for pitch, in normalised units (`phase_images`, one [P, 1, h, w] tensor per block), the phase
-    a pitched note's harmonics have by physics; the critic then sees the reals with the same IF
-    (`with_comb_phase`).
+    `with_frame_positions`. With `comb_phase`, G draws only the log-magnitude: every IF channel of its
+    output is the comb's IF image of the asked-for pitch, in normalised units (`phase_images`, one
+    [P, 1, h, w] tensor per block), the phase a pitched note's harmonics have by physics; the critic then
+    sees the reals with the same IF (`with_comb_phase`).
     Attention follows the last conv of a block whose area is in `attention_areas`; G's attention always
     takes the fused path, since nothing differentiates G twice.
     """
@@ -375,17 +372,15 @@ class Discriminator(_ProgressiveNetwork):
     builds both; `latent_dim` and `latent_input` only shape G. With `skip_input` every block's output is
     added to the from_rgb of the image pooled to its resolution (StyleGAN2's input-skip D), and each
     block's last conv starts at zero: a fade-in begins with exactly the previous stage's critic, which
-    keeps judging the coarse picture while the new block learns the detail. With
-    `critic_time_coordinates` every from_rgb also reads the frame-position channel of `with_frame_positions`.
+    keeps judging the coarse picture while the new block learns the detail.
     """
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         num_blocks = self.num_blocks
         widths = self.widths
-        in_channels = self.image_channels + int(self.critic_time_coordinates)
         self.from_rgb = nn.ModuleList(
-            _discriminator_conv(in_channels, widths[i], 1, padding=0) for i in range(1, num_blocks + 1)
+            _discriminator_conv(self.image_channels, widths[i], 1, padding=0) for i in range(1, num_blocks + 1)
         )
         # self.blocks[i - 2] is block i, for i = 2..num_blocks
         self.blocks = nn.ModuleList(
@@ -416,25 +411,18 @@ class Discriminator(_ProgressiveNetwork):
                 f"Discriminator: input must be [B, {', '.join(map(str, expected))}] "
                 f"at {stage_blocks} blocks, got {list(x.shape)}"
             )
-        features = self._from_rgb(stage_blocks, x)  # [B, width(k), h, w]
+        features = self.from_rgb[stage_blocks - 1](x)  # [B, width(k), h, w]
         if self.skip_input:
             for i in range(stage_blocks, 1, -1):  # block i: resolution(i) -> resolution(i - 1)
                 x = F.avg_pool2d(x, 2)
                 weight = alpha if i == stage_blocks else 1.0
-                features = weight * self.blocks[i - 2](features, double_backward) + self._from_rgb(i - 1, x)
+                features = weight * self.blocks[i - 2](features, double_backward) + self.from_rgb[i - 2](x)
         elif stage_blocks > 1:
             features = self.blocks[stage_blocks - 2](features, double_backward)  # [B, width(k-1), h/2, w/2]
             if alpha < 1.0:
-                skipped = self._from_rgb(stage_blocks - 1, F.avg_pool2d(x, 2))  # [B, width(k-1), h/2, w/2]
+                skipped = self.from_rgb[stage_blocks - 2](F.avg_pool2d(x, 2))  # [B, width(k-1), h/2, w/2]
                 features = alpha * features + (1.0 - alpha) * skipped
             for block in reversed(self.blocks[: stage_blocks - 2]):
                 features = block(features, double_backward)
         features = self.stem(features, double_backward)  # [B, width(0)]
         return self.critic(features).squeeze(1), self.pitch_head(features)
-
-    def _from_rgb(self, blocks: int, image: torch.Tensor) -> torch.Tensor:
-        """The stage-`blocks` image [B, C, h, w] to block `blocks`' features, with the frame-position
-        channel first when `critic_time_coordinates` asks for it."""
-        if self.critic_time_coordinates:
-            image = with_frame_positions(image)
-        return self.from_rgb[blocks - 1](image)
