@@ -258,6 +258,21 @@ def test_evaluate_separates_a_collapsed_synth_from_a_faithful_one(real_batches):
     assert collapsed["ndb"] > faithful["ndb"]
 
 
+def test_evaluate_reports_what_a_generator_that_is_the_data_would_score(real_batches):
+    """With instrument names, the report carries the perfect sampler's coverage and mix entropy at its own
+    notes_per_pitch, and the table prints them; a draw of 8 notes never beats the whole data's mix."""
+    from gansynth.commands.evaluate import format_report
+
+    names = ["odd", "even"] * 50  # two "instruments" the classifier can only guess at: a mix of both
+    report = evaluate(ToneSynth(EVAL_PITCHES), real_batches, names, notes_per_pitch=8, ndb_bins=10,
+                      classifier_steps=60, seed=0)
+    sampler = report["perfect_sampler"]
+    assert 0.5 <= sampler["coverage"]["p5"] <= sampler["coverage"]["mean"] <= 1.0
+    assert 0.0 < sampler["entropy"]["mean"] <= report["real"]["entropy"] + 1e-9
+    assert f"coverage {sampler['coverage']['mean']:.3f}, mix entropy {sampler['entropy']['mean']:.3f}" in \
+        format_report(report)
+
+
 def test_evaluate_rejects_real_pitches_outside_the_model(real_batches):
     audio, midi = real_batches[0]
     with pytest.raises(EvaluationError, match=r"pitches \[70\] are outside"):
@@ -297,7 +312,7 @@ def test_cli_writes_a_report_with_real_ceiling_above_an_untrained_model(tmp_path
     (["ckpt_path=a.ckpt", "data.path=x", "notes_per_pitchh=3"],
      "notes_per_pitchh: no such setting (did you mean notes_per_pitch?)"),
     (["ckpt_path=a.ckpt", "data.path=x", "notes_per_pitch=all"],
-     "notes_per_pitch: expected an integer like the default 8, got 'all'"),
+     "notes_per_pitch: expected an integer like the default 32, got 'all'"),
     (["ckpt_path=missing.ckpt", "data.path=x"], "missing.ckpt: checkpoint file not found"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, monkeypatch, capsys, console):

@@ -47,6 +47,8 @@ def test_tiny_experiment_makes_notes_of_every_instrument(tmp_path):
                                                       f"data.path={tmp_path / 'notes'}"]))
 
     assert report["real"]["pa"] >= 0.95 and not floor_gaps(report["real"])  # the codec's ceiling passes
+    sampler = report["perfect_sampler"]  # real notes drawn per pitch as G's are: the floors are reachable
+    assert all(sampler[key]["p5"] >= FLOORS[key] for key in ("coverage", "entropy")), sampler
     for control in ("untrained", "mean_note", "noise"):
         assert floor_gaps(report[control]), f"the {control} control passes the floors: the metrics are broken"
     assert report["mean_note"]["coverage"] < FLOORS["coverage"]  # a pitched drone with one timbre

@@ -49,6 +49,10 @@ def format_report(report: dict) -> str:
     if "instruments" in report:
         lines.append(f"instruments: {', '.join(report['instruments'])} (classifier leave-one-pitch-out "
                      f"accuracy on real notes {report['instrument_classifier_leave_one_pitch_out']:.3f})")
+        sampler = report["perfect_sampler"]
+        lines.append(f"a generator that is the data ({report['notes_per_pitch']} real notes drawn per pitch) scores "
+                     f"coverage {sampler['coverage']['mean']:.3f}, mix entropy {sampler['entropy']['mean']:.3f} "
+                     f"(5th percentile {sampler['coverage']['p5']:.3f}, {sampler['entropy']['p5']:.3f})")
     return "\n".join(lines)
 
 

@@ -23,7 +23,8 @@ from gansynth.evaluation.classifier import (
 )
 from gansynth.core.errors import GANSynthError
 from gansynth.core.pitch import estimate_f0, hz_to_midi
-from gansynth.evaluation.timbre import TimbreError, TimbreReference, instrument_of, timbre_features, timbre_scores
+from gansynth.evaluation.timbre import (TimbreError, TimbreReference, instrument_of, perfect_sampler_scores,
+                                        timbre_features, timbre_scores)
 
 CENTS_TOLERANCE = 50.0
 NDB_ALPHA = 0.05
@@ -315,7 +316,8 @@ def evaluate(
     on how many notes are compared (FD is biased upward for small sets), so every column compares
     the same number of notes: a seeded sample of min(held-out, generated) from each side.
     PA, PE and the timbre metrics use every note; the real column's nearest-real ratio leaves each
-    note's own copy out.
+    note's own copy out. ``perfect_sampler`` holds the coverage and mix entropy that ``notes_per_pitch``
+    real notes drawn at random per pitch score: the ceiling of those two at this many notes.
     """
     real = _NoteSet.from_batches(real_batches, synth.sample_rate, "real notes")
     train_index, held_index = _split(len(real), held_out_fraction, seed)
@@ -366,6 +368,7 @@ def evaluate(
     if timbre is not None:
         report["instruments"] = timbre.names
         report["instrument_classifier_leave_one_pitch_out"] = timbre.leave_one_pitch_out_accuracy()
+        report["perfect_sampler"] = perfect_sampler_scores(timbre, notes_per_pitch, seed=seed)
     return report
 
 
