@@ -93,6 +93,9 @@ VARIANTS = {  # the README's results table, row by row
     "comb_phase_time_mode_seeking": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear",
                                      "model.network.comb_phase=true", "model.network.time_coordinates=true",
                                      "model.loss.mode_seeking=1"],
+    "comb_phase_time_no_one_hot": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear",
+                                   "model.network.comb_phase=true", "model.network.time_coordinates=true",
+                                   "model.network.pitch_one_hot=false"],
     "comb_phase_time_gd": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear", "model.network.comb_phase=true",
                            "model.network.time_coordinates=true",
                            "model.network.critic_time_coordinates=true"],  # probe in 6db7d01, since removed

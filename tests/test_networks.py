@@ -175,6 +175,18 @@ def test_generator_with_harmonic_coordinates_builds_from_the_codec():
         Generator(**TINY, harmonic_coordinates=True)
 
 
+def test_generator_without_the_one_hot_takes_the_pitch_from_the_harmonic_coordinates_alone():
+    codec, vocab = _tiny_codec_and_vocab()
+    network = dict(num_blocks=5, fmap_base=1024, fmap_max=128, latent_dim=256, harmonic_coordinates=True)
+    generator = Generator.for_codec(codec, vocab, **network, pitch_one_hot=False)
+    assert generator.input_layer[0].weight.shape[1] == 256  # z only
+    z, _ = _latents(1)
+    low, high = (generator(z, torch.tensor([p]), 5, 1.0) for p in (10, 30))
+    assert (low - high).abs().max() > 1e-3  # the coordinates still tell G the pitch
+    with pytest.raises(NetworkError, match="pitch_one_hot=false needs harmonic_coordinates"):
+        Generator(**TINY, pitch_one_hot=False)
+
+
 def _harmonic_note(codec, midi: int) -> torch.Tensor:
     """[1, ch, n] a decaying note with a 1/k harmonic roll-off and its own phases: not the flat comb."""
     t = torch.arange(codec.n_samples, dtype=torch.float64) / codec.sample_rate

@@ -92,6 +92,7 @@ class _ProgressiveNetwork(nn.Module):
         latent_input: str = "magenta",
         harmonic_coordinates: bool = False,
         time_coordinates: bool = False,
+        pitch_one_hot: bool = True,
         comb_if: bool = False,
         comb_phase: bool = False,
         skip_output: bool = False,
@@ -115,6 +116,9 @@ class _ProgressiveNetwork(nn.Module):
         self.latent_input = latent_input
         self.harmonic_coordinates = harmonic_coordinates
         self.time_coordinates = time_coordinates
+        self.pitch_one_hot = pitch_one_hot
+        if not pitch_one_hot and not harmonic_coordinates:
+            raise NetworkError(f"{name}: pitch_one_hot=false needs harmonic_coordinates, G's only other way to the pitch")
         self.comb_if = comb_if
         self.comb_phase = comb_phase
         self.skip_output = skip_output
@@ -229,7 +233,7 @@ class Generator(_ProgressiveNetwork):
         self.input_norm = PixelNorm()
         widths = self.widths
         self.input_layer = nn.Sequential(
-            LatentToGrid(self.latent_dim + self.num_pitches, widths[1], self.start_shape,
+            LatentToGrid(self.latent_dim + self.num_pitches * self.pitch_one_hot, widths[1], self.start_shape,
                          conv_gain=self.latent_input == "magenta"),
             nn.LeakyReLU(LEAKY_SLOPE),
             PixelNorm(),
@@ -284,7 +288,9 @@ class Generator(_ProgressiveNetwork):
                 f"Generator: pitch must be integer [{z.shape[0]}], got {pitch.dtype} {list(pitch.shape)}"
             )
         one_hot = F.one_hot(pitch, self.num_pitches).to(z.dtype)  # [B, P]
-        if self.latent_input == "magenta":
+        if not self.pitch_one_hot:
+            x = self.input_norm(z)  # [B, latent]: the pitch comes in through the harmonic coordinates alone
+        elif self.latent_input == "magenta":
             x = self.input_norm(torch.cat([z, one_hot], dim=1))  # [B, latent + P]
         else:
             x = torch.cat([self.input_norm(z), one_hot], dim=1)  # [B, latent + P]
