@@ -3,8 +3,10 @@ notes for the learning budget (slow: TRAINING_BUDGET of wall time on 2 cores), s
 `gansynth-evaluate` beside its controls.
 
 The real ceiling and the controls are asserted strictly: a control that passes the floors would mean the
-metrics are broken. So is the generated notes' pitch: three seeds of the shipped recipe reach PA 1.00 from
-24,000 images on (README, Results), and the budget reaches 24,000 even on this machine's slow days. The
+metrics are broken. So is the generated notes' pitch: both seeds of the shipped recipe (and three of the
+comb-phase recipe before it) reach PA 1.00 from 24,000 images on (README, Results), and the budget reaches
+24,000 even on this machine's slow days. So is the perfect sampler: real notes drawn per pitch as G's are
+must clear the timbre floors, or the floors could not be met at this many notes. The
 timbre floors must be reached too; while they are not, the test reports the gap as an expected failure
 with the numbers, never with lowered floors."""
 from __future__ import annotations
