@@ -24,7 +24,8 @@ def test_demo_renders_trains_renders_and_evaluates(tmp_path):
     assert records and all("g_loss" in r and "d_loss" in r for r in records)  # the report's loss curves
     saved = json.loads((tmp_path / "evaluation.json").read_text())
     assert saved["real"]["pa"] >= 0.95 and report["real"]["pa"] == saved["real"]["pa"]
-    assert 0.0 <= saved["generated"]["pa"] <= 1.0 and saved["generated"]["notes"] == 200  # 8 latents x 25 pitches
+    per_pitch = compose_config("evaluate", []).notes_per_pitch  # the evaluator's default latents per pitch
+    assert 0.0 <= saved["generated"]["pa"] <= 1.0 and saved["generated"]["notes"] == per_pitch * 25  # 25 pitches
     assert saved["mean_note"]["pa"] >= 0.95 and saved["mean_note"]["coverage"] <= 0.34  # the drone control
     assert saved["noise"]["pa"] <= 0.05
     assert (tmp_path / "report" / "index.html").is_file() and (tmp_path / "report" / "img" / "curves.png").is_file()
