@@ -96,6 +96,12 @@ VARIANTS = {  # the README's results table, row by row
     "comb_phase_time_no_one_hot": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear",
                                    "model.network.comb_phase=true", "model.network.time_coordinates=true",
                                    "model.network.pitch_one_hot=false"],
+    "no_one_hot_block_concat": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear",
+                                "model.network.comb_phase=true", "model.network.time_coordinates=true",
+                                "model.network.pitch_one_hot=false", "model.network.block_latent=concat"],
+    "no_one_hot_block_modulate": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear",
+                                  "model.network.comb_phase=true", "model.network.time_coordinates=true",
+                                  "model.network.pitch_one_hot=false", "model.network.block_latent=modulate"],
     "comb_phase_time_gd": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear", "model.network.comb_phase=true",
                            "model.network.time_coordinates=true",
                            "model.network.critic_time_coordinates=true"],  # probe in 6db7d01, since removed

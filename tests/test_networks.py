@@ -12,7 +12,7 @@ from gansynth.core.layers import (
     PixelNorm,
     SelfAttention2d,
 )
-from gansynth.core.networks import Discriminator, Generator, NetworkError
+from gansynth.core.networks import BLOCK_LATENT_CHANNELS, Discriminator, Generator, NetworkError
 
 torch.set_num_threads(2)
 
@@ -185,6 +185,32 @@ def test_generator_without_the_one_hot_takes_the_pitch_from_the_harmonic_coordin
     assert (low - high).abs().max() > 1e-3  # the coordinates still tell G the pitch
     with pytest.raises(NetworkError, match="pitch_one_hot=false needs harmonic_coordinates"):
         Generator(**TINY, pitch_one_hot=False)
+
+
+def test_modulated_generator_starts_as_the_plain_one_and_its_latent_reaches_every_block():
+    """block_latent=modulate: every block's output gets a per-channel gain 1 + A(z), A zero at init, so a new
+    G draws what the plain G with the same weights draws; once A moves, z changes the top block directly."""
+    torch.manual_seed(0)
+    modulated = Generator(**TINY, block_latent="modulate")
+    plain = Generator(**TINY)
+    plain.load_state_dict({k: v for k, v in modulated.state_dict().items() if not k.startswith("latent_maps")})
+    z, pitch = _latents(2)
+    assert torch.equal(modulated(z, pitch, 5, 1.0), plain(z, pitch, 5, 1.0))
+    with torch.no_grad():
+        modulated.latent_maps[4].weight.normal_()  # the top block's gain only
+    assert (modulated(z, pitch, 5, 1.0) - plain(z, pitch, 5, 1.0)).abs().max() > 1e-3
+    assert torch.equal(modulated(z, pitch, 4, 1.0), plain(z, pitch, 4, 1.0))  # the coarser stages untouched
+
+
+def test_concatenated_latent_adds_its_channels_to_every_block():
+    generator = Generator(**TINY, block_latent="concat")
+    plain = Generator(**TINY)
+    for with_latent, without in zip(generator.blocks, plain.blocks):
+        assert with_latent[0].weight.shape[1] == without[0].weight.shape[1] + BLOCK_LATENT_CHANNELS
+    z, pitch = _latents(2)
+    assert generator(z, pitch, 5, 1.0).shape == (2, 4, 32, 256)
+    with pytest.raises(NetworkError, match="block_latent must be one of none, concat, modulate"):
+        Generator(**TINY, block_latent="style")
 
 
 def _harmonic_note(codec, midi: int) -> torch.Tensor:

@@ -49,6 +49,8 @@ LATENT_INPUTS = ("magenta", "dense")
 # pixel (blocks of 2^k x 2^k in the final image that the top block has to cancel); bilinear is
 # StyleGAN2's [1, 3, 3, 1] filter, which leaves no edges.
 SKIP_UPSAMPLING = ("nearest", "bilinear")
+BLOCK_LATENTS = ("none", "concat", "modulate")
+BLOCK_LATENT_CHANNELS = 16  # channels z is projected to for every G block with block_latent=concat
 
 
 def pool_to(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -99,6 +101,7 @@ class _ProgressiveNetwork(nn.Module):
         zero_init_rgb: bool = False,
         skip_input: bool = False,
         skip_upsample: str = "nearest",
+        block_latent: str = "none",
     ) -> None:
         super().__init__()
         self.latent_dim, self.num_pitches = latent_dim, num_pitches
@@ -131,6 +134,9 @@ class _ProgressiveNetwork(nn.Module):
         if skip_upsample != "nearest" and not skip_output:
             raise NetworkError(f"{name}: skip_upsample={skip_upsample} needs skip_output (a blending G has no skip path)")
         self.skip_upsample = skip_upsample
+        if block_latent not in BLOCK_LATENTS:
+            raise NetworkError(f"{name}: block_latent must be one of {', '.join(BLOCK_LATENTS)}, got {block_latent!r}")
+        self.block_latent = block_latent
         self.image_channels, time, freq = (int(n) for n in image_shape)
         self.start_shape = (int(start_shape[0]), int(start_shape[1]))
         self.num_blocks = num_blocks
@@ -222,6 +228,8 @@ class Generator(_ProgressiveNetwork):
             extra = 1
         if self.time_coordinates:
             extra += 1
+        if self.block_latent == "concat":
+            extra += BLOCK_LATENT_CHANNELS
         if coordinates is not None:
             expected = [self.resolution(i)[1] for i in range(1, self.num_blocks + 1)]
             if [c.shape[-1] for c in coordinates] != expected:
@@ -247,6 +255,18 @@ class Generator(_ProgressiveNetwork):
                 layers.append(SelfAttention2d(widths[i]))
             blocks.append(nn.Sequential(*layers))
         self.blocks = nn.ModuleList(blocks)
+        # block_latent: z reaches every block directly, not only through the 2x16 input grid: as channels
+        # (concat; a z-dependent bias of the block's first conv) or as a per-channel gain on the block's
+        # output (modulate, StyleGAN's style; it starts at 1, so a new G is the plain one).
+        self.latent_maps = None
+        if self.block_latent != "none":
+            self.latent_maps = nn.ModuleList(
+                EqualizedLinear(self.latent_dim, BLOCK_LATENT_CHANNELS if self.block_latent == "concat" else widths[i],
+                                slope=1.0)
+                for i in range(1, self.num_blocks + 1))
+            if self.block_latent == "modulate":
+                for linear in self.latent_maps:
+                    nn.init.zeros_(linear.weight)
         # With skip_output the blocks' linear outputs are summed (each upsampled) and tanh comes last, so a
         # new block adds detail to what the coarser ones already draw instead of replacing it (StyleGAN2's
         # skip generator); otherwise each stage's own to_rgb ends in tanh and a fade-in blends two images.
@@ -288,12 +308,13 @@ class Generator(_ProgressiveNetwork):
                 f"Generator: pitch must be integer [{z.shape[0]}], got {pitch.dtype} {list(pitch.shape)}"
             )
         one_hot = F.one_hot(pitch, self.num_pitches).to(z.dtype)  # [B, P]
+        latent = self.input_norm(z)  # [B, latent]
         if not self.pitch_one_hot:
-            x = self.input_norm(z)  # [B, latent]: the pitch comes in through the harmonic coordinates alone
+            x = latent  # the pitch comes in through the harmonic coordinates alone
         elif self.latent_input == "magenta":
             x = self.input_norm(torch.cat([z, one_hot], dim=1))  # [B, latent + P]
         else:
-            x = torch.cat([self.input_norm(z), one_hot], dim=1)  # [B, latent + P]
+            x = torch.cat([latent, one_hot], dim=1)  # [B, latent + P]
         x = self.input_layer(x)  # [B, width(1), start_h, start_w]
         previous, skip = x, None
         for i, block in enumerate(self.blocks[:stage_blocks]):
@@ -307,7 +328,12 @@ class Generator(_ProgressiveNetwork):
                 features = torch.cat([features, comb], dim=1)
             if self.time_coordinates:
                 features = with_frame_positions(features)
+            if self.block_latent == "concat":
+                style = self.latent_maps[i](latent).to(features.dtype)  # [B, BLOCK_LATENT_CHANNELS]
+                features = torch.cat([features, style[:, :, None, None].expand(-1, -1, *features.shape[2:])], dim=1)
             previous, x = x, block(features)  # x: [B, width(i), resolution(i)]
+            if self.block_latent == "modulate":
+                x = x * (1.0 + self.latent_maps[i](latent).to(x.dtype))[:, :, None, None]
             if self.skip_output:
                 weight = alpha if i == stage_blocks - 1 else 1.0
                 rgb = weight * self.to_rgb[i](x)  # [B, C, resolution(i)]
