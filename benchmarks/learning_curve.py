@@ -98,10 +98,11 @@ VARIANTS = {  # the README's results table, row by row
                                    "model.network.pitch_one_hot=false"],
     "no_one_hot_block_concat": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear",
                                 "model.network.comb_phase=true", "model.network.time_coordinates=true",
-                                "model.network.pitch_one_hot=false", "model.network.block_latent=concat"],
+                                "model.network.pitch_one_hot=false", "model.network.block_latent_channels=16"],
     "no_one_hot_block_modulate": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear",
                                   "model.network.comb_phase=true", "model.network.time_coordinates=true",
-                                  "model.network.pitch_one_hot=false", "model.network.block_latent=modulate"],
+                                  "model.network.pitch_one_hot=false",
+                                  "model.network.block_latent=modulate"],  # probe in 440ef36, since removed
     "comb_phase_time_gd": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear", "model.network.comb_phase=true",
                            "model.network.time_coordinates=true",
                            "model.network.critic_time_coordinates=true"],  # probe in 6db7d01, since removed

@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from gansynth.core.frozen import frozen_generator
 from gansynth.core.layers import (
     EqualizedConv2d,
     LatentToGrid,
@@ -12,7 +13,7 @@ from gansynth.core.layers import (
     PixelNorm,
     SelfAttention2d,
 )
-from gansynth.core.networks import BLOCK_LATENT_CHANNELS, Discriminator, Generator, NetworkError
+from gansynth.core.networks import Discriminator, Generator, NetworkError
 
 torch.set_num_threads(2)
 
@@ -187,30 +188,25 @@ def test_generator_without_the_one_hot_takes_the_pitch_from_the_harmonic_coordin
         Generator(**TINY, pitch_one_hot=False)
 
 
-def test_modulated_generator_starts_as_the_plain_one_and_its_latent_reaches_every_block():
-    """block_latent=modulate: every block's output gets a per-channel gain 1 + A(z), A zero at init, so a new
-    G draws what the plain G with the same weights draws; once A moves, z changes the top block directly."""
+def test_block_latent_channels_give_every_block_its_own_map_of_z():
+    """z reaches the top block directly: changing only the top block's map of z changes the full-size
+    picture and leaves the coarser stages as they were."""
     torch.manual_seed(0)
-    modulated = Generator(**TINY, block_latent="modulate")
-    plain = Generator(**TINY)
-    plain.load_state_dict({k: v for k, v in modulated.state_dict().items() if not k.startswith("latent_maps")})
+    generator = Generator(**TINY, block_latent_channels=16)
+    for with_latent, without in zip(generator.blocks, Generator(**TINY).blocks):
+        assert with_latent[0].weight.shape[1] == without[0].weight.shape[1] + 16
     z, pitch = _latents(2)
-    assert torch.equal(modulated(z, pitch, 5, 1.0), plain(z, pitch, 5, 1.0))
+    before = [generator(z, pitch, blocks, 1.0) for blocks in (4, 5)]
     with torch.no_grad():
-        modulated.latent_maps[4].weight.normal_()  # the top block's gain only
-    assert (modulated(z, pitch, 5, 1.0) - plain(z, pitch, 5, 1.0)).abs().max() > 1e-3
-    assert torch.equal(modulated(z, pitch, 4, 1.0), plain(z, pitch, 4, 1.0))  # the coarser stages untouched
-
-
-def test_concatenated_latent_adds_its_channels_to_every_block():
-    generator = Generator(**TINY, block_latent="concat")
-    plain = Generator(**TINY)
-    for with_latent, without in zip(generator.blocks, plain.blocks):
-        assert with_latent[0].weight.shape[1] == without[0].weight.shape[1] + BLOCK_LATENT_CHANNELS
-    z, pitch = _latents(2)
-    assert generator(z, pitch, 5, 1.0).shape == (2, 4, 32, 256)
-    with pytest.raises(NetworkError, match="block_latent must be one of none, concat, modulate"):
-        Generator(**TINY, block_latent="style")
+        generator.latent_maps[4].weight.normal_()
+    assert torch.equal(generator(z, pitch, 4, 1.0), before[0])
+    assert (generator(z, pitch, 5, 1.0) - before[1]).abs().max() > 1e-3
+    # the render path folds the maps like every linear layer
+    torch.testing.assert_close(frozen_generator(generator)(z, pitch, 5, 1.0), generator(z, pitch, 5, 1.0),
+                               atol=1e-4, rtol=0)
+    assert not Generator(**TINY).latent_maps  # off by default: no parameters, older checkpoints load
+    with pytest.raises(NetworkError, match="block_latent_channels must be >= 0"):
+        Generator(**TINY, block_latent_channels=-1)
 
 
 def _harmonic_note(codec, midi: int) -> torch.Tensor:

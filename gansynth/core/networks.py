@@ -49,8 +49,6 @@ LATENT_INPUTS = ("magenta", "dense")
 # pixel (blocks of 2^k x 2^k in the final image that the top block has to cancel); bilinear is
 # StyleGAN2's [1, 3, 3, 1] filter, which leaves no edges.
 SKIP_UPSAMPLING = ("nearest", "bilinear")
-BLOCK_LATENTS = ("none", "concat", "modulate")
-BLOCK_LATENT_CHANNELS = 16  # channels z is projected to for every G block with block_latent=concat
 
 
 def pool_to(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -101,7 +99,7 @@ class _ProgressiveNetwork(nn.Module):
         zero_init_rgb: bool = False,
         skip_input: bool = False,
         skip_upsample: str = "nearest",
-        block_latent: str = "none",
+        block_latent_channels: int = 0,
     ) -> None:
         super().__init__()
         self.latent_dim, self.num_pitches = latent_dim, num_pitches
@@ -134,9 +132,9 @@ class _ProgressiveNetwork(nn.Module):
         if skip_upsample != "nearest" and not skip_output:
             raise NetworkError(f"{name}: skip_upsample={skip_upsample} needs skip_output (a blending G has no skip path)")
         self.skip_upsample = skip_upsample
-        if block_latent not in BLOCK_LATENTS:
-            raise NetworkError(f"{name}: block_latent must be one of {', '.join(BLOCK_LATENTS)}, got {block_latent!r}")
-        self.block_latent = block_latent
+        if block_latent_channels < 0:
+            raise NetworkError(f"{name}: block_latent_channels must be >= 0, got {block_latent_channels}")
+        self.block_latent_channels = int(block_latent_channels)
         self.image_channels, time, freq = (int(n) for n in image_shape)
         self.start_shape = (int(start_shape[0]), int(start_shape[1]))
         self.num_blocks = num_blocks
@@ -196,7 +194,8 @@ class Generator(_ProgressiveNetwork):
     that block's width (`coordinates`: one [P, K, w] tensor per block, from `gansynth.core.harmonics`);
     with `comb_if`, also the IF image of the pitch's harmonic comb at the block's resolution (`comb_images`:
     one [P, 1, h, w] tensor per block); with `time_coordinates`, also the frame-position channel of
-    `with_frame_positions`. With `comb_phase`, G draws only the log-magnitude: every IF channel of its
+    `with_frame_positions`; with `block_latent_channels`, also that many channels of a linear map of z
+    (one map per block). With `comb_phase`, G draws only the log-magnitude: every IF channel of its
     output is the comb's IF image of the asked-for pitch, in normalised units (`phase_images`, one
     [P, 1, h, w] tensor per block), the phase a pitched note's harmonics have by physics; the critic then
     sees the reals with the same IF (`with_comb_phase`).
@@ -228,8 +227,7 @@ class Generator(_ProgressiveNetwork):
             extra = 1
         if self.time_coordinates:
             extra += 1
-        if self.block_latent == "concat":
-            extra += BLOCK_LATENT_CHANNELS
+        extra += self.block_latent_channels
         if coordinates is not None:
             expected = [self.resolution(i)[1] for i in range(1, self.num_blocks + 1)]
             if [c.shape[-1] for c in coordinates] != expected:
@@ -255,18 +253,11 @@ class Generator(_ProgressiveNetwork):
                 layers.append(SelfAttention2d(widths[i]))
             blocks.append(nn.Sequential(*layers))
         self.blocks = nn.ModuleList(blocks)
-        # block_latent: z reaches every block directly, not only through the 2x16 input grid: as channels
-        # (concat; a z-dependent bias of the block's first conv) or as a per-channel gain on the block's
-        # output (modulate, StyleGAN's style; it starts at 1, so a new G is the plain one).
-        self.latent_maps = None
-        if self.block_latent != "none":
-            self.latent_maps = nn.ModuleList(
-                EqualizedLinear(self.latent_dim, BLOCK_LATENT_CHANNELS if self.block_latent == "concat" else widths[i],
-                                slope=1.0)
-                for i in range(1, self.num_blocks + 1))
-            if self.block_latent == "modulate":
-                for linear in self.latent_maps:
-                    nn.init.zeros_(linear.weight)
+        # block_latent_channels: z also reaches every block directly, not only through the start grid, as
+        # channels of one linear map of z per block, constant over the grid (README, Results).
+        self.latent_maps = nn.ModuleList(
+            EqualizedLinear(self.latent_dim, self.block_latent_channels, slope=1.0)
+            for _ in range(self.num_blocks if self.block_latent_channels else 0))
         # With skip_output the blocks' linear outputs are summed (each upsampled) and tanh comes last, so a
         # new block adds detail to what the coarser ones already draw instead of replacing it (StyleGAN2's
         # skip generator); otherwise each stage's own to_rgb ends in tanh and a fade-in blends two images.
@@ -328,12 +319,10 @@ class Generator(_ProgressiveNetwork):
                 features = torch.cat([features, comb], dim=1)
             if self.time_coordinates:
                 features = with_frame_positions(features)
-            if self.block_latent == "concat":
-                style = self.latent_maps[i](latent).to(features.dtype)  # [B, BLOCK_LATENT_CHANNELS]
-                features = torch.cat([features, style[:, :, None, None].expand(-1, -1, *features.shape[2:])], dim=1)
+            if self.block_latent_channels:
+                channels = self.latent_maps[i](latent).to(features.dtype)  # [B, block_latent_channels]
+                features = torch.cat([features, channels[:, :, None, None].expand(-1, -1, *features.shape[2:])], dim=1)
             previous, x = x, block(features)  # x: [B, width(i), resolution(i)]
-            if self.block_latent == "modulate":
-                x = x * (1.0 + self.latent_maps[i](latent).to(x.dtype))[:, :, None, None]
             if self.skip_output:
                 weight = alpha if i == stage_blocks - 1 else 1.0
                 rgb = weight * self.to_rgb[i](x)  # [B, C, resolution(i)]
