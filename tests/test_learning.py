@@ -3,8 +3,8 @@ notes for the learning budget (slow: TRAINING_BUDGET of wall time on 2 cores), s
 `gansynth-evaluate` beside its controls.
 
 The real ceiling and the controls are asserted strictly: a control that passes the floors would mean the
-metrics are broken. So is the generated notes' pitch: both seeds of the shipped recipe (and three of the
-comb-phase recipe before it) reach PA 1.00 from 24,000 images on (README, Results), and the budget reaches
+metrics are broken. So is the generated notes' pitch: three seeds of the shipped recipe (and three of the
+comb-phase recipe before it) reach PA 0.99-1.00 from 24,000 images on (README, Results), and the budget reaches
 24,000 even on this machine's slow days. So is the perfect sampler: real notes drawn per pitch as G's are
 must clear the timbre floors, or the floors could not be met at this many notes. The
 timbre floors must be reached too; while they are not, the test reports the gap as an expected failure
@@ -54,7 +54,9 @@ def test_tiny_experiment_makes_notes_of_every_instrument(tmp_path):
     for control in ("untrained", "mean_note", "noise"):
         assert floor_gaps(report[control]), f"the {control} control passes the floors: the metrics are broken"
     assert report["mean_note"]["coverage"] < FLOORS["coverage"]  # a pitched drone with one timbre
-    assert report["untrained"]["pa"] < 0.1 and report["noise"]["pa"] < 0.05
+    # The untrained G draws from data-free pitch inputs (harmonic coordinates, the comb's IF), so a few of its
+    # notes are pitched: 0.06-0.11 across recipes (README, Results); noise has no pitch at all.
+    assert report["untrained"]["pa"] < 0.2 and report["noise"]["pa"] < 0.05
 
     generated = report["generated"]
     assert generated["pa"] >= FLOORS["pa"], f"the generated notes lost their pitch: PA {generated['pa']:.2f}"
