@@ -106,7 +106,7 @@ VARIANTS = {  # the README's results table, row by row
     "block_concat_time_embedding": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear",
                                     "model.network.comb_phase=true", "model.network.time_coordinates=true",
                                     "model.network.pitch_one_hot=false", "model.network.block_latent_channels=16",
-                                    "model.network.time_embedding_channels=4"],
+                                    "model.network.time_embedding_channels=4"],  # probe in fe55278, since removed
     "no_one_hot_block_modulate": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear",
                                   "model.network.comb_phase=true", "model.network.time_coordinates=true",
                                   "model.network.pitch_one_hot=false",

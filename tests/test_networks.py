@@ -209,28 +209,6 @@ def test_block_latent_channels_give_every_block_its_own_map_of_z():
         Generator(**TINY, block_latent_channels=-1)
 
 
-def test_time_embeddings_are_learned_per_frame_and_start_silent():
-    """A block's time embedding is one learned value per frame, shared by every note and bin: set at one
-    frame it changes that frame's neighbourhood only, and the optimiser reaches it."""
-    torch.manual_seed(0)
-    generator = Generator(**TINY, time_embedding_channels=4)
-    z, pitch = _latents(2)
-    assert [tuple(e.shape) for e in generator.time_embeddings] == [(4, 2), (4, 4), (4, 8), (4, 16), (4, 32)]
-    with torch.no_grad():
-        before = generator(z, pitch, 4, 1.0)  # 16x128: no attention there to spread a change
-        generator.time_embeddings[3][:, 0] = 3.0  # the first of the 16-frame block's frames
-        after = generator(z, pitch, 4, 1.0)
-    changed = (after - before).abs().amax(dim=(0, 1, 3))  # [16 frames]
-    assert changed[:2].min() > 1e-3 and changed[3:].max() == 0  # two 3x3 convs reach frames 0-2 only
-    generator(z, pitch, 5, 1.0).square().mean().backward()
-    assert generator.time_embeddings[4].grad.abs().sum() > 0
-    torch.testing.assert_close(frozen_generator(generator)(z, pitch, 5, 1.0), generator(z, pitch, 5, 1.0),
-                               atol=1e-4, rtol=0)
-    assert not Generator(**TINY).time_embeddings  # off by default: no parameters, older checkpoints load
-    with pytest.raises(NetworkError, match="time_embedding_channels must be >= 0"):
-        Generator(**TINY, time_embedding_channels=-1)
-
-
 def _harmonic_note(codec, midi: int) -> torch.Tensor:
     """[1, ch, n] a decaying note with a 1/k harmonic roll-off and its own phases: not the flat comb."""
     t = torch.arange(codec.n_samples, dtype=torch.float64) / codec.sample_rate

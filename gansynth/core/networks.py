@@ -100,7 +100,6 @@ class _ProgressiveNetwork(nn.Module):
         skip_input: bool = False,
         skip_upsample: str = "nearest",
         block_latent_channels: int = 0,
-        time_embedding_channels: int = 0,
     ) -> None:
         super().__init__()
         self.latent_dim, self.num_pitches = latent_dim, num_pitches
@@ -136,9 +135,6 @@ class _ProgressiveNetwork(nn.Module):
         if block_latent_channels < 0:
             raise NetworkError(f"{name}: block_latent_channels must be >= 0, got {block_latent_channels}")
         self.block_latent_channels = int(block_latent_channels)
-        if time_embedding_channels < 0:
-            raise NetworkError(f"{name}: time_embedding_channels must be >= 0, got {time_embedding_channels}")
-        self.time_embedding_channels = int(time_embedding_channels)
         self.image_channels, time, freq = (int(n) for n in image_shape)
         self.start_shape = (int(start_shape[0]), int(start_shape[1]))
         self.num_blocks = num_blocks
@@ -199,7 +195,7 @@ class Generator(_ProgressiveNetwork):
     with `comb_if`, also the IF image of the pitch's harmonic comb at the block's resolution (`comb_images`:
     one [P, 1, h, w] tensor per block); with `time_coordinates`, also the frame-position channel of
     `with_frame_positions`; with `block_latent_channels`, also that many channels of a linear map of z
-    (one map per block); with `time_embedding_channels`, that many learned channels of one value per frame. With `comb_phase`, G draws only the log-magnitude: every IF channel of its
+    (one map per block). With `comb_phase`, G draws only the log-magnitude: every IF channel of its
     output is the comb's IF image of the asked-for pitch, in normalised units (`phase_images`, one
     [P, 1, h, w] tensor per block), the phase a pitched note's harmonics have by physics; the critic then
     sees the reals with the same IF (`with_comb_phase`).
@@ -231,7 +227,7 @@ class Generator(_ProgressiveNetwork):
             extra = 1
         if self.time_coordinates:
             extra += 1
-        extra += self.block_latent_channels + self.time_embedding_channels
+        extra += self.block_latent_channels
         if coordinates is not None:
             expected = [self.resolution(i)[1] for i in range(1, self.num_blocks + 1)]
             if [c.shape[-1] for c in coordinates] != expected:
@@ -262,13 +258,6 @@ class Generator(_ProgressiveNetwork):
         self.latent_maps = nn.ModuleList(
             EqualizedLinear(self.latent_dim, self.block_latent_channels, slope=1.0)
             for _ in range(self.num_blocks if self.block_latent_channels else 0))
-        # time_embedding_channels: every block also gets channels of a learned value per frame, the same for
-        # every note and bin: notes start and stop at fixed frames, and a linear frame position leaves the
-        # convolutions to carve an onset out of a ramp (README, Results). Zeros at first, so G starts as
-        # without them.
-        self.time_embeddings = nn.ParameterList(
-            nn.Parameter(torch.zeros(self.time_embedding_channels, self.resolution(i)[0]))  # [E, h_i]
-            for i in range(1, self.num_blocks + 1) if self.time_embedding_channels)
         # With skip_output the blocks' linear outputs are summed (each upsampled) and tanh comes last, so a
         # new block adds detail to what the coarser ones already draw instead of replacing it (StyleGAN2's
         # skip generator); otherwise each stage's own to_rgb ends in tanh and a fade-in blends two images.
@@ -333,10 +322,6 @@ class Generator(_ProgressiveNetwork):
             if self.block_latent_channels:
                 channels = self.latent_maps[i](latent).to(features.dtype)  # [B, block_latent_channels]
                 features = torch.cat([features, channels[:, :, None, None].expand(-1, -1, *features.shape[2:])], dim=1)
-            if self.time_embedding_channels:
-                frames = self.time_embeddings[i].to(features.dtype)  # [E, h]
-                features = torch.cat([features, frames[None, :, :, None].expand(len(z), -1, -1, features.shape[3])],
-                                     dim=1)
             previous, x = x, block(features)  # x: [B, width(i), resolution(i)]
             if self.skip_output:
                 weight = alpha if i == stage_blocks - 1 else 1.0
