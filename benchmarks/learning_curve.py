@@ -107,6 +107,10 @@ VARIANTS = {  # the README's results table, row by row
                                     "model.network.comb_phase=true", "model.network.time_coordinates=true",
                                     "model.network.pitch_one_hot=false", "model.network.block_latent_channels=16",
                                     "model.network.time_embedding_channels=4"],  # probe in fe55278, since removed
+    "block_concat_settled_lr": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear",
+                                "model.network.comb_phase=true", "model.network.time_coordinates=true",
+                                "model.network.pitch_one_hot=false", "model.network.block_latent_channels=16",
+                                "+model.optim.settled_lr_scale=0.1"],
     "no_one_hot_block_modulate": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear",
                                   "model.network.comb_phase=true", "model.network.time_coordinates=true",
                                   "model.network.pitch_one_hot=false",
