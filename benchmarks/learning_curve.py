@@ -110,7 +110,7 @@ VARIANTS = {  # the README's results table, row by row
     "block_concat_settled_lr": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear",
                                 "model.network.comb_phase=true", "model.network.time_coordinates=true",
                                 "model.network.pitch_one_hot=false", "model.network.block_latent_channels=16",
-                                "+model.optim.settled_lr_scale=0.1"],
+                                "+model.optim.settled_lr_scale=0.1"],  # probe in c919c52, since removed
     "no_one_hot_block_modulate": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear",
                                   "model.network.comb_phase=true", "model.network.time_coordinates=true",
                                   "model.network.pitch_one_hot=false",

@@ -37,7 +37,6 @@ class OptimSettings:
     betas: tuple[float, float]
     eps: float = 1e-8
     reset_on_stage: bool = True  # forget Adam's moments at each stage boundary, as the original did
-    settled_lr_scale: float = 1.0  # G's blocks below the newest one train at this times the learning rate
 
     def adam_arguments(self) -> dict:
         return dict(lr=self.lr, betas=self.betas, eps=self.eps)
@@ -126,15 +125,6 @@ class GANSynth(pl.LightningModule):
             for opt in self.optimizers():
                 opt.optimizer.state.clear()
         self._optim_stage = stage
-        self._scale_settled_blocks()
-
-    def _scale_settled_blocks(self) -> None:
-        """G's parameter groups are its blocks (the input layer with the first); every block below the
-        stage's newest trains at ``optim.settled_lr_scale`` times the learning rate."""
-        blocks, _ = self.blocks_and_alpha()
-        groups = self.optimizers()[0].optimizer.param_groups
-        for index, group in enumerate(groups):
-            group["lr"] = self.optim_settings.lr * (self.optim_settings.settled_lr_scale if index < blocks - 1 else 1.0)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """A checkpoint taken on a stage boundary holds the old stage's Adam moments; saying so
@@ -167,7 +157,6 @@ class GANSynth(pl.LightningModule):
         for opt in self.optimizers():
             for group in opt.optimizer.param_groups:
                 group.update(self.optim_settings.adam_arguments())
-        self._scale_settled_blocks()
 
     # ----------------------------------------------------------------- training
     def sample_pitches(self, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -297,12 +286,7 @@ class GANSynth(pl.LightningModule):
 
     def configure_optimizers(self):
         kwargs = self.optim_settings.adam_arguments()
-        g = self.generator
-        per_block = [[*g.blocks[i].parameters(), *g.to_rgb[i].parameters(),
-                      *(g.latent_maps[i].parameters() if len(g.latent_maps) else [])] for i in range(g.num_blocks)]
-        grouped = {id(p) for params in per_block for p in params}
-        per_block[0] += [p for p in g.parameters() if id(p) not in grouped]  # the input layer
-        return (torch.optim.Adam([{"params": params} for params in per_block], **kwargs),
+        return (torch.optim.Adam(self.generator.parameters(), **kwargs),
                 torch.optim.Adam(self.discriminator.parameters(), **kwargs))
 
     # ----------------------------------------------------------------- sampling
