@@ -39,6 +39,10 @@ SEAMLESS_FADES = ["model.loss.aux_weight_g=0", "model.schedule.stable_images=400
                   "model.schedule.transition_images=2000", "model.ema_rampup=0.25",
                   "model.network.skip_output=true", "model.network.zero_init_rgb=true",
                   "model.network.skip_input=true"]
+# Comb phase, time coordinates and no one-hot pitch in G; then z to every G block: the shipped tiny.
+NO_ONE_HOT = [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear", "model.network.comb_phase=true",
+              "model.network.time_coordinates=true", "model.network.pitch_one_hot=false"]
+BLOCK_LATENT = [*NO_ONE_HOT, "model.network.block_latent_channels=16"]
 VARIANTS = {  # the README's results table, row by row
     "base": BEFORE,
     "harmonic": HARMONIC,
@@ -93,27 +97,13 @@ VARIANTS = {  # the README's results table, row by row
     "comb_phase_time_mode_seeking": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear",
                                      "model.network.comb_phase=true", "model.network.time_coordinates=true",
                                      "model.loss.mode_seeking=1"],
-    "comb_phase_time_no_one_hot": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear",
-                                   "model.network.comb_phase=true", "model.network.time_coordinates=true",
-                                   "model.network.pitch_one_hot=false"],
-    "no_one_hot_block_concat": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear",
-                                "model.network.comb_phase=true", "model.network.time_coordinates=true",
-                                "model.network.pitch_one_hot=false", "model.network.block_latent_channels=16"],
-    "block_concat_long_ema": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear",
-                              "model.network.comb_phase=true", "model.network.time_coordinates=true",
-                              "model.network.pitch_one_hot=false", "model.network.block_latent_channels=16",
-                              "model.ema_decay=0.999", "model.ema_rampup=0.5"],
-    "block_concat_time_embedding": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear",
-                                    "model.network.comb_phase=true", "model.network.time_coordinates=true",
-                                    "model.network.pitch_one_hot=false", "model.network.block_latent_channels=16",
+    "comb_phase_time_no_one_hot": NO_ONE_HOT,
+    "no_one_hot_block_concat": BLOCK_LATENT,  # the shipped tiny
+    "block_concat_long_ema": [*BLOCK_LATENT, "model.ema_decay=0.999", "model.ema_rampup=0.5"],
+    "block_concat_time_embedding": [*BLOCK_LATENT,
                                     "model.network.time_embedding_channels=4"],  # probe in fe55278, since removed
-    "block_concat_settled_lr": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear",
-                                "model.network.comb_phase=true", "model.network.time_coordinates=true",
-                                "model.network.pitch_one_hot=false", "model.network.block_latent_channels=16",
-                                "+model.optim.settled_lr_scale=0.1"],  # probe in c919c52, since removed
-    "no_one_hot_block_modulate": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear",
-                                  "model.network.comb_phase=true", "model.network.time_coordinates=true",
-                                  "model.network.pitch_one_hot=false",
+    "block_concat_settled_lr": [*BLOCK_LATENT, "+model.optim.settled_lr_scale=0.1"],  # probe in c919c52, since removed
+    "no_one_hot_block_modulate": [*NO_ONE_HOT,
                                   "model.network.block_latent=modulate"],  # probe in 440ef36, since removed
     "comb_phase_time_gd": [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear", "model.network.comb_phase=true",
                            "model.network.time_coordinates=true",

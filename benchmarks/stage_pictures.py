@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gansynth.core.audio import load_clip  # noqa: E402
 from gansynth.core.labels import NSYNTH_STEM  # noqa: E402
+from gansynth.core.networks import upsample  # noqa: E402
 from gansynth.evaluation.timbre import (ENVELOPE_SEGMENTS, HARMONICS, TimbreReference,  # noqa: E402
                                         instrument_of, timbre_features, timbre_scores)
 from gansynth.inference.checkpoint import load_checkpoint  # noqa: E402
@@ -41,7 +41,7 @@ def stage_picture(synth, z: torch.Tensor, index: torch.Tensor, blocks: int) -> t
     with torch.no_grad():
         image = generator(z, index, blocks, 1.0)
         while image.shape[-2:] != generator.resolution(generator.num_blocks):
-            image = F.interpolate(image, scale_factor=2, mode="bilinear", align_corners=False)
+            image = upsample(image, "bilinear")
         if generator.comb_phase:
             image = generator.with_comb_phase(image, index, generator.num_blocks)
         return synth.codec.decode(synth.codec.denormalize(image))
@@ -65,6 +65,11 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "stage_pictures.json")
     args = parser.parse_args()
     paths = sorted(args.data.glob("*.wav"))
+    if not paths:
+        parser.error(f"--data {args.data}: no .wav files there")
+    for ckpt in args.ckpt:
+        if not ckpt.is_file():
+            parser.error(f"--ckpt {ckpt}: no such file")
     midi = torch.tensor([int(NSYNTH_STEM.search(p.stem)["pitch"]) for p in paths])
     pitches = sorted(set(midi.tolist()))
     rows = []
