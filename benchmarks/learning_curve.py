@@ -99,6 +99,7 @@ VARIANTS = {  # the README's results table, row by row
                                      "model.loss.mode_seeking=1"],
     "comb_phase_time_no_one_hot": NO_ONE_HOT,
     "no_one_hot_block_concat": BLOCK_LATENT,  # the shipped tiny
+    "block_concat_frame_level": [*BLOCK_LATENT, "model.network.critic_frame_level=true"],
     "block_concat_long_ema": [*BLOCK_LATENT, "model.ema_decay=0.999", "model.ema_rampup=0.5"],
     "block_concat_time_embedding": [*BLOCK_LATENT,
                                     "model.network.time_embedding_channels=4"],  # probe in fe55278, since removed

@@ -1,5 +1,7 @@
 """Progressive G and D: shapes per stage, fade-in blending, attention, layer maths, parameter counts."""
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -13,7 +15,7 @@ from gansynth.core.layers import (
     PixelNorm,
     SelfAttention2d,
 )
-from gansynth.core.networks import Discriminator, Generator, NetworkError
+from gansynth.core.networks import Discriminator, Generator, NetworkError, with_frame_levels
 
 torch.set_num_threads(2)
 
@@ -578,12 +580,14 @@ def test_zero_init_rgb_needs_a_skip_generator():
         Generator(**TINY, zero_init_rgb=True)
 
 
+@pytest.mark.parametrize("frame_level", [False, True])
 @pytest.mark.parametrize("blocks", range(2, 6))
-def test_input_skip_critic_starts_every_new_block_as_the_previous_critic(blocks):
+def test_input_skip_critic_starts_every_new_block_as_the_previous_critic(blocks, frame_level):
     """skip_input: an untrained block adds nothing, so at any alpha the stage's critic scores an image as
-    the previous stage's critic scores it pooled; once the blocks draw, the score changes (the control)."""
+    the previous stage's critic scores it pooled; once the blocks draw, the score changes (the control).
+    With frame levels too: each stage takes them from its own pooled image."""
     torch.manual_seed(3)
-    critic = Discriminator(**TINY, skip_input=True)
+    critic = Discriminator(**TINY, skip_input=True, critic_frame_level=frame_level, magnitude_scale=0.066)
     x = torch.randn(3, 4, *critic.resolution(blocks))
     with torch.no_grad():
         previous = critic(F.avg_pool2d(x, 2), blocks - 1, 1.0)
@@ -593,3 +597,25 @@ def test_input_skip_critic_starts_every_new_block_as_the_previous_critic(blocks)
         for block in critic.blocks[: blocks - 1]:  # blocks 2..k all draw (lower ones feed the stem)
             torch.nn.init.normal_(block.convs[-1][0].weight)
         assert (critic(x, blocks, 1.0)[0] - previous[0]).abs().mean() > 1e-3
+
+
+def test_frame_levels_are_the_normalised_log_of_each_frames_mean_mel_power():
+    """The level channel is a * log(mean_f exp(L)) + b for normalised magnitude a L + b: a 20 dB dip of one
+    loud bin moves it by about the dip, the same dip in a quiet bin barely moves it, and IF is ignored."""
+    scale, shift = 0.066, 0.11
+    torch.manual_seed(0)
+    log_power = torch.randn(2, 2, 4, 16)  # [B, audio channels, frames, bins]
+    log_power[..., 3] = 8.0  # one loud harmonic
+    def levels(log_power):
+        pairs = torch.stack([scale * log_power + shift, torch.rand_like(log_power)], dim=2).flatten(1, 2)
+        out = with_frame_levels(pairs, scale)
+        assert out.shape == (2, 6, 4, 16) and torch.equal(out[:, :4], pairs)
+        return out[:, 4:]
+    want = scale * log_power.exp().mean(-1, keepdim=True).log() + shift
+    torch.testing.assert_close(levels(log_power), want.expand_as(log_power))
+    dip = math.log(100.0)  # 20 dB of power
+    loud_dip, quiet_dip = log_power.clone(), log_power.clone()
+    loud_dip[..., 3] -= dip
+    quiet_dip[..., 0] -= dip
+    assert (levels(log_power) - levels(loud_dip)).mean() > 0.6 * scale * dip
+    assert (levels(log_power) - levels(quiet_dip)).abs().max() < 0.01 * scale * dip

@@ -8,6 +8,7 @@ nearest-neighbour upscaled output of block k-1, and D blends the path through bl
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -74,6 +75,16 @@ def with_frame_positions(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x, frames[None, None, :, None].expand(batch, 1, h, w)], dim=1)
 
 
+def with_frame_levels(x: torch.Tensor, magnitude_scale: float) -> torch.Tensor:
+    """[B, 2 ch, h, w] normalised [logmag, IF] pairs -> [B, 3 ch, h, w]: one more channel per audio channel
+    holding each frame's level, the log of its summed mel power in the magnitude's normalised units.
+    Summing power weights the loud harmonics as the ear does; a convolution over the log image sees a
+    6 dB dip of the fundamental as a small change in a few of its 256 bins."""
+    magnitude = x[:, 0::2].float() / magnitude_scale  # [B, ch, h, w] log mel power plus a constant
+    level = magnitude.logsumexp(-1, keepdim=True) - math.log(x.shape[-1])  # [B, ch, h, 1]
+    return torch.cat([x, (magnitude_scale * level).to(x.dtype).expand_as(x[:, 0::2])], dim=1)
+
+
 class _ProgressiveNetwork(nn.Module):
     """Geometry shared by G and D: per-block resolution and width, attention placement, argument checks.
     Its constructor arguments are G's and D's (one network config builds both)."""
@@ -100,6 +111,7 @@ class _ProgressiveNetwork(nn.Module):
         skip_input: bool = False,
         skip_upsample: str = "nearest",
         block_latent_channels: int = 0,
+        critic_frame_level: bool = False,
     ) -> None:
         super().__init__()
         self.latent_dim, self.num_pitches = latent_dim, num_pitches
@@ -135,6 +147,7 @@ class _ProgressiveNetwork(nn.Module):
         if block_latent_channels < 0:
             raise NetworkError(f"{name}: block_latent_channels must be >= 0, got {block_latent_channels}")
         self.block_latent_channels = int(block_latent_channels)
+        self.critic_frame_level = critic_frame_level
         self.image_channels, time, freq = (int(n) for n in image_shape)
         self.start_shape = (int(start_shape[0]), int(start_shape[1]))
         self.num_blocks = num_blocks
@@ -396,12 +409,14 @@ class Discriminator(_ProgressiveNetwork):
     keeps judging the coarse picture while the new block learns the detail.
     """
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, magnitude_scale: float = 1.0, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         num_blocks = self.num_blocks
         widths = self.widths
+        self.magnitude_scale = float(magnitude_scale)  # the codec's normaliser slope for log-magnitude
+        in_channels = self.image_channels * 3 // 2 if self.critic_frame_level else self.image_channels
         self.from_rgb = nn.ModuleList(
-            _discriminator_conv(self.image_channels, widths[i], 1, padding=0) for i in range(1, num_blocks + 1)
+            _discriminator_conv(in_channels, widths[i], 1, padding=0) for i in range(1, num_blocks + 1)
         )
         # self.blocks[i - 2] is block i, for i = 2..num_blocks
         self.blocks = nn.ModuleList(
@@ -414,6 +429,13 @@ class Discriminator(_ProgressiveNetwork):
         self.stem = _DiscriminatorStem(widths[1], widths[0], self.start_shape, attention=1 in self.attention_blocks)
         self.critic = EqualizedLinear(widths[0], 1, slope=1.0)
         self.pitch_head = EqualizedLinear(widths[0], self.num_pitches, slope=1.0)
+
+    def _from_rgb(self, blocks: int, x: torch.Tensor) -> torch.Tensor:
+        """Image at resolution(blocks) -> [B, width(blocks), h, w]; levels are taken at that resolution, so
+        a critic on a pooled image is the same function at every stage."""
+        if self.critic_frame_level:
+            x = with_frame_levels(x, self.magnitude_scale)  # [B, 3 ch, h, w]
+        return self.from_rgb[blocks - 1](x)
 
     def forward(
         self, x: torch.Tensor, stage_blocks: int, alpha: float, fused_attention: bool = False
@@ -432,16 +454,16 @@ class Discriminator(_ProgressiveNetwork):
                 f"Discriminator: input must be [B, {', '.join(map(str, expected))}] "
                 f"at {stage_blocks} blocks, got {list(x.shape)}"
             )
-        features = self.from_rgb[stage_blocks - 1](x)  # [B, width(k), h, w]
+        features = self._from_rgb(stage_blocks, x)  # [B, width(k), h, w]
         if self.skip_input:
             for i in range(stage_blocks, 1, -1):  # block i: resolution(i) -> resolution(i - 1)
                 x = F.avg_pool2d(x, 2)
                 weight = alpha if i == stage_blocks else 1.0
-                features = weight * self.blocks[i - 2](features, double_backward) + self.from_rgb[i - 2](x)
+                features = weight * self.blocks[i - 2](features, double_backward) + self._from_rgb(i - 1, x)
         elif stage_blocks > 1:
             features = self.blocks[stage_blocks - 2](features, double_backward)  # [B, width(k-1), h/2, w/2]
             if alpha < 1.0:
-                skipped = self.from_rgb[stage_blocks - 2](F.avg_pool2d(x, 2))  # [B, width(k-1), h/2, w/2]
+                skipped = self._from_rgb(stage_blocks - 1, F.avg_pool2d(x, 2))  # [B, width(k-1), h/2, w/2]
                 features = alpha * features + (1.0 - alpha) * skipped
             for block in reversed(self.blocks[: stage_blocks - 2]):
                 features = block(features, double_backward)

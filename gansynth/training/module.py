@@ -93,7 +93,8 @@ class GANSynth(pl.LightningModule):
                         attention_areas=tuple(network["attention_areas"]))
         self.generator = Generator.for_codec(self.codec, self.vocab, **net_args)
         self.discriminator = Discriminator(**net_args, image_shape=tuple(self.codec.image_shape),
-                                           num_pitches=self.vocab.size)
+                                           num_pitches=self.vocab.size,
+                                           magnitude_scale=float(self.codec.channel_scale[0]))
         self.ema_generator = copy.deepcopy(self.generator).requires_grad_(False).eval()
         if self.loss_settings.harmonic_phase and not self.generator.comb_if:
             raise SettingError("model.loss.harmonic_phase needs model.network.comb_if=true (the comb's IF images)")
