@@ -39,10 +39,12 @@ SEAMLESS_FADES = ["model.loss.aux_weight_g=0", "model.schedule.stable_images=400
                   "model.schedule.transition_images=2000", "model.ema_rampup=0.25",
                   "model.network.skip_output=true", "model.network.zero_init_rgb=true",
                   "model.network.skip_input=true"]
-# Comb phase, time coordinates and no one-hot pitch in G; then z to every G block: the shipped tiny.
+# Comb phase, time coordinates and no one-hot pitch in G; then z to every G block; then the critic reads
+# each frame's level: the shipped tiny.
 NO_ONE_HOT = [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear", "model.network.comb_phase=true",
               "model.network.time_coordinates=true", "model.network.pitch_one_hot=false"]
 BLOCK_LATENT = [*NO_ONE_HOT, "model.network.block_latent_channels=16"]
+FRAME_LEVEL = [*BLOCK_LATENT, "model.network.critic_frame_level=true"]
 VARIANTS = {  # the README's results table, row by row
     "base": BEFORE,
     "harmonic": HARMONIC,
@@ -68,11 +70,11 @@ VARIANTS = {  # the README's results table, row by row
     "shipped_8x64": SHIPPED_8X64,
     "augment_8x64": [*SHIPPED_8X64, "model.augment=[gain,shift,cutout]"],
     "lazy_gp_8x64": [*SHIPPED_8X64, "model.loss.gp_every=4"],
-    "full_wider_top": [  # the shipped tiny with every block from 16x128 up twice as wide (128,128,128,64,32)
+    "full_wider_top": [  # the tiny of its day with every block from 16x128 up twice as wide (128,128,128,64,32)
                        "model.loss.aux_weight_g=0", "model.schedule.stable_images=4000",
                        "model.schedule.transition_images=2000", "model.ema_rampup=0.25",
                        "model.network.fmap_base=1024"],
-    "full_skip_zero": [  # the shipped tiny with a skip G whose new blocks start drawing nothing
+    "full_skip_zero": [  # the tiny of its day with a skip G whose new blocks start drawing nothing
                        "model.loss.aux_weight_g=0", "model.schedule.stable_images=4000",
                        "model.schedule.transition_images=2000", "model.ema_rampup=0.25",
                        "model.network.skip_output=true", "model.network.zero_init_rgb=true"],
@@ -98,8 +100,8 @@ VARIANTS = {  # the README's results table, row by row
                                      "model.network.comb_phase=true", "model.network.time_coordinates=true",
                                      "model.loss.mode_seeking=1"],
     "comb_phase_time_no_one_hot": NO_ONE_HOT,
-    "no_one_hot_block_concat": BLOCK_LATENT,  # the shipped tiny
-    "block_concat_frame_level": [*BLOCK_LATENT, "model.network.critic_frame_level=true"],
+    "no_one_hot_block_concat": BLOCK_LATENT,
+    "block_concat_frame_level": FRAME_LEVEL,  # the shipped tiny
     "block_concat_long_ema": [*BLOCK_LATENT, "model.ema_decay=0.999", "model.ema_rampup=0.5"],
     "block_concat_time_embedding": [*BLOCK_LATENT,
                                     "model.network.time_embedding_channels=4"],  # probe in fe55278, since removed
