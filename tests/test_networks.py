@@ -599,6 +599,11 @@ def test_input_skip_critic_starts_every_new_block_as_the_previous_critic(blocks,
         assert (critic(x, blocks, 1.0)[0] - previous[0]).abs().mean() > 1e-3
 
 
+def test_frame_level_critic_needs_the_codecs_magnitude_scale():
+    with pytest.raises(NetworkError, match="critic_frame_level needs magnitude_scale"):
+        Discriminator(**TINY, critic_frame_level=True)
+
+
 def test_frame_levels_are_the_normalised_log_of_each_frames_mean_mel_power():
     """The level channel is a * log(mean_f exp(L)) + b for normalised magnitude a L + b: a 20 dB dip of one
     loud bin moves it by about the dip, the same dip in a quiet bin barely moves it, and IF is ignored."""

@@ -406,14 +406,19 @@ class Discriminator(_ProgressiveNetwork):
     builds both; `latent_dim` and `latent_input` only shape G. With `skip_input` every block's output is
     added to the from_rgb of the image pooled to its resolution (StyleGAN2's input-skip D), and each
     block's last conv starts at zero: a fade-in begins with exactly the previous stage's critic, which
-    keeps judging the coarse picture while the new block learns the detail.
+    keeps judging the coarse picture while the new block learns the detail. With `critic_frame_level` each
+    from_rgb also reads every frame's level (`with_frame_levels`), so the critic judges the envelope as
+    summed power, the way the ear and the envelope metric weigh it.
     """
 
-    def __init__(self, *args, magnitude_scale: float = 1.0, **kwargs) -> None:
+    def __init__(self, *args, magnitude_scale: float | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         num_blocks = self.num_blocks
         widths = self.widths
-        self.magnitude_scale = float(magnitude_scale)  # the codec's normaliser slope for log-magnitude
+        if self.critic_frame_level and magnitude_scale is None:
+            raise NetworkError("Discriminator: critic_frame_level needs magnitude_scale, the codec's slope for "
+                               "normalised log-magnitude (the levels sum power)")
+        self.magnitude_scale = magnitude_scale
         in_channels = self.image_channels * 3 // 2 if self.critic_frame_level else self.image_channels
         self.from_rgb = nn.ModuleList(
             _discriminator_conv(in_channels, widths[i], 1, padding=0) for i in range(1, num_blocks + 1)
