@@ -102,8 +102,7 @@ VARIANTS = {  # the README's results table, row by row
     "comb_phase_time_no_one_hot": NO_ONE_HOT,
     "no_one_hot_block_concat": BLOCK_LATENT,
     "block_concat_frame_level": FRAME_LEVEL,  # the shipped tiny
-    "frame_level_latent32": [*NO_ONE_HOT, "model.network.block_latent_channels=32",
-                             "model.network.critic_frame_level=true"],
+    "frame_level_latent32": [*FRAME_LEVEL, "model.network.block_latent_channels=32"],  # the later value wins
     "block_concat_long_ema": [*BLOCK_LATENT, "model.ema_decay=0.999", "model.ema_rampup=0.5"],
     "block_concat_time_embedding": [*BLOCK_LATENT,
                                     "model.network.time_embedding_channels=4"],  # probe in fe55278, since removed
