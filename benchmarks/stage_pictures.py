@@ -17,17 +17,17 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gansynth.core.audio import load_clip  # noqa: E402
-from gansynth.core.labels import NSYNTH_STEM  # noqa: E402
+from gansynth.commands.cli import compose_config  # noqa: E402
+from gansynth.commands.evaluate import real_notes  # noqa: E402
 from gansynth.core.networks import upsample  # noqa: E402
+from gansynth.evaluation.metrics import datamodule_note_batches, real_instruments  # noqa: E402
 from gansynth.evaluation.timbre import (ENVELOPE_SEGMENTS, HARMONICS, TimbreReference,  # noqa: E402
-                                        instrument_of, timbre_features, timbre_scores)
+                                        timbre_features, timbre_scores)
 from gansynth.inference.checkpoint import load_checkpoint  # noqa: E402
 from machine import cpu_model  # noqa: E402  (benchmarks/, the script's own folder)
 
@@ -47,6 +47,17 @@ def stage_picture(synth, z: torch.Tensor, index: torch.Tensor, blocks: int) -> t
         return synth.codec.decode(synth.codec.denormalize(image))
 
 
+def real_reference(data: Path, ckpt: Path, synth) -> tuple[TimbreReference, list[int]]:
+    """The evaluator's timbre reference (the training notes as the checkpoint's codec returns them, read
+    through the evaluate config's data group) and the pitches the notes cover."""
+    cfg = compose_config("evaluate", [f"data.path={data}", f"ckpt_path={ckpt}"])
+    datamodule = real_notes(cfg.data, synth)
+    audio, midi = zip(*datamodule_note_batches(datamodule, synth.codec))
+    midi = torch.cat(midi)
+    features = timbre_features(torch.cat(audio), midi, synth.sample_rate)
+    return TimbreReference.fit(features, midi, real_instruments(datamodule)), sorted(set(midi.tolist()))
+
+
 def distance_shares(reference: TimbreReference, standardised: torch.Tensor) -> dict:
     """Each feature group's share of the squared distance to the nearest real note, and the envelope
     segment with the largest mean squared error."""
@@ -64,21 +75,15 @@ def main() -> None:
     parser.add_argument("--latents", type=int, default=16, help="latents per pitch (the same ones at every pitch)")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "stage_pictures.json")
     args = parser.parse_args()
-    paths = sorted(args.data.glob("*.wav"))
-    if not paths:
+    if not any(args.data.glob("*.wav")):
         parser.error(f"--data {args.data}: no .wav files there")
     for ckpt in args.ckpt:
         if not ckpt.is_file():
             parser.error(f"--ckpt {ckpt}: no such file")
-    midi = torch.tensor([int(NSYNTH_STEM.search(p.stem)["pitch"]) for p in paths])
-    pitches = sorted(set(midi.tolist()))
     rows = []
     for ckpt in args.ckpt:
         synth = load_checkpoint(ckpt)
-        waves = torch.from_numpy(np.stack([load_clip(p, synth.sample_rate, synth.channels) for p in paths]))
-        real = synth.codec.decode(synth.codec.encode(waves))
-        reference = TimbreReference.fit(timbre_features(real, midi, synth.sample_rate), midi,
-                                        [instrument_of(p) for p in paths])
+        reference, pitches = real_reference(args.data, ckpt, synth)
         z = torch.randn(args.latents, synth.latent_dim, generator=torch.Generator().manual_seed(0))
         notes = torch.tensor(pitches).repeat_interleave(args.latents)  # [P * K]
         index = torch.tensor([synth.vocab.index(p) for p in notes.tolist()])
