@@ -104,6 +104,8 @@ VARIANTS = {  # the README's results table, row by row
     "block_concat_frame_level": FRAME_LEVEL,  # the shipped tiny
     "frame_level_latent32": [*FRAME_LEVEL, "model.network.block_latent_channels=32"],  # the later value wins
     "frame_level_lazy4": [*FRAME_LEVEL, "model.loss.gp_every=4"],  # 1.4x the images per second at 32x256
+    "frame_level_long_ema": [*FRAME_LEVEL, "model.ema_decay=0.999", "model.ema_rampup=0.5"],
+    "frame_level_pack2": [*FRAME_LEVEL, "model.network.critic_pack=2"],
     "block_concat_long_ema": [*BLOCK_LATENT, "model.ema_decay=0.999", "model.ema_rampup=0.5"],
     "block_concat_time_embedding": [*BLOCK_LATENT,
                                     "model.network.time_embedding_channels=4"],  # probe in fe55278, since removed

@@ -624,3 +624,38 @@ def test_frame_levels_are_the_normalised_log_of_each_frames_mean_mel_power():
     quiet_dip[..., 0] -= dip
     assert (levels(log_power) - levels(loud_dip)).mean() > 0.6 * scale * dip
     assert (levels(log_power) - levels(quiet_dip)).abs().max() < 0.01 * scale * dip
+
+
+def test_a_packing_critic_scores_consecutive_notes_together_and_names_each_notes_pitch():
+    """critic_pack=2: one score per pair of consecutive notes, which changes when either note of its own
+    pair changes and not when a note of the other pair does (with the minibatch stddev, the one statistic
+    shared by the batch, held at zero); the pitch head answers per note."""
+    class NoStddev(torch.nn.Module):
+        def forward(self, x):
+            return torch.cat([x, torch.zeros_like(x[:, :1])], dim=1)
+
+    torch.manual_seed(4)
+    critic = Discriminator(**TINY, critic_pack=2, critic_frame_level=True, magnitude_scale=0.066)
+    critic.stem.stddev = NoStddev()
+    x = torch.randn(4, 4, *critic.resolution(2))
+    with torch.no_grad():
+        score, logits = critic(x, 2, 1.0)
+        assert score.shape == (2,) and logits.shape == (4, 61)
+        for note in range(4):
+            changed = x.clone()
+            changed[note] += 1.0
+            moved = (critic(changed, 2, 1.0)[0] - score).abs()
+            assert moved[note // 2] > 1e-4 and moved[1 - note // 2] == 0
+            new_logits = critic(changed, 2, 1.0)[1]
+            others = [n for n in range(4) if n // 2 != note // 2]
+            torch.testing.assert_close(new_logits[others], logits[others])
+
+
+@pytest.mark.parametrize("pack, batch, message", [
+    (0, 4, "critic_pack must be an integer >= 1, got 0"),
+    (2, 3, "a batch of 3 does not split into packs of 2"),
+])
+def test_a_packing_critic_refuses_a_pack_size_that_does_not_fit(pack, batch, message):
+    with pytest.raises(NetworkError, match=message):
+        critic = Discriminator(**TINY, critic_pack=pack)
+        critic(torch.randn(batch, 4, *critic.resolution(1)), 1, 1.0)

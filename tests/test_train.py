@@ -467,6 +467,8 @@ def test_ema_rampup_shortens_the_ema_memory_early_in_each_stage():
     ("model.loss.mode_seeking=-1", "model.loss.mode_seeking must be >= 0, got -1"),
     ("model.loss.gp_every=0", "model.loss.gp_every must be an integer >= 1, got 0"),
     ("model.augment=[gain,reverb]", "model.augment: unknown augmentation 'reverb'"),
+    ("model.network.critic_pack=3", "model.schedule.batch_sizes [8, 8, 4] must split into packs of "
+                                    "model.network.critic_pack=3"),
     ("model.loss.harmonic_phase=-1", "model.loss.harmonic_phase must be >= 0, got -1"),
     ("model.network.comb_if=false model.loss.harmonic_phase=1",
      "model.loss.harmonic_phase needs model.network.comb_if=true"),
@@ -481,6 +483,17 @@ def test_out_of_range_model_settings_name_the_key(override, message):
         GANSynth(codec=SpecgramCodec(**cfg["codec"]).to_dict(), pitch=dict(low=24, high=84, counts=[1] * 61), **model)
 
 
+def test_a_packing_critic_trains_and_scores_pairs_of_notes(notes, tmp_path):
+    """critic_pack=2: the run ends with finite weights, and its critic gives one score per pair of notes
+    and every note's pitch logits."""
+    _, model = train(notes, tmp_path, "model.network.critic_pack=2")
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    blocks, alpha = model.blocks_and_alpha()
+    images = torch.zeros(4, model.codec.image_shape[0], *model.current_size(blocks))
+    score, logits = model.discriminator(images, blocks, alpha)
+    assert score.shape == (2,) and logits.shape == (4, model.vocab.size)
+
+
 def test_lazy_penalty_and_augmentation_train_reproducibly(notes, tmp_path):
     """With the critic's augmentations and a penalty every 2nd step, two runs of one seed end with the
     same weights (the transforms draw from the step's seeded stream), and not with the plain run's."""
@@ -492,3 +505,15 @@ def test_lazy_penalty_and_augmentation_train_reproducibly(notes, tmp_path):
     changed = [not torch.equal(a, b) for a, b in zip(first.discriminator.state_dict().values(),
                                                        plain.discriminator.state_dict().values())]
     assert sum(changed) > len(changed) // 2
+
+
+def test_gradient_penalty_takes_one_slope_per_score_of_a_packing_critic():
+    """A linear critic of slope 1 per note has slope sqrt(2) per pair: the penalty of the paired critic
+    is (sqrt(2) - 1)^2, the per-note critic's 0."""
+    from gansynth.training.losses import gradient_penalty
+
+    real, fake = torch.randn(4, 1, 1, 1), torch.randn(4, 1, 1, 1)
+    noise = torch.Generator().manual_seed(0)
+    assert gradient_penalty(lambda x: x.flatten(), real, fake, 1.0, noise).item() == pytest.approx(0.0)
+    paired = gradient_penalty(lambda x: x.reshape(2, 2).sum(1), real, fake, 1.0, noise)
+    assert paired.item() == pytest.approx((math.sqrt(2) - 1) ** 2)

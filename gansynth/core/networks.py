@@ -112,6 +112,7 @@ class _ProgressiveNetwork(nn.Module):
         skip_upsample: str = "nearest",
         block_latent_channels: int = 0,
         critic_frame_level: bool = False,
+        critic_pack: int = 1,
     ) -> None:
         super().__init__()
         self.latent_dim, self.num_pitches = latent_dim, num_pitches
@@ -148,6 +149,9 @@ class _ProgressiveNetwork(nn.Module):
             raise NetworkError(f"{name}: block_latent_channels must be >= 0, got {block_latent_channels}")
         self.block_latent_channels = int(block_latent_channels)
         self.critic_frame_level = critic_frame_level
+        if not (isinstance(critic_pack, int) and critic_pack >= 1):
+            raise NetworkError(f"{name}: critic_pack must be an integer >= 1, got {critic_pack!r}")
+        self.critic_pack = critic_pack
         self.image_channels, time, freq = (int(n) for n in image_shape)
         self.start_shape = (int(start_shape[0]), int(start_shape[1]))
         self.num_blocks = num_blocks
@@ -408,7 +412,10 @@ class Discriminator(_ProgressiveNetwork):
     block's last conv starts at zero: a fade-in begins with exactly the previous stage's critic, which
     keeps judging the coarse picture while the new block learns the detail. With `critic_frame_level` each
     from_rgb also reads every frame's level (`with_frame_levels`), so the critic judges the envelope as
-    summed power, the way the ear and the envelope metric weigh it.
+    summed power, the way the ear and the envelope metric weigh it. With `critic_pack` k > 1 the critic
+    scores k consecutive notes of the batch at once, stacked along channels (PacGAN, Lin et al. 2018): a
+    pack from a G that under-makes one instrument lacks it more often than a pack of real notes. The
+    pitch head still names every note's pitch, k × num_pitches logits per pack.
     """
 
     def __init__(self, *args, magnitude_scale: float | None = None, **kwargs) -> None:
@@ -419,7 +426,8 @@ class Discriminator(_ProgressiveNetwork):
             raise NetworkError("Discriminator: critic_frame_level needs magnitude_scale, the codec's slope for "
                                "normalised log-magnitude (the levels sum power)")
         self.magnitude_scale = magnitude_scale
-        in_channels = self.image_channels * 3 // 2 if self.critic_frame_level else self.image_channels
+        in_channels = self.critic_pack * (self.image_channels * 3 // 2 if self.critic_frame_level
+                                          else self.image_channels)
         self.from_rgb = nn.ModuleList(
             _discriminator_conv(in_channels, widths[i], 1, padding=0) for i in range(1, num_blocks + 1)
         )
@@ -433,7 +441,7 @@ class Discriminator(_ProgressiveNetwork):
                 nn.init.zeros_(block.convs[-1][0].weight)
         self.stem = _DiscriminatorStem(widths[1], widths[0], self.start_shape, attention=1 in self.attention_blocks)
         self.critic = EqualizedLinear(widths[0], 1, slope=1.0)
-        self.pitch_head = EqualizedLinear(widths[0], self.num_pitches, slope=1.0)
+        self.pitch_head = EqualizedLinear(widths[0], self.critic_pack * self.num_pitches, slope=1.0)
 
     def _from_rgb(self, blocks: int, x: torch.Tensor) -> torch.Tensor:
         """Image at resolution(blocks) -> [B, width(blocks), h, w]; levels are taken at that resolution, so
@@ -445,7 +453,7 @@ class Discriminator(_ProgressiveNetwork):
     def forward(
         self, x: torch.Tensor, stage_blocks: int, alpha: float, fused_attention: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """x [B, C, h, w] -> (critic [B], pitch_logits [B, num_pitches]).
+        """x [B, C, h, w] -> (critic [B / critic_pack], pitch_logits [B, num_pitches]).
 
         Attention takes its explicit path by default, because a gradient penalty differentiates D twice
         and the fused kernels' backward cannot be differentiated. `fused_attention=True` saves memory on
@@ -459,6 +467,10 @@ class Discriminator(_ProgressiveNetwork):
                 f"Discriminator: input must be [B, {', '.join(map(str, expected))}] "
                 f"at {stage_blocks} blocks, got {list(x.shape)}"
             )
+        batch, pack = x.shape[0], self.critic_pack
+        if batch % pack:
+            raise NetworkError(f"Discriminator: a batch of {batch} does not split into packs of {pack}")
+        x = x.reshape(batch // pack, pack * x.shape[1], *x.shape[2:])  # notes i*k .. i*k+k-1 form pack i
         features = self._from_rgb(stage_blocks, x)  # [B, width(k), h, w]
         if self.skip_input:
             for i in range(stage_blocks, 1, -1):  # block i: resolution(i) -> resolution(i - 1)
@@ -473,4 +485,4 @@ class Discriminator(_ProgressiveNetwork):
             for block in reversed(self.blocks[: stage_blocks - 2]):
                 features = block(features, double_backward)
         features = self.stem(features, double_backward)  # [B, width(0)]
-        return self.critic(features).squeeze(1), self.pitch_head(features)
+        return self.critic(features).squeeze(1), self.pitch_head(features).reshape(batch, self.num_pitches)

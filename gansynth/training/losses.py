@@ -80,13 +80,14 @@ def critic_loss(real_score: torch.Tensor, fake_score: torch.Tensor, real_logits:
 
 def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, target: float,
                      generator: torch.Generator) -> torch.Tensor:
-    """Two-sided WGAN-GP on random interpolates, in fp32 (double backward in bf16 is fragile)."""
+    """Two-sided WGAN-GP on random interpolates, in fp32 (double backward in bf16 is fragile). The slope
+    is taken per score: a critic that scores packs of notes has one slope per pack."""
     u = torch.rand(real.shape[0], 1, 1, 1, device=real.device, generator=generator)
     mixed = (real.float() + u * (fake.float() - real.float())).requires_grad_(True)
     with torch.autocast(device_type=real.device.type, enabled=False):
         score = critic(mixed)
     (grad,) = torch.autograd.grad(score.sum(), mixed, create_graph=True)
-    slope = grad.flatten(1).norm(dim=1)
+    slope = grad.reshape(score.shape[0], -1).norm(dim=1)
     return ((slope / target - 1.0) ** 2).mean()
 
 

@@ -96,6 +96,10 @@ class GANSynth(pl.LightningModule):
                                            num_pitches=self.vocab.size,
                                            magnitude_scale=float(self.codec.channel_scale[0]))
         self.ema_generator = copy.deepcopy(self.generator).requires_grad_(False).eval()
+        pack = self.discriminator.critic_pack
+        if any(size % pack for size in self.schedule.batch_sizes):
+            raise SettingError(f"model.schedule.batch_sizes {list(self.schedule.batch_sizes)} must split into "
+                               f"packs of model.network.critic_pack={pack}")
         if self.loss_settings.harmonic_phase and not self.generator.comb_if:
             raise SettingError("model.loss.harmonic_phase needs model.network.comb_if=true (the comb's IF images)")
         self.loud_peaks = math.log(100.0) * float(self.codec.channel_scale[0])  # 20 dB, normalised log-magnitude
@@ -179,8 +183,8 @@ class GANSynth(pl.LightningModule):
         projection discriminator that shares the head's weights), so a fake whose spectrum does not
         match its pitch scores low even when the head can be fooled."""
         score, logits = self.discriminator(augment(x, self.augment_policy, generator), blocks, alpha)
-        if self.loss_settings.projection:
-            score = score + logits.gather(1, pitches[:, None]).squeeze(1)
+        if self.loss_settings.projection:  # a pack of notes (network.critic_pack) adds each note's logit
+            score = score + logits.gather(1, pitches[:, None]).reshape(score.shape[0], -1).sum(1)
         return score, logits
 
     def comb_if_normalized(self, pitches: torch.Tensor, blocks: int) -> torch.Tensor:
