@@ -9,11 +9,14 @@ Three parts, each writing its own JSON (every file records the CPU/GPU model, th
 - render (`render.json`): the paper and fork models rendering a generated ~2-minute polyphonic MIDI
   piece in which every note has its own latent (nothing deduplicated: the worst case), per precision,
   each in its own process so ru_maxrss is that run's peak.
+- breakdown (`render_breakdown.json`, `render_breakdown_gpu.json` with `--device cuda`): where
+  `Synth.generate`'s time goes per batch: G alone, decode alone, decode plus the copy to the CPU,
+  for the paper and fork models per precision (random weights, one pitch).
 - memory (`render_memory.json`): peak RSS rendering 2, 10 and 30-minute MIDI files (pretty_midi,
   one timbre) to a wav, streamed (`stream_mix` + `write_audio_stream`, what `generate` does) and
   whole in memory (`render_midi` + `write_audio`), each in its own process.
 
-    python benchmarks/bench_render.py [--parts levers render memory] [--notes 24] [--device cpu] [--threads 2]
+    python benchmarks/bench_render.py [--parts levers render breakdown memory] [--notes 24] [--device cpu] [--threads 2]
 """
 
 from __future__ import annotations
@@ -186,6 +189,54 @@ def run_levers(notes: int, batch_size: int, rounds: int, threads: int) -> dict:
                 rounds=rounds, rows=rows)
 
 
+def run_breakdown(notes: int, batch_size: int, device: str, threads: int) -> dict:
+    """ms per batch of G alone, decode alone and decode + copy to CPU, against generate's ms per batch."""
+    import torch
+
+    from machine import machine_record
+
+    torch.set_num_threads(threads)
+    cuda = device.startswith("cuda")
+
+    def timed(run, repeats: int = 3) -> float:
+        run()  # warm-up
+        if cuda:
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        for _ in range(repeats):
+            run()
+        if cuda:
+            torch.cuda.synchronize()
+        return (time.perf_counter() - started) / repeats
+
+    rows = []
+    for model in MODELS:
+        for precision in ("fp32", "bf16"):
+            synth = load_random(model, device=device, batch_size=batch_size, precision=precision)
+            z = torch.randn(notes, synth.latent_dim)
+            z_batch = z[:batch_size].to(synth.device)
+            pitch = torch.full((batch_size,), synth.vocab.index(60), device=synth.device)
+
+            def generator_only():
+                with torch.inference_mode(), synth._autocast():
+                    return synth.network(z_batch, pitch, synth.blocks, synth.alpha)
+
+            image = generator_only().float()
+
+            def decode_only():
+                with torch.inference_mode():
+                    return synth.codec.decode(synth.codec.denormalize(image))
+
+            generate = timed(lambda: synth.generate([60] * notes, z)) * batch_size / notes
+            rows.append(dict(model=model, precision=precision, batch_size=batch_size,
+                             generate_ms=round(1e3 * generate, 1), generator_ms=round(1e3 * timed(generator_only), 1),
+                             decode_ms=round(1e3 * timed(decode_only), 1),
+                             decode_and_copy_ms=round(1e3 * timed(lambda: decode_only().float().cpu()), 1),
+                             notes_per_second=round(batch_size / generate, 1)))
+            del synth
+    return dict(machine_record(device, threads), notes=notes, rows=rows)
+
+
 # ---------------------------------------------------------------------------------------------- render
 
 
@@ -317,8 +368,8 @@ def main() -> None:
     from machine import machine_record
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", nargs="+", choices=("levers", "render", "memory"),
-                        default=["levers", "render", "memory"])
+    parser.add_argument("--parts", nargs="+", choices=("levers", "render", "breakdown", "memory"),
+                        default=["levers", "render", "breakdown", "memory"])
     parser.add_argument("--notes", type=int, default=24)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
@@ -347,6 +398,11 @@ def main() -> None:
         report = dict(machine_record(args.device, args.threads), piece_seconds=PIECE_SECONDS, rows=rows)
         save(args.output, report, ["model", "precision", "notes", "ms_per_note", "notes_per_second",
                                    "real_time_factor", "peak_rss_mib"])
+    if "breakdown" in args.parts:
+        name = "render_breakdown.json" if cpu else "render_breakdown_gpu.json"
+        save(RESULTS / name, run_breakdown(args.notes, args.batch_size, args.device, args.threads),
+             ["model", "precision", "batch_size", "generator_ms", "decode_ms", "decode_and_copy_ms", "generate_ms",
+              "notes_per_second"])
     if "memory" in args.parts and cpu:
         rows = [in_child("--memory-one", str(minutes), mode, "--threads", str(args.threads))
                 for minutes in args.minutes for mode in ("streamed", "in memory")]

@@ -139,6 +139,14 @@ def render_memory_table(data: dict):
         ["notes", "wall s", "mix as float32 MiB", "RSS before MiB", "peak RSS MiB", "growth MiB"], rows
 
 
+def render_breakdown_table(data: dict):
+    rows = [((r["model"], r["precision"], r["batch_size"]),
+             (r["generator_ms"], r["decode_ms"], r["decode_and_copy_ms"], r["generate_ms"], r["notes_per_second"]))
+            for r in data["rows"]]
+    return "ms per batch, random weights, one pitch", ["model", "precision", "batch"], \
+        ["G ms", "decode ms", "decode + copy to CPU ms", "generate ms", "notes/s"], rows
+
+
 def train_table(data: dict):
     rows = [((r["config"], r["precision"], r["stage"], "x".join(map(str, r["resolution"]))),
              (r["images_per_s"], r["ms_per_iter"], r["gflop_per_iter"], r["gflop_per_s"], 100 * r["peak_fraction"]))
@@ -181,10 +189,10 @@ def mel_matrix_table(data: dict):
 
 TABLES = {"codec": codec_table, "data": data_table, "attention": attention_table, "render": render_table,
           "render_levers": render_levers_table, "render_memory": render_memory_table,
-          "train": train_table, "learning_curve": learning_curve_table,
+          "render_breakdown": render_breakdown_table, "train": train_table, "learning_curve": learning_curve_table,
           "mel_matrix": mel_matrix_table}
 SOURCES = {"learning_curve": "learning_curve.py", "render_levers": "bench_render.py",
-           "render_memory": "bench_render.py"}
+           "render_memory": "bench_render.py", "render_breakdown": "bench_render.py"}
 
 
 def device_of(stem: str, data: dict) -> tuple[str, str]:
