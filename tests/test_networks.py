@@ -644,15 +644,15 @@ def test_a_packing_critic_scores_consecutive_notes_together_and_names_each_notes
         for note in range(4):
             changed = x.clone()
             changed[note] += 1.0
-            moved = (critic(changed, 2, 1.0)[0] - score).abs()
+            new_score, new_logits = critic(changed, 2, 1.0)
+            moved = (new_score - score).abs()
             assert moved[note // 2] > 1e-4 and moved[1 - note // 2] == 0
-            new_logits = critic(changed, 2, 1.0)[1]
             others = [n for n in range(4) if n // 2 != note // 2]
             torch.testing.assert_close(new_logits[others], logits[others])
 
 
 @pytest.mark.parametrize("pack, batch, message", [
-    (0, 4, "critic_pack must be an integer >= 1, got 0"),
+    (0, 4, "^model.network: critic_pack must be an integer >= 1, got 0"),  # the config key, not a class
     (2, 3, "a batch of 3 does not split into packs of 2"),
 ])
 def test_a_packing_critic_refuses_a_pack_size_that_does_not_fit(pack, batch, message):

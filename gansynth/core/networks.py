@@ -116,7 +116,7 @@ class _ProgressiveNetwork(nn.Module):
     ) -> None:
         super().__init__()
         self.latent_dim, self.num_pitches = latent_dim, num_pitches
-        name = type(self).__name__
+        name = "model.network"  # the config both networks are built from; G's own geometry copy has no user-facing name
         if len(image_shape) != 3 or min(image_shape) < 1:
             raise NetworkError(f"{name}: image_shape must be three positive ints (C, T, F), got {image_shape}")
         if len(start_shape) != 2 or min(start_shape) < 1:
