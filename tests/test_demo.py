@@ -22,6 +22,7 @@ def test_demo_renders_trains_renders_and_evaluates(tmp_path):
     assert list((tmp_path / "run" / "tb").glob("events.out.tfevents.*"))
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert records and all("g_loss" in r and "d_loss" in r for r in records)  # the report's loss curves
+    assert all(0.0 <= r["keyboard"] <= 1.0 for r in records)  # NSynth names: the timbre metrics are monitored
     saved = json.loads((tmp_path / "evaluation.json").read_text())
     assert saved["real"]["pa"] >= 0.95 and report["real"]["pa"] == saved["real"]["pa"]
     per_pitch = compose_config("evaluate", []).notes_per_pitch  # the evaluator's default latents per pitch

@@ -273,6 +273,24 @@ def test_evaluate_reports_what_a_generator_that_is_the_data_would_score(real_bat
         format_report(report)
 
 
+def test_generated_notes_play_the_same_latents_at_every_pitch():
+    """Note i of every pitch comes from latent i, so the keyboard metric can follow one latent up the
+    keyboard; the latents differ from each other."""
+    from gansynth.evaluation.metrics import generated_note_batches
+
+    class RecordingSynth(ToneSynth):
+        def generate(self, pitches, z):
+            self.seen = [*getattr(self, "seen", []), *zip(pitches, z)]
+            return super().generate(pitches, z)
+
+    synth = RecordingSynth(EVAL_PITCHES)
+    for _ in generated_note_batches(synth, notes_per_pitch=3, seed=0):
+        pass
+    by_pitch = {pitch: torch.stack([z for p, z in synth.seen if p == pitch]) for pitch in EVAL_PITCHES}
+    assert all(torch.equal(latents, by_pitch[44]) for latents in by_pitch.values())
+    assert torch.cdist(by_pitch[44], by_pitch[44]).fill_diagonal_(1.0).min() > 0.1
+
+
 def test_evaluate_rejects_real_pitches_outside_the_model(real_batches):
     audio, midi = real_batches[0]
     with pytest.raises(EvaluationError, match=r"pitches \[70\] are outside"):

@@ -66,7 +66,7 @@ def test_page_parses_and_every_linked_file_exists(page):
     links = Links()
     links.feed(page.read_text())
     links.close()
-    assert links.tags.count("img") == 3 + 1 + 1  # 3 pitches, the latent grid, the curves
+    assert links.tags.count("img") == 3 + 1 + 1 + 1  # 3 pitches, the latent grid, the keyboard, the curves
     assert links.tags.count("audio") == 2 * 3 + 4
     assert all(not link.startswith(("http:", "https:", "//", "/")) for link in links.links)  # opens from disk
     assert all((page.parent / link).is_file() for link in links.links)
@@ -79,14 +79,15 @@ def test_real_beside_generated_and_the_grid_are_real_files(page):
     assert sr == SR and real.shape == (CLIP, 2) and generated.frames == CLIP  # the data's mono as the model's stereo
     grid = [sf.read(page.parent / "audio" / f"grid_{i:02d}.wav")[0] for i in range(4)]
     assert min(np.abs(a - b).max() for i, a in enumerate(grid) for b in grid[i + 1:]) > 0.01  # 4 different latents
-    picture = imread(page.parent / "img" / "grid.png")
-    assert picture.shape[1] > 400 and picture[..., :3].std() > 0.05  # drawn, not blank
+    for name in ("grid.png", "keyboard.png"):  # the keyboard: 4 latents x 3 pitches
+        picture = imread(page.parent / "img" / name)
+        assert picture.shape[1] > 400 and picture[..., :3].std() > 0.05  # drawn, not blank
 
 
 def test_the_page_shows_the_metrics_with_ceiling_and_controls(page):
     text = page.read_text()
     for heading in ("<th>generated</th>", "<th>real</th>", "<th>untrained</th>", "<th>mean_note</th>",
-                    "<th>noise</th>", "<th>PA (mean)</th>", "3 records"):
+                    "<th>noise</th>", "<th>PA (mean)</th>", "<th>keyboard</th>", "3 records"):
         assert heading in text
 
 

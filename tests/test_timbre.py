@@ -6,8 +6,8 @@ import torch
 
 from gansynth.core.audio import load_clip
 from gansynth.commands.make_dataset import make_dataset
-from gansynth.evaluation.timbre import (TimbreError, TimbreReference, instrument_of, perfect_sampler_scores,
-                                        timbre_features, timbre_scores)
+from gansynth.evaluation.timbre import (TimbreError, TimbreReference, instrument_of, keyboard_consistency,
+                                        perfect_sampler_scores, timbre_features, timbre_scores, voice_within_pitch)
 
 SR = 16000
 PROGRAMS = (0, 40, 73)  # piano, violin, flute
@@ -70,6 +70,51 @@ def test_white_noise_is_far_from_every_real_note(real_notes, reference):
     noise = audio.square().mean().sqrt() * torch.randn(audio.shape, generator=torch.Generator().manual_seed(0))
     scores = timbre_scores(reference, timbre_features(noise, midi, SR), midi)
     assert scores["nearest_real_ratio"] > 3.0
+
+
+def _voices_over_the_keyboard(real_notes, reference, instrument_of_voice):
+    """Timbre scores of 3 voices at every pitch; voice v at the j-th pitch plays the real note of
+    instrument ``instrument_of_voice(v, j)``."""
+    audio, midi, _ = real_notes
+    features = timbre_features(audio, midi, SR)
+    rows, pitches = [], []
+    for j, pitch in enumerate(midi.unique().tolist()):
+        for voice in range(3):
+            wanted = (midi == pitch) & (reference.instrument == instrument_of_voice(voice, j))
+            rows.append(torch.nonzero(wanted).flatten()[0])
+            pitches.append(pitch)
+    return timbre_scores(reference, features[torch.stack(rows)], torch.tensor(pitches))
+
+
+def test_keyboard_tells_a_latent_that_keeps_its_instrument_from_one_that_drifts(real_notes, reference):
+    """Both give every pitch all three instruments; only the voice that keeps its instrument up the
+    keyboard scores high on keyboard consistency."""
+    keeps = _voices_over_the_keyboard(real_notes, reference, lambda voice, j: voice)
+    drifts = _voices_over_the_keyboard(real_notes, reference, lambda voice, j: (voice + j) % 3)
+    assert keeps["entropy"] > 0.9 and drifts["entropy"] > 0.9
+    assert keeps["keyboard"] > 0.8 and drifts["keyboard"] < 0.1
+
+
+def test_keyboard_is_zero_for_a_timbre_no_latent_chooses(real_notes, reference):
+    """The mean note's shape (one sound per pitch for every latent) and white noise score ~0; real notes
+    with their instrument as the voice score near 1."""
+    audio, midi, instruments = real_notes
+    one_per_pitch = torch.stack([audio[midi == p][0] for p in midi.unique()]).repeat_interleave(8, 0)
+    pitches = midi.unique().repeat_interleave(8)
+    assert timbre_scores(reference, timbre_features(one_per_pitch, pitches, SR), pitches)["keyboard"] == 0.0
+    noise = torch.randn(len(pitches), *audio.shape[1:], generator=torch.Generator().manual_seed(0))
+    assert timbre_scores(reference, timbre_features(noise, pitches, SR), pitches)["keyboard"] < 0.1
+    real = timbre_scores(reference, timbre_features(audio, midi, SR), midi, voice=reference.instrument)
+    assert real["keyboard"] > 0.8
+
+
+def test_keyboard_consistency_is_the_mutual_information_over_log_n():
+    """Two voices, each always one instrument of two: log 2 / log 2 = 1; each half-and-half: 0;
+    voices are ranks within a pitch."""
+    torch.testing.assert_close(voice_within_pitch(torch.tensor([60, 60, 61, 60, 61])), torch.tensor([0, 1, 0, 2, 1]))
+    voice = torch.tensor([0, 0, 1, 1])
+    assert keyboard_consistency(torch.tensor([0, 0, 1, 1]), voice, 2) == pytest.approx(1.0)
+    assert keyboard_consistency(torch.tensor([0, 1, 0, 1]), voice, 2) == pytest.approx(0.0, abs=1e-12)
 
 
 def test_reference_needs_two_instruments(real_notes):

@@ -33,6 +33,7 @@ REPORT_ROWS = [
     ("NDB / bins", "ndb_fraction", "{:.3f}"), ("FD", "fd", "{:.1f}"),
     ("coverage", "coverage", "{:.3f}"), ("mix entropy", "entropy", "{:.3f}"),
     ("diversity", "diversity", "{:.3f}"), ("nearest-real", "nearest_real_ratio", "{:.2f}"),
+    ("keyboard", "keyboard", "{:.3f}"),
 ]
 
 

@@ -2,8 +2,9 @@
 
 A folder with `index.html`, its PNGs and its wavs, linked by relative paths only (no server, no
 network): real and generated notes side by side over a spread of pitches, one pitch across many
-latents (timbre variety), the evaluation table beside the real ceiling and the controls, and the
-training curves from the run's `metrics.jsonl`.
+latents (timbre variety), a few latents each across those pitches (one instrument up the keyboard?),
+the evaluation table beside the real ceiling and the controls, and the training curves from the run's
+`metrics.jsonl`.
 
     gansynth-report ckpt_path=runs/x/checkpoints/last.ckpt data.path=notes output_dir=report
 """
@@ -32,6 +33,9 @@ from gansynth.inference.render import random_anchors
 PAGE_STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}"
               "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
               "img{max-width:100%}figure{display:inline-block;margin:4px}audio{width:220px}")
+
+
+KEYBOARD_LATENTS = 4  # the first latents of the timbre grid, each played at every pitch shown
 
 
 class ReportError(GANSynthError):
@@ -155,12 +159,22 @@ def run_report(cfg: DictConfig) -> Path:
                  page.audio(f"generated_{pitch}.wav", fake, "generated"))
 
     middle = pitches[len(pitches) // 2]
-    grid = synth.generate([middle] * cfg.grid_latents,
-                          torch.from_numpy(random_anchors(cfg.grid_latents, synth.latent_dim, cfg.seed + 1))).numpy()
+    grid_anchors = random_anchors(cfg.grid_latents, synth.latent_dim, cfg.seed + 1)  # [grid_latents, latent_dim]
+    grid = synth.generate([middle] * cfg.grid_latents, torch.from_numpy(grid_anchors)).numpy()
     page.add(f"<h2>Timbre variety: MIDI {middle} across {cfg.grid_latents} latents</h2>",
              page.picture("grid.png", spectrograms([(f"latent {i}", a) for i, a in enumerate(grid)], sr, 4),
                           "one pitch across latents"), "<br>",
              *(page.audio(f"grid_{i:02d}.wav", a, f"latent {i}") for i, a in enumerate(grid)))
+
+    shown = grid_anchors[:KEYBOARD_LATENTS]  # [k, latent_dim]
+    played = synth.generate(pitches * len(shown), torch.from_numpy(np.repeat(shown, len(pitches), 0))).numpy()
+    page.add(f"<h2>One latent across the keyboard: {len(shown)} latents at MIDI {', '.join(map(str, pitches))}</h2>",
+             "<p>A row is one latent, as a MIDI file plays it: a latent that is one instrument keeps its "
+             "kind of spectrum from the low notes to the high ones (the evaluation's <i>keyboard</i>).</p>",
+             page.picture("keyboard.png", spectrograms([(f"latent {i}, MIDI {pitch}", a) for (i, pitch), a in
+                                                        zip(((i, p) for i in range(len(shown)) for p in pitches),
+                                                            played)], sr, len(pitches)),
+                          "latents across pitches"))
 
     scores = evaluate.run(OmegaConf.merge(compose_config("evaluate"), {
         "ckpt_path": str(ckpt), "data": cfg.data, "seed": cfg.seed, "device": cfg.device, **cfg.evaluation}))

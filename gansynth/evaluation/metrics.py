@@ -226,13 +226,15 @@ class _NoteSet:
 def generated_note_batches(
     synth, notes_per_pitch: int, seed: int
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """(audio [b, ch, n], MIDI [b]) for notes_per_pitch notes of every pitch the model was trained on."""
+    """(audio [b, ch, n], MIDI [b]) for notes_per_pitch notes of every pitch the model was trained on,
+    pitch by pitch: the same notes_per_pitch latents at every pitch, as a musician plays one timbre."""
     pitches = synth.trained_pitches
     if notes_per_pitch < 1 or not pitches:
         raise EvaluationError(f"need notes_per_pitch >= 1 and a model with trained pitches, got "
                               f"notes_per_pitch={notes_per_pitch} and {len(pitches)} pitches")
     midi = torch.tensor(pitches).repeat_interleave(notes_per_pitch)  # [N]
-    latents = torch.randn(len(midi), synth.latent_dim, generator=torch.Generator().manual_seed(seed))
+    latents = torch.randn(notes_per_pitch, synth.latent_dim, generator=torch.Generator().manual_seed(seed))
+    latents = latents.repeat(len(pitches), 1)  # [N, latent_dim], note i of every pitch plays latent i
     for begin in range(0, len(midi), GENERATE_CHUNK):
         chunk = midi[begin : begin + GENERATE_CHUNK]
         yield synth.generate(chunk.tolist(), latents[begin : begin + GENERATE_CHUNK]), chunk
@@ -316,8 +318,9 @@ def evaluate(
     on how many notes are compared (FD is biased upward for small sets), so every column compares
     the same number of notes: a seeded sample of min(held-out, generated) from each side.
     PA, PE and the timbre metrics use every note; the real column's nearest-real ratio leaves each
-    note's own copy out. ``perfect_sampler`` holds the coverage and mix entropy that ``notes_per_pitch``
-    real notes drawn at random per pitch score: the ceiling of those two at this many notes.
+    note's own copy out, and its keyboard takes each note's instrument as its voice.
+    ``perfect_sampler`` holds the coverage and mix entropy that ``notes_per_pitch`` real notes drawn
+    at random per pitch score: the ceiling of those two at this many notes.
     """
     real = _NoteSet.from_batches(real_batches, synth.sample_rate, "real notes")
     train_index, held_index = _split(len(real), held_out_fraction, seed)
@@ -353,7 +356,8 @@ def evaluate(
             "compared_notes": compared,
         }
         if timbre is not None:
-            result.update(timbre_scores(timbre, notes.timbre, notes.midi, leave_one_out=is_real))
+            result.update(timbre_scores(timbre, notes.timbre, notes.midi, leave_one_out=is_real,
+                                        voice=timbre.instrument if is_real else None))
         return result
 
     report = {name: scores(notes, notes) for name, notes in scored.items()}

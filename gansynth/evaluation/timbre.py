@@ -18,6 +18,12 @@ entropy, for diversity relative to the real notes of that pitch, and for the dis
 nearest real note relative to how far real notes are from their neighbours of other pitches.
 Coverage and mix entropy are counted over the few notes scored per pitch, so they read low even for a
 generator that is the data; `perfect_sampler_scores` measures how low, at any number of notes per pitch.
+
+One latent is one instrument to a musician who plays it across the keyboard. ``keyboard`` measures that:
+each note comes from a voice (the latent it was drawn from, or for real notes the instrument), and the
+score is how much the voice tells which instrument the note sounds like, I(voice; instrument) / log(n).
+A latent that drifts from one instrument to another up the keyboard scores low although every pitch
+may hold a fair mix; a timbre the latent does not choose (the mean note, noise) scores 0.
 """
 from __future__ import annotations
 
@@ -146,8 +152,31 @@ class TimbreReference:
         return float(distances.amin(1).mean())
 
 
+def voice_within_pitch(midi: torch.Tensor) -> torch.Tensor:
+    """[N] each note's rank among the notes of its pitch, in order: the latent's index when the same
+    latents are played at every pitch."""
+    voice = torch.empty_like(midi)
+    for pitch in midi.unique().tolist():
+        mine = torch.nonzero(midi == pitch).flatten()
+        voice[mine] = torch.arange(len(mine))
+    return voice
+
+
+def keyboard_consistency(predicted: torch.Tensor, voice: torch.Tensor, n_instruments: int) -> float:
+    """I(voice; predicted instrument) / log(n_instruments) over notes [N] (see the module docstring)."""
+    def entropy(counts: torch.Tensor) -> torch.Tensor:  # [..., n] -> [...] nats
+        share = counts / counts.sum(-1, keepdim=True).clamp_min(1)
+        return -(share * share.clamp_min(1e-12).log()).sum(-1)
+
+    joint = torch.zeros(int(voice.max()) + 1, n_instruments, dtype=torch.float64)
+    joint.index_put_((voice, predicted), torch.ones(len(voice), dtype=torch.float64), accumulate=True)
+    per_voice = joint.sum(1)
+    within = (per_voice * entropy(joint)).sum() / per_voice.sum()
+    return max(0.0, float((entropy(joint.sum(0)) - within) / math.log(n_instruments)))  # no -0.0 from rounding
+
+
 def timbre_scores(reference: TimbreReference, features: torch.Tensor, midi: torch.Tensor,
-                  leave_one_out: bool = False) -> dict:
+                  leave_one_out: bool = False, voice: torch.Tensor | None = None) -> dict:
     """Coverage, mix entropy, diversity and nearest-real ratio of notes [N, D] at MIDI pitches [N].
 
     - coverage: distinct predicted instruments per pitch over the data's instrument count, averaged;
@@ -155,7 +184,9 @@ def timbre_scores(reference: TimbreReference, features: torch.Tensor, midi: torc
     - diversity: mean pairwise distance between notes of a pitch over the same for the real notes of
       that pitch, averaged over pitches both sides have at least two notes of;
     - nearest-real ratio: mean distance to the nearest real note over ``neighbour_distance``. With
-      ``leave_one_out`` (scoring the reference itself) a note's own copy is not its nearest note.
+      ``leave_one_out`` (scoring the reference itself) a note's own copy is not its nearest note;
+    - keyboard: ``keyboard_consistency`` with each note's ``voice`` [N] (default: its rank within its
+      pitch, the latent's index when every pitch plays the same latents in the same order).
     """
     standardised = reference.standardise(features)
     midi = torch.as_tensor(midi).long()
@@ -179,6 +210,8 @@ def timbre_scores(reference: TimbreReference, features: torch.Tensor, midi: torc
         "entropy": sum(entropy) / len(entropy),
         "diversity": sum(diversity) / len(diversity) if diversity else float("nan"),
         "nearest_real_ratio": float(distances.amin(1).mean()) / reference.neighbour_distance(),
+        "keyboard": keyboard_consistency(predicted, voice_within_pitch(midi) if voice is None else voice,
+                                         n_instruments),
         "instrument_mix": {name: int((predicted == i).sum()) for i, name in enumerate(reference.names)},
     }
 

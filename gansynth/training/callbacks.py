@@ -193,7 +193,8 @@ class LearningMonitor(EveryImages):
             self._reference = self._timbre_reference(trainer, pl_module) or False
         trained = torch.nonzero(pl_module.pitch_weights > 0).flatten().cpu()
         pitches = (trained + pl_module.vocab.low).repeat_interleave(self.notes_per_pitch)
-        audio = pl_module.synth().generate(pitches.tolist(), pl_module.latent(len(pitches), self.seed))
+        latents = pl_module.latent(self.notes_per_pitch, self.seed).repeat(len(trained), 1)  # the same at every pitch
+        audio = pl_module.synth().generate(pitches.tolist(), latents)
         scores = pitch_accuracy(audio, pl_module.codec.sample_rate, pitches)
         record = {"images_seen": seen, "minutes": seconds / 60.0, "stage": pl_module.stage,
                   "pitch_accuracy": scores["pa"], "pitch_entropy": scores["pe"],
@@ -202,7 +203,8 @@ class LearningMonitor(EveryImages):
         if self._reference:
             timbre = timbre_scores(self._reference, timbre_features(audio, pitches, pl_module.codec.sample_rate),
                                    pitches)
-            record.update({key: timbre[key] for key in ("coverage", "entropy", "diversity", "nearest_real_ratio")})
+            record.update({key: timbre[key] for key in ("coverage", "entropy", "diversity", "nearest_real_ratio",
+                                                        "keyboard")})
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
