@@ -72,9 +72,10 @@ def test_white_noise_is_far_from_every_real_note(real_notes, reference):
     assert scores["nearest_real_ratio"] > 3.0
 
 
-def _voices_over_the_keyboard(real_notes, reference, instrument_of_voice):
+def _voices_over_the_keyboard(real_notes, reference, instrument_of_voice, push_away: float = 0.0):
     """Timbre scores of 3 voices at every pitch; voice v at the j-th pitch plays the real note of
-    instrument ``instrument_of_voice(v, j)``."""
+    instrument ``instrument_of_voice(v, j)``, moved ``push_away`` standardised units further out along
+    its instrument's centroid (the nearest centroid stays its own)."""
     audio, midi, _ = real_notes
     features = timbre_features(audio, midi, SR)
     rows, pitches = [], []
@@ -83,7 +84,11 @@ def _voices_over_the_keyboard(real_notes, reference, instrument_of_voice):
             wanted = (midi == pitch) & (reference.instrument == instrument_of_voice(voice, j))
             rows.append(torch.nonzero(wanted).flatten()[0])
             pitches.append(pitch)
-    return timbre_scores(reference, features[torch.stack(rows)], torch.tensor(pitches))
+    standardised = reference.standardise(features[torch.stack(rows)])
+    centroids = reference.centroids()[reference.classify(standardised)]
+    moved = standardised + push_away * centroids / centroids.norm(dim=1, keepdim=True)
+    assert torch.equal(reference.classify(moved), reference.classify(standardised))
+    return timbre_scores(reference, moved * reference.std + reference.mean, torch.tensor(pitches))
 
 
 def test_keyboard_tells_a_latent_that_keeps_its_instrument_from_one_that_drifts(real_notes, reference):
@@ -93,6 +98,14 @@ def test_keyboard_tells_a_latent_that_keeps_its_instrument_from_one_that_drifts(
     drifts = _voices_over_the_keyboard(real_notes, reference, lambda voice, j: (voice + j) % 3)
     assert keeps["entropy"] > 0.9 and drifts["entropy"] > 0.9
     assert keeps["keyboard"] > 0.8 and drifts["keyboard"] < 0.1
+
+
+def test_keyboard_counts_a_note_far_from_every_real_note_as_no_instrument(real_notes, reference):
+    """Voices that keep their (predicted) instrument but sit far beyond the nearest-real floor, as an
+    untrained G's notes do, score 0."""
+    far = _voices_over_the_keyboard(real_notes, reference, lambda voice, j: voice, push_away=50.0)
+    assert far["nearest_real_ratio"] > 3.0 and far["entropy"] > 0.9
+    assert far["keyboard"] == 0.0
 
 
 def test_keyboard_is_zero_for_a_timbre_no_latent_chooses(real_notes, reference):

@@ -22,8 +22,12 @@ generator that is the data; `perfect_sampler_scores` measures how low, at any nu
 One latent is one instrument to a musician who plays it across the keyboard. ``keyboard`` measures that:
 each note comes from a voice (the latent it was drawn from, or for real notes the instrument), and the
 score is how much the voice tells which instrument the note sounds like, I(voice; instrument) / log(n).
-A latent that drifts from one instrument to another up the keyboard scores low although every pitch
-may hold a fair mix; a timbre the latent does not choose (the mean note, noise) scores 0.
+A note farther than ``RECOGNISABLE_RATIO`` real-neighbour distances from every real note sounds like no
+instrument and counts as an even share of all of them: otherwise an untrained G, whose latents pick
+consistently among noises far from every real note, would score above a trained one (measured: 0.38
+against 0.21). A latent that drifts
+from one instrument to another up the keyboard scores low although every pitch may hold a fair mix; a
+timbre the latent does not choose (the mean note, noise) scores 0.
 """
 from __future__ import annotations
 
@@ -41,6 +45,7 @@ HARMONICS = 10
 ENVELOPE_SEGMENTS = 8
 FLOOR_DB = -80.0
 PEAK_HALF_WIDTH = 0.03  # a harmonic's peak is searched within +-3 % (half a semitone) of k * f0
+RECOGNISABLE_RATIO = 3.0  # issue 9's nearest-real floor: farther from every real note is no instrument
 NSYNTH_NAME = re.compile(r"^(?P<instrument>.+)[-_]\d{3}-\d{3}$")
 
 
@@ -163,16 +168,20 @@ def voice_within_pitch(midi: torch.Tensor) -> torch.Tensor:
 
 
 def keyboard_consistency(predicted: torch.Tensor, voice: torch.Tensor, n_instruments: int) -> float:
-    """I(voice; predicted instrument) / log(n_instruments) over notes [N] (see the module docstring)."""
+    """I(voice; predicted instrument) / log(n_instruments) over notes [N], within [0, 1] (see the module
+    docstring); ``predicted`` == n_instruments marks a note that sounds like no instrument, which counts
+    as an even share of every instrument: it tells nothing about which one its latent plays."""
     def entropy(counts: torch.Tensor) -> torch.Tensor:  # [..., n] -> [...] nats
         share = counts / counts.sum(-1, keepdim=True).clamp_min(1)
         return -(share * share.clamp_min(1e-12).log()).sum(-1)
 
-    joint = torch.zeros(int(voice.max()) + 1, n_instruments, dtype=torch.float64)
-    joint.index_put_((voice, predicted), torch.ones(len(voice), dtype=torch.float64), accumulate=True)
+    one_hot = torch.nn.functional.one_hot(predicted.clamp_max(n_instruments - 1), n_instruments).double()
+    one_hot[predicted == n_instruments] = 1.0 / n_instruments  # no instrument: says nothing about any of them
+    joint = torch.zeros(int(voice.max()) + 1, n_instruments, dtype=torch.float64).index_add_(0, voice, one_hot)
     per_voice = joint.sum(1)
     within = (per_voice * entropy(joint)).sum() / per_voice.sum()
-    return max(0.0, float((entropy(joint.sum(0)) - within) / math.log(n_instruments)))  # no -0.0 from rounding
+    information = float((entropy(joint.sum(0)) - within) / math.log(n_instruments))
+    return max(0.0, information)  # no -0.0 from rounding
 
 
 def timbre_scores(reference: TimbreReference, features: torch.Tensor, midi: torch.Tensor,
@@ -186,7 +195,8 @@ def timbre_scores(reference: TimbreReference, features: torch.Tensor, midi: torc
     - nearest-real ratio: mean distance to the nearest real note over ``neighbour_distance``. With
       ``leave_one_out`` (scoring the reference itself) a note's own copy is not its nearest note;
     - keyboard: ``keyboard_consistency`` with each note's ``voice`` [N] (default: its rank within its
-      pitch, the latent's index when every pitch plays the same latents in the same order).
+      pitch, the latent's index when every pitch plays the same latents in the same order); a note
+      beyond ``RECOGNISABLE_RATIO`` of every real note counts as no instrument.
     """
     standardised = reference.standardise(features)
     midi = torch.as_tensor(midi).long()
@@ -205,13 +215,14 @@ def timbre_scores(reference: TimbreReference, features: torch.Tensor, midi: torc
     distances = torch.cdist(standardised, reference.features)  # [N, R]
     if leave_one_out:
         distances[distances <= 1e-9] = float("inf")
+    nearest = distances.amin(1) / reference.neighbour_distance()  # [N] in real-neighbour distances
     return {
         "coverage": sum(coverage) / len(coverage),
         "entropy": sum(entropy) / len(entropy),
         "diversity": sum(diversity) / len(diversity) if diversity else float("nan"),
-        "nearest_real_ratio": float(distances.amin(1).mean()) / reference.neighbour_distance(),
-        "keyboard": keyboard_consistency(predicted, voice_within_pitch(midi) if voice is None else voice,
-                                         n_instruments),
+        "nearest_real_ratio": float(nearest.mean()),
+        "keyboard": keyboard_consistency(torch.where(nearest <= RECOGNISABLE_RATIO, predicted, n_instruments),
+                                         voice_within_pitch(midi) if voice is None else voice, n_instruments),
         "instrument_mix": {name: int((predicted == i).sum()) for i, name in enumerate(reference.names)},
     }
 
