@@ -106,9 +106,10 @@ VARIANTS = {  # the README's results table, row by row
     "frame_level_lazy4": [*FRAME_LEVEL, "model.loss.gp_every=4"],  # the shipped tiny: 1.4x the images/s at 32x256
     "frame_level_long_ema": [*FRAME_LEVEL, "model.ema_decay=0.999", "model.ema_rampup=0.5"],
     "frame_level_pack2": [*FRAME_LEVEL, "model.network.critic_pack=2"],
-    "lazy4_transpose10": [*FRAME_LEVEL, "model.loss.gp_every=4", "model.loss.transposition=10"],
-    "lazy4_transpose30": [*FRAME_LEVEL, "model.loss.gp_every=4", "model.loss.transposition=30"],
-    "lazy4_transpose100": [*FRAME_LEVEL, "model.loss.gp_every=4", "model.loss.transposition=100"],
+    "lazy4_transpose10": [*FRAME_LEVEL, "model.loss.gp_every=4", "model.loss.transposition=10"],  # probe in 7a3155a, since removed
+    "lazy4_transpose30": [*FRAME_LEVEL, "model.loss.gp_every=4", "model.loss.transposition=30"],  # probe in 7a3155a, since removed
+    "lazy4_transpose100": [*FRAME_LEVEL, "model.loss.gp_every=4", "model.loss.transposition=100"],  # probe in 7a3155a, since removed
+    "lazy4_critic2": [*FRAME_LEVEL, "model.loss.gp_every=4", "model.loss.critic_steps=2"],
     "block_concat_long_ema": [*BLOCK_LATENT, "model.ema_decay=0.999", "model.ema_rampup=0.5"],
     "block_concat_time_embedding": [*BLOCK_LATENT,
                                     "model.network.time_embedding_channels=4"],  # probe in fe55278, since removed

@@ -73,26 +73,3 @@ def comb_if(codec: SpecgramCodec, vocab: PitchVocab, shapes: list[tuple[int, int
     image = codec.encode(waves)[:, 1:2]  # [P, 1, T, F]: the first audio channel's IF
     return [pool_to(image, shape) for shape in shapes]
 
-
-def stage_column_frequencies(codec: SpecgramCodec, width: int) -> torch.Tensor:
-    """[width] centre frequency in Hz of every column of a stage ``width`` columns wide (non-decreasing)."""
-    return column_frequencies(codec).reshape(width, -1).mean(1).float()
-
-
-def transposed(image: torch.Tensor, semitones: torch.Tensor, column_hz: torch.Tensor
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(image [B, C, h, w] read so that column f shows the source at f * 2**(semitones / 12), linear in
-    between columns; mask [B, 1, 1, w] of the columns whose source lies on the image). A note of pitch
-    p + s, so read, has its harmonics where a note of pitch p has them: what a fixed timbre transposed
-    by s semitones would give, nothing about any instrument."""
-    batch, channels, height, width = image.shape
-    source_hz = column_hz[None, :] * torch.pow(2.0, semitones.float()[:, None] / 12.0)  # [B, w]
-    inside = (source_hz >= column_hz[0]) & (source_hz <= column_hz[-1])
-    upper = torch.searchsorted(column_hz, source_hz.contiguous()).clamp(1, width - 1)  # [B, w]
-    lower_hz, upper_hz = column_hz[upper - 1], column_hz[upper]
-    t = ((source_hz - lower_hz) / (upper_hz - lower_hz).clamp_min(1e-6)).clamp(0.0, 1.0)[:, None, None, :]
-
-    def columns(index: torch.Tensor) -> torch.Tensor:
-        return image.gather(-1, index[:, None, None, :].expand(batch, channels, height, width))
-
-    return torch.lerp(columns(upper - 1), columns(upper), t.to(image.dtype)), inside[:, None, None, :]

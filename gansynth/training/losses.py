@@ -1,6 +1,5 @@
 """The GAN's losses, apart from the LightningModule that runs them: WGAN-GP with drift, an auxiliary
-pitch classifier, the lazy gradient penalty, MSGAN's mode-seeking term, the harmonic phase pull and
-the transposition term (one latent keeps its timbre across pitches).
+pitch classifier, the lazy gradient penalty, MSGAN's mode-seeking term, and the harmonic phase pull.
 
 ``training_step`` calls these in a fixed order; every random number they take comes from the
 step's generator, so the order of the calls is part of a run's reproducibility.
@@ -15,7 +14,6 @@ import torch
 import torch.nn.functional as F
 
 from gansynth.core.errors import GANSynthError
-from gansynth.core.harmonics import transposed
 
 
 class SettingError(GANSynthError):
@@ -35,18 +33,15 @@ class LossSettings:
     projection: bool = False     # the pitch head's logit for the asked-for pitch joins the critic score
     mode_seeking: float = 0.0    # weight of MSGAN's term
     harmonic_phase: float = 0.0  # weight of the pull of G's IF on its own spectral peaks to the comb's IF
-    transposition: float = 0.0   # weight of the pull of one latent's notes at two pitches to one timbre
+    critic_steps: int = 1        # critic steps per generator step (WGAN's n_critic)
 
     def __post_init__(self) -> None:
         if not self.mode_seeking >= 0:
             raise SettingError(f"model.loss.mode_seeking must be >= 0, got {self.mode_seeking}")
         if not self.harmonic_phase >= 0:
             raise SettingError(f"model.loss.harmonic_phase must be >= 0, got {self.harmonic_phase}")
-        if not self.transposition >= 0:
-            raise SettingError(f"model.loss.transposition must be >= 0, got {self.transposition}")
-        if self.transposition and self.mode_seeking:
-            raise SettingError("model.loss.transposition and model.loss.mode_seeking pair the batch's halves in "
-                               "opposite ways (same latent / same pitch); set one of them to 0")
+        if not (isinstance(self.critic_steps, int) and self.critic_steps >= 1):
+            raise SettingError(f"model.loss.critic_steps must be an integer >= 1, got {self.critic_steps}")
         if not (isinstance(self.gp_every, int) and self.gp_every >= 1):
             raise SettingError(f"model.loss.gp_every must be an integer >= 1, got {self.gp_every}")
 
@@ -99,6 +94,11 @@ def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, target: flo
     return ((slope / target - 1.0) ** 2).mean()
 
 
+def generator_due(images_seen: int, batch: int, critic_steps: int) -> bool:
+    """Whether this training step also steps the generator: once every ``critic_steps`` critic steps."""
+    return (images_seen // batch) % critic_steps == 0
+
+
 def penalty_due(images_seen: int, batch: int, every: int) -> bool:
     """Whether this critic step takes the lazy penalty (StyleGAN2): every ``every``-th step by image count."""
     return (images_seen // batch) % every == 0
@@ -138,22 +138,3 @@ def mode_seeking_loss(fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     latent_gap = (z[:h] - z[h: 2 * h]).abs().mean(dim=1)
     return (1.0 / (image_gap / latent_gap + 1e-5)).mean()
 
-
-# Below this many columns a column spans several harmonics of the lowest pitches and a note transposed
-# a fifth reads nearly as close as the same note untransposed: the term then pulls G to ignore the pitch
-# (measured on the second dataset with the term at every stage: PA 0.00-0.10 after 16,000 images).
-TRANSPOSITION_MIN_WIDTH = 64
-
-
-def transposition_loss(first: torch.Tensor, second: torch.Tensor, semitones: torch.Tensor,
-                       column_hz: torch.Tensor) -> torch.Tensor:
-    """Mean |log-magnitude of ``first`` - that of ``second`` transposed down by ``semitones``| over the
-    columns both images show. ``second`` comes from ``first``'s latents at pitches ``semitones`` higher:
-    a latent is one instrument across the keyboard, so its notes should differ by a transposition, not
-    in kind (measured: without it a latent drifts from trumpet to oboe to guitar up two octaves).
-    Real instruments are no pure transposition (fixed resonances), so the critic keeps the last word.
-
-    first, second [B, C, h, w] normalised ([logmag, IF] per audio channel); semitones [B]; column_hz [w]."""
-    moved, inside = transposed(second[:, 0::2].float(), semitones, column_hz)  # [B, C/2, h, w], [B, 1, 1, w]
-    error = (first[:, 0::2].float() - moved).abs() * inside
-    return error.sum() / (inside.sum() * moved.shape[1] * moved.shape[2]).clamp_min(1)

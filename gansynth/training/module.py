@@ -19,16 +19,14 @@ import torch.nn.functional as F
 
 from gansynth.core.augment import augment, check_policy
 from gansynth.core.errors import GANSynthError
-from gansynth.core.harmonics import stage_column_frequencies
 from gansynth.core.networks import Discriminator, Generator, pool_to, upsample
 from gansynth.core.pitch import PitchVocab
 from gansynth.core.schedule import Schedule
 from gansynth.core.seeds import STEP_NOISE, seeded_generator
 from gansynth.core.spectral import SpecgramCodec, saved_mel_matrix
 from gansynth.core.synth import CheckpointError, Synth
-from gansynth.training.losses import (LossSettings, SettingError, critic_loss, generator_loss,
-                                      harmonic_phase_loss, lazy_gradient_penalty, transposition_loss,
-                                      TRANSPOSITION_MIN_WIDTH)
+from gansynth.training.losses import (LossSettings, SettingError, critic_loss, generator_due, generator_loss,
+                                      harmonic_phase_loss, lazy_gradient_penalty)
 
 
 @dataclass(frozen=True)
@@ -111,7 +109,6 @@ class GANSynth(pl.LightningModule):
         self.register_buffer("images_seen", torch.zeros((), dtype=torch.long))
         self._optim_stage: int | None = None  # the stage whose Adam moments the optimizers hold
         self._clock: tuple[float, int] | None = None
-        self._column_hz: dict[int, torch.Tensor] = {}  # stage width -> its columns' Hz (transposition)
 
     # ----------------------------------------------------------------- schedule
     @property
@@ -194,12 +191,6 @@ class GANSynth(pl.LightningModule):
         """[B, 1, h, w] the comb's IF of each pitch at the stage's resolution, in G's output units."""
         return self.codec.normalize_if(getattr(self.generator, f"comb_if_{blocks - 1}")[pitches])
 
-    def column_hz(self, width: int) -> torch.Tensor:
-        """[width] the Hz of each column at a stage ``width`` columns wide, on this module's device."""
-        if width not in self._column_hz:
-            self._column_hz[width] = stage_column_frequencies(self.codec, width).to(self.device)
-        return self._column_hz[width]
-
     def training_step(self, batch, batch_idx):
         """One generator step, then one critic step, on the step's own random numbers (drawn in this
         order: G's pitches, latents, augmentation; D's fake latents, augmentations, penalty mix)."""
@@ -216,26 +207,9 @@ class GANSynth(pl.LightningModule):
         settings = self.loss_settings
         opt_g, opt_d = self.optimizers()
 
-        self.toggle_optimizer(opt_g)
-        fake_pitch = self.sample_pitches(n, noise)
-        if settings.mode_seeking:  # the second half asks for the first half's pitches, from other latents
-            fake_pitch[n // 2: 2 * (n // 2)] = fake_pitch[: n // 2]
-        z = torch.randn(n, self.generator.latent_dim, device=self.device, generator=noise)
-        half = n // 2
-        transpose = settings.transposition and self.current_size(blocks)[1] >= TRANSPOSITION_MIN_WIDTH
-        if transpose:  # the second half plays the first half's latents at its own pitches
-            z[half: 2 * half] = z[:half]
-        fake = self.generator(z, fake_pitch, blocks, alpha)
-        g = generator_loss(*self._critic(fake, fake_pitch, blocks, alpha, noise), fake_pitch, settings, fake, z)
-        g_total = g.total
-        if settings.harmonic_phase:
-            phase = harmonic_phase_loss(fake, self.comb_if_normalized(fake_pitch, blocks), self.loud_peaks)
-            g_total = g_total + settings.harmonic_phase * phase
-        if transpose:
-            moved = transposition_loss(fake[:half], fake[half: 2 * half], fake_pitch[half: 2 * half] - fake_pitch[:half],
-                                       self.column_hz(fake.shape[-1]))
-            g_total = g_total + settings.transposition * moved
-        self._optimizer_step(opt_g, g_total, "generator loss")
+        g_losses = {}  # on a step without G's, the logs keep G's last losses
+        if generator_due(int(self.images_seen), n, settings.critic_steps):
+            g_losses = self._generator_step(opt_g, n, blocks, alpha, noise)
 
         # The fakes take the real batch's pitches, so real, fake and their interpolates share one label.
         self.toggle_optimizer(opt_d)
@@ -251,15 +225,31 @@ class GANSynth(pl.LightningModule):
 
         self._update_ema(n * self.trainer.world_size)
         self.images_seen += n * self.trainer.world_size
-        losses = dict(g_loss=g_total, g_adv=g.adversarial, g_aux=g.pitch, d_loss=d_loss, d_adv=d.adversarial,
-                      d_aux=d.pitch, real_pitch_acc=(real_logits.argmax(1) == labels).float().mean())
-        if settings.harmonic_phase:
-            losses["g_phase"] = phase
-        if transpose:
-            losses["g_transposition"] = moved
+        losses = dict(g_losses, d_loss=d_loss, d_adv=d.adversarial, d_aux=d.pitch,
+                      real_pitch_acc=(real_logits.argmax(1) == labels).float().mean())
         if penalty is not None:  # otherwise the logs keep the last penalty actually computed
             losses["gp"] = penalty[1]
         self._log_step(losses, stage, alpha)
+
+    def _generator_step(self, opt_g, n: int, blocks: int, alpha: float, noise: torch.Generator) -> dict:
+        """One step of G on ``n`` fakes of pitches drawn from the data's histogram; returns its losses."""
+        settings = self.loss_settings
+        self.toggle_optimizer(opt_g)
+        fake_pitch = self.sample_pitches(n, noise)
+        if settings.mode_seeking:  # the second half asks for the first half's pitches, from other latents
+            fake_pitch[n // 2: 2 * (n // 2)] = fake_pitch[: n // 2]
+        z = torch.randn(n, self.generator.latent_dim, device=self.device, generator=noise)
+        fake = self.generator(z, fake_pitch, blocks, alpha)
+        g = generator_loss(*self._critic(fake, fake_pitch, blocks, alpha, noise), fake_pitch, settings, fake, z)
+        g_total = g.total
+        if settings.harmonic_phase:
+            phase = harmonic_phase_loss(fake, self.comb_if_normalized(fake_pitch, blocks), self.loud_peaks)
+            g_total = g_total + settings.harmonic_phase * phase
+        self._optimizer_step(opt_g, g_total, "generator loss")
+        losses = dict(g_loss=g_total, g_adv=g.adversarial, g_aux=g.pitch)
+        if settings.harmonic_phase:
+            losses["g_phase"] = phase
+        return losses
 
     def _optimizer_step(self, optimizer, loss: torch.Tensor, name: str) -> None:
         """Check the loss, then backward and step the optimizer toggled for it, and untoggle it."""
