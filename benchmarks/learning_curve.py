@@ -109,7 +109,7 @@ VARIANTS = {  # the README's results table, row by row
     "lazy4_transpose10": [*FRAME_LEVEL, "model.loss.gp_every=4", "model.loss.transposition=10"],  # probe in 7a3155a, since removed
     "lazy4_transpose30": [*FRAME_LEVEL, "model.loss.gp_every=4", "model.loss.transposition=30"],  # probe in 7a3155a, since removed
     "lazy4_transpose100": [*FRAME_LEVEL, "model.loss.gp_every=4", "model.loss.transposition=100"],  # probe in 7a3155a, since removed
-    "lazy4_critic2": [*FRAME_LEVEL, "model.loss.gp_every=4", "model.loss.critic_steps=2"],
+    "lazy4_critic2": [*FRAME_LEVEL, "model.loss.gp_every=4", "model.loss.critic_steps=2"],  # probe in c5014c2, since removed
     "block_concat_long_ema": [*BLOCK_LATENT, "model.ema_decay=0.999", "model.ema_rampup=0.5"],
     "block_concat_time_embedding": [*BLOCK_LATENT,
                                     "model.network.time_embedding_channels=4"],  # probe in fe55278, since removed

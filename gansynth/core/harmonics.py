@@ -72,4 +72,3 @@ def comb_if(codec: SpecgramCodec, vocab: PitchVocab, shapes: list[tuple[int, int
     waves = torch.stack([comb_wave(codec, hz) for hz in f0])[:, None].expand(-1, codec.audio_channels, -1)
     image = codec.encode(waves)[:, 1:2]  # [P, 1, T, F]: the first audio channel's IF
     return [pool_to(image, shape) for shape in shapes]
-

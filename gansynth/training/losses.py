@@ -1,5 +1,5 @@
 """The GAN's losses, apart from the LightningModule that runs them: WGAN-GP with drift, an auxiliary
-pitch classifier, the lazy gradient penalty, MSGAN's mode-seeking term, and the harmonic phase pull.
+pitch classifier, the lazy gradient penalty, MSGAN's mode-seeking term and the harmonic phase pull.
 
 ``training_step`` calls these in a fixed order; every random number they take comes from the
 step's generator, so the order of the calls is part of a run's reproducibility.
@@ -33,15 +33,12 @@ class LossSettings:
     projection: bool = False     # the pitch head's logit for the asked-for pitch joins the critic score
     mode_seeking: float = 0.0    # weight of MSGAN's term
     harmonic_phase: float = 0.0  # weight of the pull of G's IF on its own spectral peaks to the comb's IF
-    critic_steps: int = 1        # critic steps per generator step (WGAN's n_critic)
 
     def __post_init__(self) -> None:
         if not self.mode_seeking >= 0:
             raise SettingError(f"model.loss.mode_seeking must be >= 0, got {self.mode_seeking}")
         if not self.harmonic_phase >= 0:
             raise SettingError(f"model.loss.harmonic_phase must be >= 0, got {self.harmonic_phase}")
-        if not (isinstance(self.critic_steps, int) and self.critic_steps >= 1):
-            raise SettingError(f"model.loss.critic_steps must be an integer >= 1, got {self.critic_steps}")
         if not (isinstance(self.gp_every, int) and self.gp_every >= 1):
             raise SettingError(f"model.loss.gp_every must be an integer >= 1, got {self.gp_every}")
 
@@ -94,11 +91,6 @@ def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, target: flo
     return ((slope / target - 1.0) ** 2).mean()
 
 
-def generator_due(images_seen: int, batch: int, critic_steps: int) -> bool:
-    """Whether this training step also steps the generator: once every ``critic_steps`` critic steps."""
-    return (images_seen // batch) % critic_steps == 0
-
-
 def penalty_due(images_seen: int, batch: int, every: int) -> bool:
     """Whether this critic step takes the lazy penalty (StyleGAN2): every ``every``-th step by image count."""
     return (images_seen // batch) % every == 0
@@ -137,4 +129,3 @@ def mode_seeking_loss(fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     image_gap = (fake[:h] - fake[h: 2 * h]).float().abs().mean(dim=(1, 2, 3))
     latent_gap = (z[:h] - z[h: 2 * h]).abs().mean(dim=1)
     return (1.0 / (image_gap / latent_gap + 1e-5)).mean()
-

@@ -25,7 +25,7 @@ from gansynth.core.schedule import Schedule
 from gansynth.core.seeds import STEP_NOISE, seeded_generator
 from gansynth.core.spectral import SpecgramCodec, saved_mel_matrix
 from gansynth.core.synth import CheckpointError, Synth
-from gansynth.training.losses import (LossSettings, SettingError, critic_loss, generator_due, generator_loss,
+from gansynth.training.losses import (LossSettings, SettingError, critic_loss, generator_loss,
                                       harmonic_phase_loss, lazy_gradient_penalty)
 
 
@@ -207,9 +207,18 @@ class GANSynth(pl.LightningModule):
         settings = self.loss_settings
         opt_g, opt_d = self.optimizers()
 
-        g_losses = {}  # on a step without G's, the logs keep G's last losses
-        if generator_due(int(self.images_seen), n, settings.critic_steps):
-            g_losses = self._generator_step(opt_g, n, blocks, alpha, noise)
+        self.toggle_optimizer(opt_g)
+        fake_pitch = self.sample_pitches(n, noise)
+        if settings.mode_seeking:  # the second half asks for the first half's pitches, from other latents
+            fake_pitch[n // 2: 2 * (n // 2)] = fake_pitch[: n // 2]
+        z = torch.randn(n, self.generator.latent_dim, device=self.device, generator=noise)
+        fake = self.generator(z, fake_pitch, blocks, alpha)
+        g = generator_loss(*self._critic(fake, fake_pitch, blocks, alpha, noise), fake_pitch, settings, fake, z)
+        g_total = g.total
+        if settings.harmonic_phase:
+            phase = harmonic_phase_loss(fake, self.comb_if_normalized(fake_pitch, blocks), self.loud_peaks)
+            g_total = g_total + settings.harmonic_phase * phase
+        self._optimizer_step(opt_g, g_total, "generator loss")
 
         # The fakes take the real batch's pitches, so real, fake and their interpolates share one label.
         self.toggle_optimizer(opt_d)
@@ -225,31 +234,13 @@ class GANSynth(pl.LightningModule):
 
         self._update_ema(n * self.trainer.world_size)
         self.images_seen += n * self.trainer.world_size
-        losses = dict(g_losses, d_loss=d_loss, d_adv=d.adversarial, d_aux=d.pitch,
-                      real_pitch_acc=(real_logits.argmax(1) == labels).float().mean())
+        losses = dict(g_loss=g_total, g_adv=g.adversarial, g_aux=g.pitch, d_loss=d_loss, d_adv=d.adversarial,
+                      d_aux=d.pitch, real_pitch_acc=(real_logits.argmax(1) == labels).float().mean())
+        if settings.harmonic_phase:
+            losses["g_phase"] = phase
         if penalty is not None:  # otherwise the logs keep the last penalty actually computed
             losses["gp"] = penalty[1]
         self._log_step(losses, stage, alpha)
-
-    def _generator_step(self, opt_g, n: int, blocks: int, alpha: float, noise: torch.Generator) -> dict:
-        """One step of G on ``n`` fakes of pitches drawn from the data's histogram; returns its losses."""
-        settings = self.loss_settings
-        self.toggle_optimizer(opt_g)
-        fake_pitch = self.sample_pitches(n, noise)
-        if settings.mode_seeking:  # the second half asks for the first half's pitches, from other latents
-            fake_pitch[n // 2: 2 * (n // 2)] = fake_pitch[: n // 2]
-        z = torch.randn(n, self.generator.latent_dim, device=self.device, generator=noise)
-        fake = self.generator(z, fake_pitch, blocks, alpha)
-        g = generator_loss(*self._critic(fake, fake_pitch, blocks, alpha, noise), fake_pitch, settings, fake, z)
-        g_total = g.total
-        if settings.harmonic_phase:
-            phase = harmonic_phase_loss(fake, self.comb_if_normalized(fake_pitch, blocks), self.loud_peaks)
-            g_total = g_total + settings.harmonic_phase * phase
-        self._optimizer_step(opt_g, g_total, "generator loss")
-        losses = dict(g_loss=g_total, g_adv=g.adversarial, g_aux=g.pitch)
-        if settings.harmonic_phase:
-            losses["g_phase"] = phase
-        return losses
 
     def _optimizer_step(self, optimizer, loss: torch.Tensor, name: str) -> None:
         """Check the loss, then backward and step the optimizer toggled for it, and untoggle it."""
