@@ -25,9 +25,8 @@ score is how much the voice tells which instrument the note sounds like, I(voice
 A note farther than ``RECOGNISABLE_RATIO`` real-neighbour distances from every real note sounds like no
 instrument and counts as an even share of all of them: otherwise an untrained G, whose latents pick
 consistently among noises far from every real note, would score above a trained one (measured: 0.38
-against 0.21). A latent that drifts
-from one instrument to another up the keyboard scores low although every pitch may hold a fair mix; a
-timbre the latent does not choose (the mean note, noise) scores 0.
+against 0.21). A latent that drifts from one instrument to another up the keyboard scores low although
+every pitch may hold a fair mix; a timbre the latent does not choose (the mean note, noise) scores 0.
 """
 from __future__ import annotations
 
@@ -186,7 +185,7 @@ def keyboard_consistency(predicted: torch.Tensor, voice: torch.Tensor, n_instrum
 
 def timbre_scores(reference: TimbreReference, features: torch.Tensor, midi: torch.Tensor,
                   leave_one_out: bool = False, voice: torch.Tensor | None = None) -> dict:
-    """Coverage, mix entropy, diversity and nearest-real ratio of notes [N, D] at MIDI pitches [N].
+    """Coverage, mix entropy, diversity, nearest-real ratio and keyboard of notes [N, D] at MIDI pitches [N].
 
     - coverage: distinct predicted instruments per pitch over the data's instrument count, averaged;
     - entropy: entropy of each pitch's predicted instrument mix over log(instrument count), averaged;
