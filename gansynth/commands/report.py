@@ -171,9 +171,8 @@ def run_report(cfg: DictConfig) -> Path:
     page.add(f"<h2>One latent across the keyboard: {len(shown)} latents at MIDI {', '.join(map(str, pitches))}</h2>",
              "<p>A row is one latent, as a MIDI file plays it: a latent that is one instrument keeps its "
              "kind of spectrum from the low notes to the high ones (the evaluation's <i>keyboard</i>).</p>",
-             page.picture("keyboard.png", spectrograms([(f"latent {i}, MIDI {pitch}", a) for (i, pitch), a in
-                                                        zip(((i, p) for i in range(len(shown)) for p in pitches),
-                                                            played)], sr, len(pitches)),
+             page.picture("keyboard.png", spectrograms([(f"latent {i // len(pitches)}, MIDI {pitch}", a) for i, (pitch, a)
+                                                        in enumerate(zip(pitches * len(shown), played))], sr, len(pitches)),
                           "latents across pitches"))
 
     scores = evaluate.run(OmegaConf.merge(compose_config("evaluate"), {

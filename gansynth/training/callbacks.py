@@ -13,7 +13,7 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from gansynth.core.audio import peak_normalize, write_audio
 from gansynth.core.files import atomic_write
-from gansynth.evaluation.metrics import pitch_accuracy, real_instruments
+from gansynth.evaluation.metrics import generated_note_batches, pitch_accuracy, real_instruments
 from gansynth.evaluation.timbre import TimbreError, TimbreReference, timbre_features, timbre_scores
 
 SAMPLE_PEAK_DB = -1.0
@@ -191,10 +191,8 @@ class LearningMonitor(EveryImages):
         seconds = time.perf_counter() - self._start
         if self._reference is None:
             self._reference = self._timbre_reference(trainer, pl_module) or False
-        trained = torch.nonzero(pl_module.pitch_weights > 0).flatten().cpu()
-        pitches = (trained + pl_module.vocab.low).repeat_interleave(self.notes_per_pitch)
-        latents = pl_module.latent(self.notes_per_pitch, self.seed).repeat(len(trained), 1)  # the same at every pitch
-        audio = pl_module.synth().generate(pitches.tolist(), latents)
+        batches = list(generated_note_batches(pl_module.synth(), self.notes_per_pitch, self.seed))
+        audio, pitches = torch.cat([a for a, _ in batches]), torch.cat([m for _, m in batches])
         scores = pitch_accuracy(audio, pl_module.codec.sample_rate, pitches)
         record = {"images_seen": seen, "minutes": seconds / 60.0, "stage": pl_module.stage,
                   "pitch_accuracy": scores["pa"], "pitch_entropy": scores["pe"],
