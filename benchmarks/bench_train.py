@@ -50,14 +50,14 @@ def parse_config(text: str) -> str:
 
 def build_model(experiment: str, overrides: list[str] = ()) -> GANSynth:
     """The LightningModule exactly as ``train.py experiment=... <overrides>`` composes it, with a flat
-    pitch histogram."""
+    pitch histogram (and ``data.instrument_pairs`` passed on as the data module passes it)."""
     cfg = compose_config("train", [f"experiment={experiment}", *overrides])
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     model_cfg.pop("_target_")
     low, high = cfg.data.pitch_low, cfg.data.pitch_high
     codec = SpecgramCodec(**OmegaConf.to_container(cfg.codec, resolve=True))
     pitch = dict(low=low, high=high, counts=[1] * (high - low + 1))
-    return GANSynth(codec=codec.to_dict(), pitch=pitch, **model_cfg)
+    return GANSynth(codec=codec.to_dict(), pitch=pitch, instrument_pairs=cfg.data.instrument_pairs, **model_cfg)
 
 
 class RandomNotes(Dataset):

@@ -25,7 +25,8 @@ BASE = ["experiment=tiny", "model.ema_rampup=null", "model.loss.aux_weight_g=10"
         "model.schedule.stable_images=6000", "model.schedule.transition_images=3000",
         "model.network.skip_output=false", "model.network.zero_init_rgb=false", "model.network.skip_input=false",
         "codec.channel_mode=stereo", "callbacks.samples.every_images=0", "~logger",
-        "+trainer.enable_progress_bar=false", "trainer.log_every_n_steps=50", "model.loss.gp_every=1"]
+        "+trainer.enable_progress_bar=false", "trainer.log_every_n_steps=50", "model.loss.gp_every=1",
+        "data.instrument_pairs=false", "model.pair_critic_harmonics=0"]
 # The tiny experiment as it was before harmonic coordinates shipped: Magenta's G, 3 stages to 8x64.
 BEFORE = ["model.network.harmonic_coordinates=false", "model.loss.projection=false",
           "model.schedule.num_blocks=3", "model.schedule.stable_images=3000", "model.schedule.transition_images=3000"]
@@ -103,13 +104,16 @@ VARIANTS = {  # the README's results table, row by row
     "no_one_hot_block_concat": BLOCK_LATENT,
     "block_concat_frame_level": FRAME_LEVEL,  # the tiny shipped before the lazy penalty
     "frame_level_latent32": [*FRAME_LEVEL, "model.network.block_latent_channels=32"],  # the later value wins
-    "frame_level_lazy4": [*FRAME_LEVEL, "model.loss.gp_every=4"],  # the shipped tiny: 1.4x the images/s at 32x256
+    "frame_level_lazy4": [*FRAME_LEVEL, "model.loss.gp_every=4"],  # shipped before instrument pairs: 1.4x the images/s
     "frame_level_long_ema": [*FRAME_LEVEL, "model.ema_decay=0.999", "model.ema_rampup=0.5"],
     "frame_level_pack2": [*FRAME_LEVEL, "model.network.critic_pack=2"],
     "lazy4_transpose10": [*FRAME_LEVEL, "model.loss.gp_every=4", "model.loss.transposition=10"],  # probe in 7a3155a, since removed
     "lazy4_transpose30": [*FRAME_LEVEL, "model.loss.gp_every=4", "model.loss.transposition=30"],  # probe in 7a3155a, since removed
     "lazy4_transpose100": [*FRAME_LEVEL, "model.loss.gp_every=4", "model.loss.transposition=100"],  # probe in 7a3155a, since removed
     "lazy4_critic2": [*FRAME_LEVEL, "model.loss.gp_every=4", "model.loss.critic_steps=2"],  # probe in c5014c2, since removed
+    "lazy4_pairs": [*FRAME_LEVEL, "model.loss.gp_every=4", "model.network.critic_pack=2", "data.instrument_pairs=true"],
+    "lazy4_harmonic_pairs": [*FRAME_LEVEL, "model.loss.gp_every=4", "data.instrument_pairs=true",
+                             "model.pair_critic_harmonics=16"],  # the shipped tiny
     "block_concat_long_ema": [*BLOCK_LATENT, "model.ema_decay=0.999", "model.ema_rampup=0.5"],
     "block_concat_time_embedding": [*BLOCK_LATENT,
                                     "model.network.time_embedding_channels=4"],  # probe in fe55278, since removed

@@ -31,9 +31,9 @@ sys.path.insert(0, str(ROOT))
 from gansynth.commands.cli import compose_config  # noqa: E402
 from gansynth.core.audio import load_clip  # noqa: E402
 from gansynth.evaluation.metrics import pitch_accuracy  # noqa: E402
-from gansynth.core.labels import NSYNTH_STEM  # noqa: E402
+from gansynth.core.labels import NSYNTH_STEM, instrument_of  # noqa: E402
 from gansynth.core.spectral import SpecgramCodec  # noqa: E402
-from gansynth.evaluation.timbre import (TimbreReference, instrument_of, perfect_sampler_scores,  # noqa: E402
+from gansynth.evaluation.timbre import (TimbreReference, perfect_sampler_scores,  # noqa: E402
                                         timbre_features, timbre_scores)
 from machine import cpu_model  # noqa: E402  (benchmarks/, the script's own folder)
 

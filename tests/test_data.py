@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections import Counter
 from pathlib import Path
 from unittest import mock
 
@@ -13,7 +14,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from gansynth.training.data import AudioFolderDataModule, DatasetError, StreamBatchSampler
+from gansynth.training.data import AudioFolderDataModule, DatasetError, InstrumentPairs, StreamBatchSampler
 from gansynth.core.spectral import SpecgramCodec
 
 LOG_FLOOR = float(np.log(1e-6))
@@ -334,3 +335,54 @@ def test_cache_dir_elsewhere_leaves_the_data_folder_alone(notes_copy, tiny_codec
     assert not (notes_copy / ".gansynth_cache").exists()
     assert len(cached) == 8 and all(p.suffix == ".npy" for p in cached)
     assert np.load(cached[0], mmap_mode="r").shape == (2, 32, 256)
+
+
+# ------------------------------------------------------------------------------------ instrument pairs
+
+
+def paths(*names: str) -> list[Path]:
+    return [Path(f"/notes/{name}.wav") for name in names]
+
+
+def test_a_note_is_partnered_uniformly_by_its_instrument_at_other_pitches():
+    files = paths("oboe_068-060-100", "oboe_068-060-050", "oboe_068-062-100", "oboe_068-064-100",
+                  "horn_060-060-100", "horn_060-067-100")
+    pairs = InstrumentPairs(files, [60, 60, 62, 64, 60, 67], Path("/notes"))
+    picks = Counter(pairs.partner(0, u) for u in np.linspace(0, 1, 1000, endpoint=False))
+    assert sorted(picks) == [2, 3] and min(picks.values()) == 500  # never itself nor the other oboe at 60
+    assert {pairs.partner(4, u) for u in (0.0, 0.5, 0.999)} == {5}
+    assert {pairs.partner(3, u) for u in np.linspace(0, 1, 100, endpoint=False)} == {0, 1, 2}
+
+
+def test_notes_that_cannot_be_paired_are_all_named():
+    files = paths("oboe_068-060-100", "oboe_068-060-050", "horn_060-060-100", "horn_060-067-100")
+    files.append(Path("/notes/take 3.wav"))
+    with pytest.raises(DatasetError) as caught:
+        InstrumentPairs(files, [60, 60, 60, 67, 61], Path("/notes"))
+    assert str(caught.value).splitlines() == [
+        "/notes: notes that cannot be paired (to train without pairs: data.instrument_pairs=false "
+        "model.pair_critic_harmonics=0) (3 files):",
+        "  oboe_068-060-100.wav: data.instrument_pairs: instrument 'oboe_068' has no note at another pitch",
+        "  oboe_068-060-050.wav: data.instrument_pairs: instrument 'oboe_068' has no note at another pitch",
+        "  take 3.wav: data.instrument_pairs needs the instrument in the name (NAME_PPP-VVV)",
+    ]
+
+
+def test_paired_batches_put_each_note_beside_its_instrument_at_another_pitch(synthetic_notes, tiny_codec, tmp_path):
+    """Every odd item of a batch is the even one's instrument at another pitch; the even items still walk
+    the shuffled stream, and the pairing repeats for a loader built mid-stream (a resume)."""
+    dm = module(synthetic_notes, tiny_codec, instrument_pairs=True, batch_size=4, cache_dir=str(tmp_path / "c"))
+    dm.prepare_data()
+    report = dm.scan()
+    batches = list(dm.train_dataloader().batch_sampler)
+    for batch in batches:
+        for first, second in zip(batch[0::2], batch[1::2]):
+            assert report.files[first].name[:-12] == report.files[second].name[:-12]  # synth_PPP: the program
+            assert report.pitches[first] != report.pitches[second]
+    pairs = InstrumentPairs(report.files, report.pitches, synthetic_notes)
+    resumed = StreamBatchSampler(len(report.files), 4, lambda images: 4, 0, pairs=pairs)
+    assert next(iter(resumed)) == batches[1]
+    unpaired = list(module(synthetic_notes, tiny_codec, batch_size=4, cache_dir=str(tmp_path / "c"))
+                    .train_dataloader().batch_sampler)
+    assert [b[0::2] for b in batches] == [b[0::2] for b in unpaired]
+    assert [b[1::2] for b in batches] != [b[1::2] for b in unpaired]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from gansynth.core.labels import LabelError, label_files
+from gansynth.core.labels import LabelError, instrument_of, label_files
 from gansynth.commands.make_dataset import make_dataset
 
 
@@ -108,3 +108,10 @@ def test_estimate_reports_silence_instead_of_a_pitch(tmp_path):
     silent = tmp_path / "silence.wav"
     sf.write(silent, np.zeros(4000, np.float32), 16000)
     assert label_files([silent], "estimate")[silent] == "no pitch found (silent or unpitched)"
+
+
+def test_instrument_comes_from_an_nsynth_style_name():
+    assert instrument_of("notes/violin_040-060-090.wav") == "violin_040"
+    assert instrument_of("guitar_acoustic_000-060-075.wav") == "guitar_acoustic_000"
+    with pytest.raises(LabelError, match="names no instrument"):
+        instrument_of("notes/take3.wav")

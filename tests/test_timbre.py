@@ -6,7 +6,8 @@ import torch
 
 from gansynth.core.audio import load_clip
 from gansynth.commands.make_dataset import make_dataset
-from gansynth.evaluation.timbre import (TimbreError, TimbreReference, instrument_of, keyboard_consistency,
+from gansynth.core.labels import instrument_of
+from gansynth.evaluation.timbre import (TimbreError, TimbreReference, keyboard_consistency,
                                         perfect_sampler_scores, timbre_features, timbre_scores, voice_within_pitch)
 
 SR = 16000
@@ -28,13 +29,6 @@ def real_notes(tmp_path_factory):
 def reference(real_notes):
     audio, midi, instruments = real_notes
     return TimbreReference.fit(timbre_features(audio, midi, SR), midi, instruments)
-
-
-def test_instrument_comes_from_an_nsynth_style_name():
-    assert instrument_of("notes/violin_040-060-090.wav") == "violin_040"
-    assert instrument_of("guitar_acoustic_000-060-075.wav") == "guitar_acoustic_000"
-    with pytest.raises(TimbreError, match="names no instrument"):
-        instrument_of("notes/take3.wav")
 
 
 def test_features_do_not_depend_on_loudness(real_notes):

@@ -517,3 +517,41 @@ def test_gradient_penalty_takes_one_slope_per_score_of_a_packing_critic():
     assert gradient_penalty(lambda x: x.flatten(), real, fake, 1.0, noise).item() == pytest.approx(0.0)
     paired = gradient_penalty(lambda x: x.reshape(2, 2).sum(1), real, fake, 1.0, noise)
     assert paired.item() == pytest.approx((math.sqrt(2) - 1) ** 2)
+
+
+@pytest.mark.parametrize("critic", ["model.network.critic_pack=2", "model.pair_critic_harmonics=4"])
+def test_instrument_pairs_play_one_latent_at_both_pitches_of_a_real_pair(notes, tmp_path, critic):
+    """With data.instrument_pairs, every G call of training (G's step and the critic's fakes) gives the
+    two notes of a pair one latent and the pitches of a real pair of one instrument (two pitches), and the
+    critic of pairs (a packing D, or the harmonic pair critic beside the per-note D) trains."""
+    calls, initial = [], []
+
+    class RecordGeneratorInputs(pl.Callback):
+        def on_fit_start(self, trainer, pl_module):
+            pl_module.generator.register_forward_pre_hook(lambda _, args: calls.append(args[:2]))
+            if pl_module.pair_critic is not None:
+                initial.extend(p.detach().clone() for p in pl_module.pair_critic.parameters())
+
+    _, model = train(notes, tmp_path, "data.instrument_pairs=true", critic, callbacks=[RecordGeneratorInputs()])
+    assert model.hparams.instrument_pairs and len(calls) > 10
+    for z, pitches in calls:
+        torch.testing.assert_close(z[0::2], z[1::2], rtol=0, atol=0)
+        assert not torch.equal(z[0], z[2]) and (pitches[0::2] != pitches[1::2]).all()
+    trained = list(model.pair_critic.parameters()) if model.pair_critic is not None else []
+    assert len(trained) == len(initial) and all(not torch.equal(a, b) for a, b in zip(trained, initial))
+    assert all(torch.isfinite(p).all() for p in trained)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"instrument_pairs": True}, "data.instrument_pairs needs a critic of pairs: model.network.critic_pack=2 (got 1) "
+                                 "or model.pair_critic_harmonics > 0"),
+    ({"pair_critic_harmonics": 4}, "model.pair_critic_harmonics needs data.instrument_pairs=true"),
+])
+def test_instrument_pairs_and_the_pair_critic_need_each_other(overrides, message):
+    from gansynth.training.losses import SettingError
+
+    cfg = OmegaConf.to_container(compose_cfg(*SHRINK, "data.path=/x", "run_dir=/tmp/r"), resolve=True)
+    model = {key: value for key, value in cfg["model"].items() if key != "_target_"}
+    with pytest.raises(SettingError, match=re.escape(message)):
+        GANSynth(codec=SpecgramCodec(**cfg["codec"]).to_dict(), pitch=dict(low=24, high=84, counts=[1] * 61),
+                 **dict(model, **overrides))

@@ -21,9 +21,11 @@ def build_datamodule(cfg: DictConfig):
 
 
 def build_model(cfg: DictConfig, datamodule):
-    """The LightningModule, given the codec and pitch histogram the data scan found."""
+    """The LightningModule, given the codec and pitch histogram the data scan found, and whether the
+    batches come in instrument pairs."""
     pitch = dict(low=datamodule.pitch_low, high=datamodule.pitch_high, counts=list(datamodule.pitch_counts))
-    return instantiate(cfg.model, codec=datamodule.codec.to_dict(), pitch=pitch, seed=cfg.seed, _convert_="all")
+    return instantiate(cfg.model, codec=datamodule.codec.to_dict(), pitch=pitch, seed=cfg.seed,
+                       instrument_pairs=getattr(datamodule, "instrument_pairs", False), _convert_="all")
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, extra_callbacks=()) -> pl.Trainer:

@@ -23,6 +23,7 @@ from gansynth.core.pitch import PitchError, estimate_f0, hz_to_midi
 SOURCES = ("nsynth", "fork", "csv", "regex", "estimate")
 NSYNTH_STEM = re.compile(r"_(?P<instrument>\d{3})-(?P<pitch>\d{3})-(?P<velocity>\d{3})$")
 FORK_STEM = re.compile(r"(?P<pitch>\d{3})$")
+INSTRUMENT_STEM = re.compile(r"^(?P<instrument>.+)[-_]\d{3}-\d{3}$")
 ESTIMATE_FMAX_HZ = 2100.0
 ESTIMATE_FMIN_HZ = 30.0
 
@@ -61,6 +62,15 @@ def label_files(
     if source == "csv":
         return _from_csv(files, csv_path, root)
     return _from_estimate(files, estimate_cache)
+
+
+def instrument_of(path: str | Path) -> str:
+    """Instrument name of an NSynth-style file, ``<instrument>-PPP-VVV.wav`` or ``<instrument>_PPP-VVV``:
+    everything before the pitch and velocity fields (the evaluation's classes, training's pairs)."""
+    match = INSTRUMENT_STEM.match(Path(path).stem)
+    if match is None:
+        raise LabelError(f"{path}: file name does not end in -PPP-VVV, so it names no instrument")
+    return match["instrument"]
 
 
 def _from_stem(path: Path, stem_pattern: re.Pattern[str], expected: str) -> Label:

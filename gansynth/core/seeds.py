@@ -14,6 +14,7 @@ import torch
 
 DATA_ORDER = 0  # stream tags: the data order and the step noise never share a seed
 STEP_NOISE = 1
+PAIRING = 2  # which note of the same instrument partners each note (data.instrument_pairs)
 
 
 def derive_seed(*keys: int) -> int:

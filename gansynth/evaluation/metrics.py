@@ -22,9 +22,9 @@ from gansynth.evaluation.classifier import (
     train_pitch_classifier,
 )
 from gansynth.core.errors import GANSynthError
+from gansynth.core.labels import LabelError, instrument_of
 from gansynth.core.pitch import estimate_f0, hz_to_midi
-from gansynth.evaluation.timbre import (TimbreError, TimbreReference, instrument_of, perfect_sampler_scores,
-                                        timbre_features, timbre_scores)
+from gansynth.evaluation.timbre import TimbreReference, perfect_sampler_scores, timbre_features, timbre_scores
 
 CENTS_TOLERANCE = 50.0
 NDB_ALPHA = 0.05
@@ -380,5 +380,5 @@ def real_instruments(datamodule) -> list[str] | None:
     """Each real note's instrument from its NSynth-style file name, or None when names carry none."""
     try:
         return [instrument_of(path) for path in datamodule.scan().files]
-    except TimbreError:
+    except LabelError:
         return None

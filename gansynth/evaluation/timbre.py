@@ -31,9 +31,7 @@ every pitch may hold a fair mix; a timbre the latent does not choose (the mean n
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -45,21 +43,10 @@ ENVELOPE_SEGMENTS = 8
 FLOOR_DB = -80.0
 PEAK_HALF_WIDTH = 0.03  # a harmonic's peak is searched within +-3 % (half a semitone) of k * f0
 RECOGNISABLE_RATIO = 3.0  # issue 9's nearest-real floor: farther from every real note is no instrument
-NSYNTH_NAME = re.compile(r"^(?P<instrument>.+)[-_]\d{3}-\d{3}$")
 
 
 class TimbreError(GANSynthError):
     """Notes the timbre metrics cannot score (shapes, too few instruments or pitches)."""
-
-
-def instrument_of(path: str | Path) -> str:
-    """Instrument name of an NSynth-style file, ``<instrument>-PPP-VVV.wav`` or ``<instrument>_PPP-VVV``:
-    everything before the pitch and velocity fields."""
-    stem = Path(path).stem
-    match = NSYNTH_NAME.match(stem)
-    if match is None:
-        raise TimbreError(f"{path}: file name does not end in -PPP-VVV, so it names no instrument")
-    return match["instrument"]
 
 
 def _db(power: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from bisect import bisect_left, bisect_right
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -26,9 +27,9 @@ from tqdm import tqdm
 from gansynth.core.audio import AudioError, Header, load_clip, read_header, to_channels
 from gansynth.core.errors import GANSynthError
 from gansynth.core.files import save_npy
-from gansynth.core.labels import LabelError, file_identity, label_files
+from gansynth.core.labels import LabelError, file_identity, instrument_of, label_files
 from gansynth.core.pitch import PitchError, PitchVocab
-from gansynth.core.seeds import DATA_ORDER, seeded_generator
+from gansynth.core.seeds import DATA_ORDER, PAIRING, seeded_generator
 from gansynth.core.spectral import CodecError, SpecgramCodec
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".aif", ".aiff", ".ogg"})
@@ -70,6 +71,7 @@ class ScanReport:
     sample_rates: Counter = field(default_factory=Counter)
     channel_counts: Counter = field(default_factory=Counter)
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+    pairs: InstrumentPairs | None = None  # with instrument_pairs
 
     @property
     def skipped_count(self) -> int:
@@ -107,6 +109,44 @@ class ScanReport:
         return "\n".join(lines)
 
 
+class InstrumentPairs:
+    """Which notes may partner a note: its instrument's notes (NSynth-style names) at other pitches.
+
+    Each instrument's notes are kept sorted by pitch, so a note's own pitch is one run of that list
+    and a uniform partner is a uniform index into the list with that run cut out (memory O(files))."""
+
+    def __init__(self, files: list[Path], pitches: list[int], root: Path):
+        problems, groups = {}, {}
+        for index, path in enumerate(files):
+            try:
+                groups.setdefault(instrument_of(path), []).append(index)
+            except LabelError:
+                problems[path] = ["data.instrument_pairs needs the instrument in the name (NAME_PPP-VVV)"]
+        self.members, self.own_pitch = [], [(0, 0, 0)] * len(files)  # own_pitch: (group, first, end)
+        for instrument, indices in groups.items():
+            indices.sort(key=lambda i: pitches[i])
+            group = len(self.members)
+            self.members.append(indices)
+            sorted_pitches = [pitches[i] for i in indices]
+            for i in indices:
+                first, end = bisect_left(sorted_pitches, pitches[i]), bisect_right(sorted_pitches, pitches[i])
+                if end - first == len(indices):
+                    problems[files[i]] = [f"data.instrument_pairs: instrument {instrument!r} has no note at "
+                                          "another pitch"]
+                self.own_pitch[i] = (group, first, end)
+        if problems:
+            ordered = {path: problems[path] for path in files if path in problems}
+            raise DatasetError.listing(f"{root}: notes that cannot be paired (to train without pairs: "
+                                       "data.instrument_pairs=false model.pair_critic_harmonics=0)", ordered, root)
+
+    def partner(self, item: int, u: float) -> int:
+        """The partner of ``item`` at ``u`` in [0, 1): uniform over its instrument's other pitches."""
+        group, first, end = self.own_pitch[item]
+        members = self.members[group]
+        k = int(u * (len(members) - (end - first)))
+        return members[k if k < first else k + end - first]
+
+
 class CachedSpectrograms(Dataset):
     """(raw image float32 [C, T, F], pitch index long) read from memory-mapped `.npy` files."""
 
@@ -132,12 +172,16 @@ class StreamBatchSampler(Sampler[list[int]]):
     the seed, the rank, the world size and the image count it starts at: a loader built at any
     count (a new epoch, a resumed run) continues the stream exactly, and the batch size may change
     at any count (a stage boundary). An epoch is one pass's worth of batches at the first size.
+
+    With ``pairs``, the item at every odd position is replaced by a partner of the one before it (the
+    same instrument at another pitch), drawn from a generator seeded by (seed, batch start).
     """
 
     def __init__(self, size: int, start: int, batch_size_at: Callable[[int], int], seed: int = 0,
-                 rank: int = 0, world_size: int = 1):
+                 rank: int = 0, world_size: int = 1, pairs: InstrumentPairs | None = None):
         self.size, self.start, self.batch_size_at = size, start, batch_size_at
         self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.pairs = pairs
         self._order: tuple[int, torch.Tensor] | None = None  # (pass, permutation)
 
     def __len__(self) -> int:
@@ -148,8 +192,16 @@ class StreamBatchSampler(Sampler[list[int]]):
         for _ in range(len(self)):
             size = self.batch_size_at(position)
             first = position + self.rank * size
-            yield [self._item(q) for q in range(first, first + size)]
+            items = [self._item(q) for q in range(first, first + size)]
+            if self.pairs is not None:
+                items[1::2] = self._partners_of(items[0::2][: size // 2], first)
+            yield items
             position += size * self.world_size
+
+    def _partners_of(self, items: list[int], first: int) -> list[int]:
+        choice = seeded_generator("cpu", self.seed, PAIRING, first)
+        picks = torch.rand(len(items), generator=choice).tolist()
+        return [self.pairs.partner(item, u) for item, u in zip(items, picks)]
 
     def _item(self, position: int) -> int:
         k, offset = divmod(position, self.size)
@@ -180,6 +232,7 @@ class AudioFolderDataModule(pl.LightningDataModule):
         batch_size: int = 8,
         num_workers: int = 0,
         fit_normalizer: bool = False,
+        instrument_pairs: bool = False,
         seed: int = 0,
     ):
         super().__init__()
@@ -203,6 +256,7 @@ class AudioFolderDataModule(pl.LightningDataModule):
         self.cache_root = Path(cache_dir).expanduser().absolute() if cache_dir else self.path / ".gansynth_cache"
         self.num_workers = num_workers
         self.fit_normalizer = fit_normalizer
+        self.instrument_pairs = instrument_pairs
         self.seed = seed
         self.set_batch_size(batch_size)
         self._position: Callable[[], int] | None = None  # set by follow(); None pickles (ddp_spawn)
@@ -304,7 +358,8 @@ class AudioFolderDataModule(pl.LightningDataModule):
             )
         trainer = self.trainer
         rank, world_size = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        sampler = StreamBatchSampler(len(self._dataset), start, batch_size_at, self.seed, rank, world_size)
+        sampler = StreamBatchSampler(len(self._dataset), start, batch_size_at, self.seed, rank, world_size,
+                                     self.scan().pairs)
         return DataLoader(self._dataset, batch_sampler=sampler, num_workers=self.num_workers)
 
     # ----------------------------------------------------------------- scanning
@@ -342,6 +397,8 @@ class AudioFolderDataModule(pl.LightningDataModule):
         if not report.files:
             skipped = ", ".join(f"{count} {reason}" for reason, count in sorted(report.skip_reasons.items()))
             raise DatasetError(f"{self.path}: no usable audio files" + (f" (skipped: {skipped})" if skipped else ""))
+        if self.instrument_pairs:
+            report.pairs = InstrumentPairs(report.files, report.pitches, self.path)
         return report
 
     def _list_audio(self, report: ScanReport) -> list[Path]:

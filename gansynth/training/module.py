@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from gansynth.core.augment import augment, check_policy
 from gansynth.core.errors import GANSynthError
 from gansynth.core.networks import Discriminator, Generator, pool_to, upsample
+from gansynth.core.pair_critic import HarmonicPairCritic
 from gansynth.core.pitch import PitchVocab
 from gansynth.core.schedule import Schedule
 from gansynth.core.seeds import STEP_NOISE, seeded_generator
@@ -60,7 +61,10 @@ def fade_reals(images: torch.Tensor, size: tuple[int, int], alpha: float, mode: 
 class GANSynth(pl.LightningModule):
     """Generator, discriminator, EMA generator and codec, with every hyperparameter primitive so
     checkpoints load with ``weights_only=True`` and rendering needs nothing but the checkpoint.
-    ``seed`` (non-negative) seeds the training steps' random numbers, per rank."""
+    ``seed`` (non-negative) seeds the training steps' random numbers, per rank. With
+    ``instrument_pairs`` (``data.instrument_pairs``: each batch is pairs of one instrument at two
+    pitches) G plays each pair's two pitches from one latent and the critic scores pairs, so a latent
+    that turns into another instrument from one pitch to the next is told apart from a real instrument."""
 
     def __init__(
         self,
@@ -74,6 +78,8 @@ class GANSynth(pl.LightningModule):
         ema_rampup: float | None = None,
         augment: list | tuple = (),
         seed: int = 0,
+        instrument_pairs: bool = False,
+        pair_critic_harmonics: int = 0,
     ):
         super().__init__()
         if not (ema_rampup is None or ema_rampup > 0):
@@ -100,6 +106,18 @@ class GANSynth(pl.LightningModule):
         if any(size % pack for size in self.schedule.batch_sizes):
             raise SettingError(f"model.schedule.batch_sizes {list(self.schedule.batch_sizes)} must split into "
                                f"packs of model.network.critic_pack={pack}")
+        if pair_critic_harmonics and not instrument_pairs:
+            raise SettingError("model.pair_critic_harmonics needs data.instrument_pairs=true (real pairs of one "
+                               "instrument at two pitches)")
+        if instrument_pairs and pack != 2 and not pair_critic_harmonics:
+            raise SettingError(f"data.instrument_pairs needs a critic of pairs: model.network.critic_pack=2 "
+                               f"(got {pack}) or model.pair_critic_harmonics > 0")
+        if instrument_pairs and pack not in (1, 2):
+            raise SettingError(f"data.instrument_pairs needs model.network.critic_pack 1 or 2, got {pack}")
+        self.pair_critic = None
+        if pair_critic_harmonics:
+            widths = [self.generator.resolution(b)[1] for b in range(1, self.generator.num_blocks + 1)]
+            self.pair_critic = HarmonicPairCritic(self.codec, self.vocab, widths, pair_critic_harmonics)
         if self.loss_settings.harmonic_phase and not self.generator.comb_if:
             raise SettingError("model.loss.harmonic_phase needs model.network.comb_if=true (the comb's IF images)")
         self.loud_peaks = math.log(100.0) * float(self.codec.channel_scale[0])  # 20 dB, normalised log-magnitude
@@ -172,9 +190,15 @@ class GANSynth(pl.LightningModule):
         """This rank's random numbers for the step at the current image count (``gansynth.core.seeds``)."""
         return seeded_generator(self.device, self.hparams.seed, STEP_NOISE, self.global_rank, int(self.images_seen))
 
+    def latents(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """[n, latent_dim] step latents; with ``instrument_pairs`` each pair of notes shares one."""
+        z = torch.randn(n, self.generator.latent_dim, device=self.device, generator=generator)
+        if self.hparams.get("instrument_pairs"):
+            z[1::2] = z[0::2]
+        return z
+
     def _fake(self, pitches: torch.Tensor, blocks: int, alpha: float, generator: torch.Generator) -> torch.Tensor:
-        z = torch.randn(pitches.shape[0], self.generator.latent_dim, device=self.device, generator=generator)
-        return self.generator(z, pitches, blocks, alpha)
+        return self.generator(self.latents(pitches.shape[0], generator), pitches, blocks, alpha)
 
     def _critic(self, x: torch.Tensor, pitches: torch.Tensor, blocks: int, alpha: float,
                 generator: torch.Generator):
@@ -182,9 +206,12 @@ class GANSynth(pl.LightningModule):
         ``loss.projection`` the score also gets the pitch head's logit for the asked-for pitch (a
         projection discriminator that shares the head's weights), so a fake whose spectrum does not
         match its pitch scores low even when the head can be fooled."""
-        score, logits = self.discriminator(augment(x, self.augment_policy, generator), blocks, alpha)
+        x = augment(x, self.augment_policy, generator)
+        score, logits = self.discriminator(x, blocks, alpha)
         if self.loss_settings.projection:  # a pack of notes (network.critic_pack) adds each note's logit
             score = score + logits.gather(1, pitches[:, None]).reshape(score.shape[0], -1).sum(1)
+        if self.pair_critic is not None:  # one score per pair: its notes' scores and the pair critic's
+            score = score.reshape(x.shape[0] // 2, -1).sum(1) + self.pair_critic(x, pitches)
         return score, logits
 
     def comb_if_normalized(self, pitches: torch.Tensor, blocks: int) -> torch.Tensor:
@@ -209,9 +236,11 @@ class GANSynth(pl.LightningModule):
 
         self.toggle_optimizer(opt_g)
         fake_pitch = self.sample_pitches(n, noise)
+        if self.hparams.get("instrument_pairs"):  # pairs of pitches one instrument has
+            fake_pitch = labels.clone()
         if settings.mode_seeking:  # the second half asks for the first half's pitches, from other latents
             fake_pitch[n // 2: 2 * (n // 2)] = fake_pitch[: n // 2]
-        z = torch.randn(n, self.generator.latent_dim, device=self.device, generator=noise)
+        z = self.latents(n, noise)
         fake = self.generator(z, fake_pitch, blocks, alpha)
         g = generator_loss(*self._critic(fake, fake_pitch, blocks, alpha, noise), fake_pitch, settings, fake, z)
         g_total = g.total
@@ -291,8 +320,9 @@ class GANSynth(pl.LightningModule):
 
     def configure_optimizers(self):
         kwargs = self.optim_settings.adam_arguments()
+        critics = [self.discriminator] + ([self.pair_critic] if self.pair_critic is not None else [])
         return (torch.optim.Adam(self.generator.parameters(), **kwargs),
-                torch.optim.Adam(self.discriminator.parameters(), **kwargs))
+                torch.optim.Adam([p for critic in critics for p in critic.parameters()], **kwargs))
 
     # ----------------------------------------------------------------- sampling
     def synth(self) -> Synth:
