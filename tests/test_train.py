@@ -81,12 +81,18 @@ def test_fork_experiment_has_attention_at_8192():
     assert cfg.codec.sample_rate == 44100 and cfg.codec.audio_length == 1.5
 
 
-def test_pitch_counts_that_do_not_fit_the_vocabulary_name_the_key():
-    cfg = OmegaConf.to_container(compose_cfg(*SHRINK, "data.path=/x", "run_dir=/tmp/r"), resolve=True)
+def model_arguments(*overrides: str) -> dict:
+    """GANSynth's arguments as ``train.py`` builds them from the shrunk config (a flat pitch histogram
+    stands in for the data scan's)."""
+    cfg = OmegaConf.to_container(compose_cfg(*SHRINK, "data.path=/x", "run_dir=/tmp/r", *overrides), resolve=True)
     model = {key: value for key, value in cfg["model"].items() if key != "_target_"}
-    codec = SpecgramCodec(**cfg["codec"]).to_dict()
+    return dict(model, codec=SpecgramCodec(**cfg["codec"]).to_dict(), pitch=dict(low=24, high=84, counts=[1] * 61),
+                instrument_pairs=cfg["data"]["instrument_pairs"])
+
+
+def test_pitch_counts_that_do_not_fit_the_vocabulary_name_the_key():
     with pytest.raises(PitchError, match="pitch.counts must have 61 entries with a positive sum, got 3 summing to 6"):
-        GANSynth(codec=codec, pitch=dict(low=24, high=84, counts=[1, 2, 3]), **model)
+        GANSynth(**dict(model_arguments(), pitch=dict(low=24, high=84, counts=[1, 2, 3])))
 
 
 class RecordBatches(pl.Callback):
@@ -389,8 +395,9 @@ def test_ddp_ranks_train_one_model_on_different_data_and_noise(ddp_straight):
         b = rank1["steps"][seen]
         assert a["z"].shape == (2, 8, 16)
         assert not torch.isin(a["z"], b["z"]).any()  # not one latent value in common
-        # Disjoint shards: no real image of rank 0's batch is in rank 1's.
-        assert not (a["images"][:, None] == b["images"][None]).flatten(2).all(2).any()
+        # Disjoint shards: no image rank 0 took from the stream is in rank 1's batch. The stream's are the
+        # even items; each odd one is its predecessor's instrument at another pitch (data.instrument_pairs).
+        assert not (a["images"][0::2, None] == b["images"][None, 0::2]).flatten(2).all(2).any()
 
 
 @pytest.mark.slow
@@ -446,18 +453,14 @@ def test_harmonic_phase_loss_is_small_on_a_harmonic_note_of_the_comb_pitch_only(
 def test_ema_rampup_shortens_the_ema_memory_early_in_each_stage():
     """With ema_rampup the EMA half-life is at most rampup × images into the stage, so just after a
     fade-in begins the EMA follows G closely; deep into a stage it is the configured decay."""
-    cfg = OmegaConf.to_container(compose_cfg(*SHRINK, "data.path=/x", "run_dir=/tmp/r", "model.ema_rampup=0.25"),
-                                 resolve=True)
-    model = {key: value for key, value in cfg["model"].items() if key != "_target_"}
-    counts = [1] * 61
-    gan = GANSynth(codec=SpecgramCodec(**cfg["codec"]).to_dict(), pitch=dict(low=24, high=84, counts=counts), **model)
+    arguments = model_arguments("model.ema_rampup=0.25")
+    gan = GANSynth(**arguments)
     assert gan.hparams.ema_decay == 0.995
     gan.images_seen.fill_(64 + 16)  # 16 images into the first fade-in: half-life 4 images, 2 per step
     assert gan.ema_decay_now(8) == pytest.approx(0.5 ** 2)
     gan.images_seen.fill_(64 * 10_000)  # far beyond the rampup (total_images ends the last stage there)
     assert gan.ema_decay_now(8) == pytest.approx(0.995)
-    fixed = GANSynth(codec=SpecgramCodec(**cfg["codec"]).to_dict(), pitch=dict(low=24, high=84, counts=counts),
-                     **dict(model, ema_rampup=None))
+    fixed = GANSynth(**dict(arguments, ema_rampup=None))
     fixed.images_seen.fill_(64 + 16)
     assert fixed.ema_decay_now(8) == 0.995
 
@@ -476,11 +479,8 @@ def test_ema_rampup_shortens_the_ema_memory_early_in_each_stage():
 def test_out_of_range_model_settings_name_the_key(override, message):
     from gansynth.training.losses import SettingError
 
-    cfg = OmegaConf.to_container(compose_cfg(*SHRINK, "data.path=/x", "run_dir=/tmp/r", *override.split()),
-                                 resolve=True)
-    model = {key: value for key, value in cfg["model"].items() if key != "_target_"}
     with pytest.raises(SettingError, match=re.escape(message)):
-        GANSynth(codec=SpecgramCodec(**cfg["codec"]).to_dict(), pitch=dict(low=24, high=84, counts=[1] * 61), **model)
+        GANSynth(**model_arguments(*override.split()))
 
 
 def test_a_packing_critic_trains_and_scores_pairs_of_notes(notes, tmp_path):
@@ -542,16 +542,14 @@ def test_instrument_pairs_play_one_latent_at_both_pitches_of_a_real_pair(notes, 
     assert all(torch.isfinite(p).all() for p in trained)
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"instrument_pairs": True}, "data.instrument_pairs needs a critic of pairs: model.network.critic_pack=2 (got 1) "
-                                 "or model.pair_critic_harmonics > 0"),
-    ({"pair_critic_harmonics": 4}, "model.pair_critic_harmonics needs data.instrument_pairs=true"),
+@pytest.mark.parametrize("override, message", [
+    ("model.pair_critic_harmonics=0", "data.instrument_pairs needs a critic of pairs: model.network.critic_pack=2 "
+                                      "(got 1) or model.pair_critic_harmonics > 0"),
+    ("data.instrument_pairs=false", "model.pair_critic_harmonics needs data.instrument_pairs=true"),
+    ("model.network.critic_pack=4", "data.instrument_pairs needs model.network.critic_pack 1 or 2, got 4"),
 ])
-def test_instrument_pairs_and_the_pair_critic_need_each_other(overrides, message):
+def test_instrument_pairs_and_the_pair_critic_need_each_other(override, message):
     from gansynth.training.losses import SettingError
 
-    cfg = OmegaConf.to_container(compose_cfg(*SHRINK, "data.path=/x", "run_dir=/tmp/r"), resolve=True)
-    model = {key: value for key, value in cfg["model"].items() if key != "_target_"}
     with pytest.raises(SettingError, match=re.escape(message)):
-        GANSynth(codec=SpecgramCodec(**cfg["codec"]).to_dict(), pitch=dict(low=24, high=84, counts=[1] * 61),
-                 **dict(model, **overrides))
+        GANSynth(**model_arguments(override))

@@ -63,8 +63,10 @@ class GANSynth(pl.LightningModule):
     checkpoints load with ``weights_only=True`` and rendering needs nothing but the checkpoint.
     ``seed`` (non-negative) seeds the training steps' random numbers, per rank. With
     ``instrument_pairs`` (``data.instrument_pairs``: each batch is pairs of one instrument at two
-    pitches) G plays each pair's two pitches from one latent and the critic scores pairs, so a latent
-    that turns into another instrument from one pitch to the next is told apart from a real instrument."""
+    pitches) G plays each pair's two pitches from one latent and the critic scores pairs (a packing D,
+    or the ``HarmonicPairCritic`` of ``pair_critic_harmonics`` harmonics added to the sum of the pair's
+    per-note scores), so a latent that turns into another instrument from one pitch to the next can be
+    told apart from a real instrument."""
 
     def __init__(
         self,
