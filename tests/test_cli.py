@@ -3,6 +3,7 @@ stderr that names the file or key, no traceback, and nothing written or overwrit
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -85,6 +86,25 @@ def test_train_error_inside_the_job_writes_nothing(synthetic_notes, launch_folde
                       "model.schedule.stable_images=0"], launch_folder)
     assert_one_line_error(result, "Schedule: stable_images must be 1 to 5 positive ints, got 0")
     assert list(launch_folder.glob("runs/*")) == [] and snapshot(launch_folder) == {}
+
+
+def test_an_instrument_of_one_pitch_stops_the_paired_tiny_before_anything_is_encoded(synthetic_notes, tmp_path,
+                                                                                     launch_folder):
+    """The tiny experiment pairs each note with its instrument at another pitch: a folder where one
+    instrument has one pitch fails in one line naming the file and the way out, and no cache is written."""
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    for note in sorted(synthetic_notes.glob("*.wav"))[:3]:  # program 0 at MIDI 58-60 ...
+        shutil.copy(note, folder)
+    lone = sorted(synthetic_notes.glob("*.wav"))[-1]  # ... and program 1 at MIDI 61 alone
+    shutil.copy(lone, folder)
+    result = command([str(ROOT / "train.py"), "experiment=tiny", f"data.path={folder}", "data.too_long=crop"],
+                     launch_folder)
+    assert_one_line_error(result, f"{folder}: notes that cannot be paired (to train without pairs: "
+                                  "data.instrument_pairs=false model.pair_critic_harmonics=0): "
+                                  f"{lone.name}: data.instrument_pairs: instrument '{lone.stem[:-8]}' has no note "
+                                  "at another pitch")
+    assert not (folder / ".gansynth_cache").exists() and list(launch_folder.glob("runs/*")) == []
 
 
 @pytest.mark.parametrize("settings, expected", [

@@ -6,7 +6,9 @@ at MIDI 71 passes it; that drift is what keeps the instrument mix unfair at the 
 (``data.instrument_pairs``), fake pairs are one latent at the same two pitches. Each note's log-magnitude
 is first read at its harmonics k·f0, k = 1..K, and half-way between them (the noise of a breath or a bow),
 by linear interpolation between image columns. That puts the two notes of a pair on one grid (frames ×
-harmonic number) where one instrument looks alike at any pitch. Nothing here is fitted to data: the grid comes from the codec's frequency axis and the pitch.
+harmonic number), where one spectrum played at two pitches reads the same and two instruments differ
+(tests/test_pair_critic.py). Nothing here is fitted to data: the grid comes from the codec's frequency
+axis and the pitch.
 """
 from __future__ import annotations
 
