@@ -26,9 +26,8 @@ sys.path.insert(0, str(ROOT))
 from machine import cpu_model  # noqa: E402  (benchmarks/, the script's own folder)
 from gansynth.core.audio import load_clip  # noqa: E402
 from gansynth.core.harmonics import comb_if  # noqa: E402
-from gansynth.core.labels import NSYNTH_STEM  # noqa: E402
+from gansynth.core.labels import NSYNTH_STEM, instrument_of  # noqa: E402
 from gansynth.evaluation.metrics import pitch_accuracy  # noqa: E402
-from gansynth.core.labels import instrument_of  # noqa: E402
 from gansynth.evaluation.timbre import TimbreReference, timbre_features, timbre_scores  # noqa: E402
 from gansynth.inference.checkpoint import load_checkpoint  # noqa: E402
 

@@ -52,8 +52,7 @@ class HarmonicPairCritic(nn.Module):
 
     def __init__(self, codec: SpecgramCodec, vocab: PitchVocab, widths: list[int], harmonics: int):
         super().__init__()
-        self.widths = list(widths)
-        for width in self.widths:
+        for width in widths:
             self.register_buffer(f"sampling_{width}", harmonic_sampling(codec, vocab, width, harmonics),
                                  persistent=False)
         magnitudes = codec.audio_channels
