@@ -114,6 +114,10 @@ VARIANTS = {  # the README's results table, row by row
     "lazy4_pairs": [*FRAME_LEVEL, "model.loss.gp_every=4", "model.network.critic_pack=2", "data.instrument_pairs=true"],
     "lazy4_harmonic_pairs": [*FRAME_LEVEL, "model.loss.gp_every=4", "data.instrument_pairs=true",
                              "model.pair_critic_harmonics=16"],  # the shipped tiny
+    "harmonic_pairs_48": [*FRAME_LEVEL, "model.loss.gp_every=4", "data.instrument_pairs=true",
+                          "model.pair_critic_harmonics=48"],
+    "harmonic_pairs_weight3": [*FRAME_LEVEL, "model.loss.gp_every=4", "data.instrument_pairs=true",
+                               "model.pair_critic_harmonics=16", "model.pair_critic_weight=3"],
     "block_concat_long_ema": [*BLOCK_LATENT, "model.ema_decay=0.999", "model.ema_rampup=0.5"],
     "block_concat_time_embedding": [*BLOCK_LATENT,
                                     "model.network.time_embedding_channels=4"],  # probe in fe55278, since removed
