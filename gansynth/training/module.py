@@ -82,7 +82,6 @@ class GANSynth(pl.LightningModule):
         seed: int = 0,
         instrument_pairs: bool = False,
         pair_critic_harmonics: int = 0,
-        pair_critic_weight: float = 1.0,
     ):
         super().__init__()
         if not (ema_rampup is None or ema_rampup > 0):
@@ -214,7 +213,7 @@ class GANSynth(pl.LightningModule):
         if self.loss_settings.projection:  # a pack of notes (network.critic_pack) adds each note's logit
             score = score + logits.gather(1, pitches[:, None]).reshape(score.shape[0], -1).sum(1)
         if self.pair_critic is not None:  # one score per pair: its notes' scores and the pair critic's
-            score = score.reshape(x.shape[0] // 2, -1).sum(1) + self.hparams.pair_critic_weight * self.pair_critic(x, pitches)
+            score = score.reshape(x.shape[0] // 2, -1).sum(1) + self.pair_critic(x, pitches)
         return score, logits
 
     def comb_if_normalized(self, pitches: torch.Tensor, blocks: int) -> torch.Tensor:
