@@ -115,21 +115,24 @@ class InstrumentPairs:
     Each instrument's notes are kept sorted by pitch, so a note's own pitch is one run of that list
     and a uniform partner is a uniform index into the list with that run cut out (memory O(files))."""
 
-    def __init__(self, files: list[Path], pitches: list[int], root: Path):
-        problems, groups = {}, {}
+    def __init__(self, files: list[Path], pitches: list[int], root: Path, by_pitch: bool = False):
+        problems, groups, order = {}, {}, {}  # PROBE by_pitch: partners are other instruments at the same pitch
         for index, path in enumerate(files):
             try:
-                groups.setdefault(instrument_of(path), []).append(index)
+                instrument = instrument_of(path)
             except LabelError:
                 problems[path] = ["data.instrument_pairs needs the instrument in the name (NAME_PPP-VVV)"]
+                continue
+            group, order[index] = (pitches[index], instrument) if by_pitch else (instrument, pitches[index])
+            groups.setdefault(group, []).append(index)
         self.members, self.own_pitch = [], [(0, 0, 0)] * len(files)  # own_pitch: (group, first, end)
         for instrument, indices in groups.items():
-            indices.sort(key=lambda i: pitches[i])
+            indices.sort(key=lambda i: order[i])
             group = len(self.members)
             self.members.append(indices)
-            sorted_pitches = [pitches[i] for i in indices]
+            sorted_pitches = [order[i] for i in indices]
             for i in indices:
-                first, end = bisect_left(sorted_pitches, pitches[i]), bisect_right(sorted_pitches, pitches[i])
+                first, end = bisect_left(sorted_pitches, order[i]), bisect_right(sorted_pitches, order[i])
                 if end - first == len(indices):
                     problems[files[i]] = [f"data.instrument_pairs: instrument {instrument!r} has no note at "
                                           "another pitch"]
@@ -233,6 +236,7 @@ class AudioFolderDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         fit_normalizer: bool = False,
         instrument_pairs: bool = False,
+        pitch_pairs: bool = False,
         seed: int = 0,
     ):
         super().__init__()
@@ -257,6 +261,7 @@ class AudioFolderDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.fit_normalizer = fit_normalizer
         self.instrument_pairs = instrument_pairs
+        self.pitch_pairs = pitch_pairs
         self.seed = seed
         self.set_batch_size(batch_size)
         self._position: Callable[[], int] | None = None  # set by follow(); None pickles (ddp_spawn)
@@ -397,8 +402,8 @@ class AudioFolderDataModule(pl.LightningDataModule):
         if not report.files:
             skipped = ", ".join(f"{count} {reason}" for reason, count in sorted(report.skip_reasons.items()))
             raise DatasetError(f"{self.path}: no usable audio files" + (f" (skipped: {skipped})" if skipped else ""))
-        if self.instrument_pairs:
-            report.pairs = InstrumentPairs(report.files, report.pitches, self.path)
+        if self.instrument_pairs or self.pitch_pairs:
+            report.pairs = InstrumentPairs(report.files, report.pitches, self.path, by_pitch=self.pitch_pairs)
         return report
 
     def _list_audio(self, report: ScanReport) -> list[Path]:
