@@ -25,8 +25,7 @@ def build_model(cfg: DictConfig, datamodule):
     batches come in instrument pairs."""
     pitch = dict(low=datamodule.pitch_low, high=datamodule.pitch_high, counts=list(datamodule.pitch_counts))
     return instantiate(cfg.model, codec=datamodule.codec.to_dict(), pitch=pitch, seed=cfg.seed,
-                       instrument_pairs=getattr(datamodule, "instrument_pairs", False),
-                       pitch_pairs=getattr(datamodule, "pitch_pairs", False), _convert_="all")
+                       instrument_pairs=getattr(datamodule, "instrument_pairs", False), _convert_="all")
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, extra_callbacks=()) -> pl.Trainer:

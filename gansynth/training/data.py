@@ -115,24 +115,21 @@ class InstrumentPairs:
     Each instrument's notes are kept sorted by pitch, so a note's own pitch is one run of that list
     and a uniform partner is a uniform index into the list with that run cut out (memory O(files))."""
 
-    def __init__(self, files: list[Path], pitches: list[int], root: Path, by_pitch: bool = False):
-        problems, groups, order = {}, {}, {}  # PROBE by_pitch: partners are other instruments at the same pitch
+    def __init__(self, files: list[Path], pitches: list[int], root: Path):
+        problems, groups = {}, {}
         for index, path in enumerate(files):
             try:
-                instrument = instrument_of(path)
+                groups.setdefault(instrument_of(path), []).append(index)
             except LabelError:
                 problems[path] = ["data.instrument_pairs needs the instrument in the name (NAME_PPP-VVV)"]
-                continue
-            group, order[index] = (pitches[index], instrument) if by_pitch else (instrument, pitches[index])
-            groups.setdefault(group, []).append(index)
         self.members, self.own_pitch = [], [(0, 0, 0)] * len(files)  # own_pitch: (group, first, end)
         for instrument, indices in groups.items():
-            indices.sort(key=lambda i: order[i])
+            indices.sort(key=lambda i: pitches[i])
             group = len(self.members)
             self.members.append(indices)
-            sorted_pitches = [order[i] for i in indices]
+            sorted_pitches = [pitches[i] for i in indices]
             for i in indices:
-                first, end = bisect_left(sorted_pitches, order[i]), bisect_right(sorted_pitches, order[i])
+                first, end = bisect_left(sorted_pitches, pitches[i]), bisect_right(sorted_pitches, pitches[i])
                 if end - first == len(indices):
                     problems[files[i]] = [f"data.instrument_pairs: instrument {instrument!r} has no note at "
                                           "another pitch"]
@@ -236,7 +233,6 @@ class AudioFolderDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         fit_normalizer: bool = False,
         instrument_pairs: bool = False,
-        pitch_pairs: bool = False,
         seed: int = 0,
     ):
         super().__init__()
@@ -261,7 +257,6 @@ class AudioFolderDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.fit_normalizer = fit_normalizer
         self.instrument_pairs = instrument_pairs
-        self.pitch_pairs = pitch_pairs
         self.seed = seed
         self.set_batch_size(batch_size)
         self._position: Callable[[], int] | None = None  # set by follow(); None pickles (ddp_spawn)
@@ -402,8 +397,8 @@ class AudioFolderDataModule(pl.LightningDataModule):
         if not report.files:
             skipped = ", ".join(f"{count} {reason}" for reason, count in sorted(report.skip_reasons.items()))
             raise DatasetError(f"{self.path}: no usable audio files" + (f" (skipped: {skipped})" if skipped else ""))
-        if self.instrument_pairs or self.pitch_pairs:
-            report.pairs = InstrumentPairs(report.files, report.pitches, self.path, by_pitch=self.pitch_pairs)
+        if self.instrument_pairs:
+            report.pairs = InstrumentPairs(report.files, report.pitches, self.path)
         return report
 
     def _list_audio(self, report: ScanReport) -> list[Path]:

@@ -82,7 +82,6 @@ class GANSynth(pl.LightningModule):
         seed: int = 0,
         instrument_pairs: bool = False,
         pair_critic_harmonics: int = 0,
-        pitch_pairs: bool = False,
     ):
         super().__init__()
         if not (ema_rampup is None or ema_rampup > 0):
@@ -239,7 +238,7 @@ class GANSynth(pl.LightningModule):
 
         self.toggle_optimizer(opt_g)
         fake_pitch = self.sample_pitches(n, noise)
-        if self.hparams.get("instrument_pairs") or self.hparams.get("pitch_pairs"):  # the real pairs' pitches
+        if self.hparams.get("instrument_pairs"):  # pairs of pitches one instrument has
             fake_pitch = labels.clone()
         if settings.mode_seeking:  # the second half asks for the first half's pitches, from other latents
             fake_pitch[n // 2: 2 * (n // 2)] = fake_pitch[: n // 2]
