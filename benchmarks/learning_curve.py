@@ -139,6 +139,8 @@ def launch(name: str, overrides: list[str], args) -> subprocess.Popen:
            f"trainer.max_time=00:00:{args.minutes:02d}:00", f"hydra.run.dir={run_dir}",
            f"callbacks.learning_monitor.every_images={args.eval_every}",
            f"model.schedule.total_images={args.images}", f"seed={args.seed}", *overrides]
+    if args.resume_tag is not None:  # go on from the last checkpoint of this variant's run of that tag
+        cmd.append(f"ckpt_path={Path(args.out) / (name + args.resume_tag) / 'checkpoints' / 'last.ckpt'}")
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     run_dir.mkdir(parents=True, exist_ok=True)
     log = open(run_dir / "train.log", "w")
@@ -162,6 +164,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(ROOT / "runs" / "learning_curve"))
     parser.add_argument("--tag", default="", help="suffix of the records' names, e.g. @notes2 for another dataset")
+    parser.add_argument("--resume-tag", default=None,
+                        help="continue each variant from its run of this tag (e.g. @notes2 to --images 80000)")
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "learning_curve.json"))
     args = parser.parse_args()
     procs = {name: launch(name, VARIANTS[name], args) for name in args.variants}

@@ -57,6 +57,17 @@ def test_one_note_per_pitch_fails_coverage_and_entropy(real_notes, reference):
     scores = timbre_scores(reference, timbre_features(one_per_pitch, pitches, SR), pitches)
     assert scores["coverage"] == pytest.approx(1 / 3)
     assert scores["entropy"] == 0.0 and scores["diversity"] == 0.0
+    assert scores["entropy_per_pitch"] == dict.fromkeys(range(55, 66), 0.0)
+
+
+def test_entropy_per_pitch_shows_the_pitch_that_loses_an_instrument(real_notes, reference):
+    """Every instrument at every pitch, except MIDI 60, where only the first instrument's notes are left."""
+    audio, midi, instruments = real_notes
+    keep = torch.tensor([i for i, name in enumerate(instruments) if midi[i] != 60 or name == instruments[0]])
+    notes, pitches = audio[keep], midi[keep]
+    per_pitch = timbre_scores(reference, timbre_features(notes, pitches, SR), pitches)["entropy_per_pitch"]
+    assert per_pitch[60] == 0.0
+    assert min(value for pitch, value in per_pitch.items() if pitch != 60) >= 0.9
 
 
 def test_white_noise_is_far_from_every_real_note(real_notes, reference):

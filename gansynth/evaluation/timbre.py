@@ -175,7 +175,8 @@ def timbre_scores(reference: TimbreReference, features: torch.Tensor, midi: torc
     """Coverage, mix entropy, diversity, nearest-real ratio and keyboard of notes [N, D] at MIDI pitches [N].
 
     - coverage: distinct predicted instruments per pitch over the data's instrument count, averaged;
-    - entropy: entropy of each pitch's predicted instrument mix over log(instrument count), averaged;
+    - entropy: entropy of each pitch's predicted instrument mix over log(instrument count), averaged
+      (``entropy_per_pitch``: each pitch's own, to see which end of the keyboard loses an instrument);
     - diversity: mean pairwise distance between notes of a pitch over the same for the real notes of
       that pitch, averaged over pitches both sides have at least two notes of;
     - nearest-real ratio: mean distance to the nearest real note over ``neighbour_distance``. With
@@ -188,8 +189,8 @@ def timbre_scores(reference: TimbreReference, features: torch.Tensor, midi: torc
     midi = torch.as_tensor(midi).long()
     predicted = reference.classify(standardised)
     n_instruments = len(reference.names)
-    coverage, entropy, diversity = [], [], []
-    for pitch in midi.unique().tolist():
+    coverage, entropy, diversity, pitches = [], [], [], midi.unique().tolist()
+    for pitch in pitches:
         mine = midi == pitch
         counts = torch.bincount(predicted[mine], minlength=n_instruments).double()
         share = counts[counts > 0] / counts.sum()
@@ -205,6 +206,7 @@ def timbre_scores(reference: TimbreReference, features: torch.Tensor, midi: torc
     return {
         "coverage": sum(coverage) / len(coverage),
         "entropy": sum(entropy) / len(entropy),
+        "entropy_per_pitch": dict(zip(pitches, entropy)),
         "diversity": sum(diversity) / len(diversity) if diversity else float("nan"),
         "nearest_real_ratio": float(nearest.mean()),
         "keyboard": keyboard_consistency(torch.where(nearest <= RECOGNISABLE_RATIO, predicted, n_instruments),
