@@ -5,8 +5,8 @@ notes for the learning budget (slow: TRAINING_BUDGET of wall time on 2 cores), s
 The real ceiling and the controls are asserted strictly: a control that passes the floors would mean the
 metrics are broken. So is the perfect sampler: real notes drawn per pitch as G's are must clear the timbre
 floors, or the floors could not be met at this many notes. And so are the generated notes, at issue 9's
-floors: three seeds of the shipped recipe after 40,000 images (fewer than this budget sees) scored, at 128
-latents per pitch, PA 1.00, coverage 1.00, mix entropy 0.92 / 0.87 / 0.93 and nearest-real 2.17 / 2.16 /
+floors: three seeds of the shipped recipe after 40,000 images (this budget sees ~53,000; a fresh clone's run
+passed at that count, README, Results) scored, at 128 latents per pitch, PA 1.00, coverage 1.00, mix entropy 0.92 / 0.87 / 0.93 and nearest-real 2.17 / 2.16 /
 2.09 (README, Results). The worst seed with a margin (mix entropy 0.87 - 0.05, nearest-real 2.17 + 0.3) is
 still on the right side of every floor, so the floors themselves are the assertion. 128 latents per pitch,
 because two draws of 32 moved mix entropy by up to 0.12 on one checkpoint."""
