@@ -189,7 +189,8 @@ def timbre_scores(reference: TimbreReference, features: torch.Tensor, midi: torc
     midi = torch.as_tensor(midi).long()
     predicted = reference.classify(standardised)
     n_instruments = len(reference.names)
-    coverage, entropy, diversity, pitches = [], [], [], midi.unique().tolist()
+    pitches = midi.unique().tolist()
+    coverage, entropy, diversity = [], [], []
     for pitch in pitches:
         mine = midi == pitch
         counts = torch.bincount(predicted[mine], minlength=n_instruments).double()
