@@ -122,6 +122,7 @@ class _ProgressiveNetwork(nn.Module):
         skip_input: bool = False,
         skip_upsample: str = "nearest",
         block_latent_channels: int = 0,
+        latent_mapping_layers: int = 0,
         critic_frame_level: bool = False,
         critic_pack: int = 1,
     ) -> None:
@@ -160,6 +161,9 @@ class _ProgressiveNetwork(nn.Module):
         if block_latent_channels < 0:
             raise NetworkError(f"{name}: block_latent_channels must be >= 0, got {block_latent_channels}")
         self.block_latent_channels = int(block_latent_channels)
+        if not (isinstance(latent_mapping_layers, int) and latent_mapping_layers >= 0):
+            raise NetworkError(f"{name}: latent_mapping_layers must be an integer >= 0, got {latent_mapping_layers!r}")
+        self.latent_mapping_layers = latent_mapping_layers
         self.critic_frame_level = critic_frame_level
         if not (isinstance(critic_pack, int) and critic_pack >= 1):
             raise NetworkError(f"{name}: critic_pack must be an integer >= 1, got {critic_pack!r}")
@@ -282,6 +286,13 @@ class Generator(_ProgressiveNetwork):
                 layers.append(SelfAttention2d(widths[i]))
             blocks.append(nn.Sequential(*layers))
         self.blocks = nn.ModuleList(blocks)
+        # latent_mapping_layers: the normalised z first goes through a small MLP (StyleGAN's mapping network, here
+        # at the full learning rate for a short budget), which can bend the Gaussian into separate regions, one
+        # per instrument, where linear maps of z blend neighbouring instruments.
+        self.mapping = nn.Sequential(*(
+            layer for _ in range(self.latent_mapping_layers)
+            for layer in (EqualizedLinear(self.latent_dim, self.latent_dim, slope=LEAKY_SLOPE),
+                          nn.LeakyReLU(LEAKY_SLOPE))))
         # block_latent_channels: z also reaches every block directly, not only through the start grid, as
         # channels of one linear map of z per block, constant over the grid (README, Results).
         self.latent_maps = nn.ModuleList(
@@ -328,7 +339,7 @@ class Generator(_ProgressiveNetwork):
                 f"Generator: pitch must be integer [{z.shape[0]}], got {pitch.dtype} {list(pitch.shape)}"
             )
         one_hot = F.one_hot(pitch, self.num_pitches).to(z.dtype)  # [B, P]
-        latent = self.input_norm(z)  # [B, latent]
+        latent = self.mapping(self.input_norm(z))  # [B, latent]
         if not self.pitch_one_hot:
             x = latent  # the pitch comes in through the harmonic coordinates alone
         elif self.latent_input == "magenta":
