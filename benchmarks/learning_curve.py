@@ -119,9 +119,9 @@ VARIANTS = {  # the README's results table, row by row
     "harmonic_pairs_weight3": [*FRAME_LEVEL, "model.loss.gp_every=4", "data.instrument_pairs=true",
                                "model.pair_critic_harmonics=16", "model.pair_critic_weight=3"],  # probe in 3608ca8, since removed
     "harmonic_pairs_frequency": [*FRAME_LEVEL, "model.loss.gp_every=4", "data.instrument_pairs=true",
-                                 "model.pair_critic_harmonics=16", "model.network.frequency_coordinates=true"],
+                                 "model.pair_critic_harmonics=16", "model.network.frequency_coordinates=true"],  # probe in 05f56d7, since removed
     "harmonic_pairs_mapping2": [*FRAME_LEVEL, "model.loss.gp_every=4", "data.instrument_pairs=true",
-                                "model.pair_critic_harmonics=16", "model.network.latent_mapping_layers=2"],
+                                "model.pair_critic_harmonics=16", "model.network.latent_mapping_layers=2"],  # probe in f6d309c, since removed
     "harmonic_pairs_lr4e-4": [*FRAME_LEVEL, "model.loss.gp_every=4", "data.instrument_pairs=true",
                               "model.pair_critic_harmonics=16", "model.optim.lr=4e-4"],
     "pitch_pairs_pack2": [*FRAME_LEVEL, "model.loss.gp_every=4", "data.pitch_pairs=true",

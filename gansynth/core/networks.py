@@ -75,16 +75,6 @@ def with_frame_positions(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x, frames[None, None, :, None].expand(batch, 1, h, w)], dim=1)
 
 
-def with_column_positions(x: torch.Tensor) -> torch.Tensor:
-    """[B, C, h, w] -> [B, C + 1, h, w]: one more channel holding each frequency column's place on the axis
-    (-1 at the lowest, 1 at the highest). The harmonic coordinates place a column relative to the pitch; a
-    formant or a body resonance sits at a fixed frequency whatever the pitch, and a convolution knows
-    where it is on the axis only from the zero padding."""
-    batch, _, h, w = x.shape
-    columns = torch.linspace(-1.0, 1.0, w, device=x.device, dtype=x.dtype)
-    return torch.cat([x, columns[None, None, None, :].expand(batch, 1, h, w)], dim=1)
-
-
 def with_frame_levels(x: torch.Tensor, magnitude_scale: float) -> torch.Tensor:
     """[B, 2 ch, h, w] normalised [logmag, IF] pairs -> [B, 3 ch, h, w]: one more channel per audio channel
     holding each frame's level, the log of its summed mel power in the magnitude's normalised units.
@@ -113,7 +103,6 @@ class _ProgressiveNetwork(nn.Module):
         latent_input: str = "magenta",
         harmonic_coordinates: bool = False,
         time_coordinates: bool = False,
-        frequency_coordinates: bool = False,
         pitch_one_hot: bool = True,
         comb_if: bool = False,
         comb_phase: bool = False,
@@ -122,7 +111,6 @@ class _ProgressiveNetwork(nn.Module):
         skip_input: bool = False,
         skip_upsample: str = "nearest",
         block_latent_channels: int = 0,
-        latent_mapping_layers: int = 0,
         critic_frame_level: bool = False,
         critic_pack: int = 1,
     ) -> None:
@@ -142,7 +130,6 @@ class _ProgressiveNetwork(nn.Module):
         self.latent_input = latent_input
         self.harmonic_coordinates = harmonic_coordinates
         self.time_coordinates = time_coordinates
-        self.frequency_coordinates = frequency_coordinates
         self.pitch_one_hot = pitch_one_hot
         if not pitch_one_hot and not harmonic_coordinates:
             raise NetworkError(f"{name}: pitch_one_hot=false needs harmonic_coordinates, G's only other way to the pitch")
@@ -161,9 +148,6 @@ class _ProgressiveNetwork(nn.Module):
         if block_latent_channels < 0:
             raise NetworkError(f"{name}: block_latent_channels must be >= 0, got {block_latent_channels}")
         self.block_latent_channels = int(block_latent_channels)
-        if not (isinstance(latent_mapping_layers, int) and latent_mapping_layers >= 0):
-            raise NetworkError(f"{name}: latent_mapping_layers must be an integer >= 0, got {latent_mapping_layers!r}")
-        self.latent_mapping_layers = latent_mapping_layers
         self.critic_frame_level = critic_frame_level
         if not (isinstance(critic_pack, int) and critic_pack >= 1):
             raise NetworkError(f"{name}: critic_pack must be an integer >= 1, got {critic_pack!r}")
@@ -227,8 +211,7 @@ class Generator(_ProgressiveNetwork):
     that block's width (`coordinates`: one [P, K, w] tensor per block, from `gansynth.core.harmonics`);
     with `comb_if`, also the IF image of the pitch's harmonic comb at the block's resolution (`comb_images`:
     one [P, 1, h, w] tensor per block); with `time_coordinates`, also the frame-position channel of
-    `with_frame_positions`; with `frequency_coordinates`, the column-position channel of
-    `with_column_positions`; with `block_latent_channels`, also that many channels of a linear map of z
+    `with_frame_positions`; with `block_latent_channels`, also that many channels of a linear map of z
     (one map per block). With `comb_phase`, G draws only the log-magnitude: every IF channel of its
     output is the comb's IF image of the asked-for pitch, in normalised units (`phase_images`, one
     [P, 1, h, w] tensor per block), the phase a pitched note's harmonics have by physics; the critic then
@@ -259,7 +242,8 @@ class Generator(_ProgressiveNetwork):
                 self.register_buffer(f"{name}_{i}", image.float(), persistent=False)  # [P, 1, h_i, w_i]
         if comb_images is not None:
             extra = 1
-        extra += int(self.time_coordinates) + int(self.frequency_coordinates)
+        if self.time_coordinates:
+            extra += 1
         extra += self.block_latent_channels
         if coordinates is not None:
             expected = [self.resolution(i)[1] for i in range(1, self.num_blocks + 1)]
@@ -286,13 +270,6 @@ class Generator(_ProgressiveNetwork):
                 layers.append(SelfAttention2d(widths[i]))
             blocks.append(nn.Sequential(*layers))
         self.blocks = nn.ModuleList(blocks)
-        # latent_mapping_layers: the normalised z first goes through a small MLP (StyleGAN's mapping network, here
-        # at the full learning rate for a short budget), which can bend the Gaussian into separate regions, one
-        # per instrument, where linear maps of z blend neighbouring instruments.
-        self.mapping = nn.Sequential(*(
-            layer for _ in range(self.latent_mapping_layers)
-            for layer in (EqualizedLinear(self.latent_dim, self.latent_dim, slope=LEAKY_SLOPE),
-                          nn.LeakyReLU(LEAKY_SLOPE))))
         # block_latent_channels: z also reaches every block directly, not only through the start grid, as
         # channels of one linear map of z per block, constant over the grid (README, Results).
         self.latent_maps = nn.ModuleList(
@@ -339,7 +316,7 @@ class Generator(_ProgressiveNetwork):
                 f"Generator: pitch must be integer [{z.shape[0]}], got {pitch.dtype} {list(pitch.shape)}"
             )
         one_hot = F.one_hot(pitch, self.num_pitches).to(z.dtype)  # [B, P]
-        latent = self.mapping(self.input_norm(z))  # [B, latent]
+        latent = self.input_norm(z)  # [B, latent]
         if not self.pitch_one_hot:
             x = latent  # the pitch comes in through the harmonic coordinates alone
         elif self.latent_input == "magenta":
@@ -359,8 +336,6 @@ class Generator(_ProgressiveNetwork):
                 features = torch.cat([features, comb], dim=1)
             if self.time_coordinates:
                 features = with_frame_positions(features)
-            if self.frequency_coordinates:
-                features = with_column_positions(features)
             if self.block_latent_channels:
                 channels = self.latent_maps[i](latent).to(features.dtype)  # [B, block_latent_channels]
                 features = torch.cat([features, channels[:, :, None, None].expand(-1, -1, *features.shape[2:])], dim=1)
