@@ -124,8 +124,8 @@ VARIANTS = {  # the README's results table, row by row
                                 "model.pair_critic_harmonics=16", "model.network.latent_mapping_layers=2"],  # probe in f6d309c, since removed
     "harmonic_pairs_lr4e-4": [*FRAME_LEVEL, "model.loss.gp_every=4", "data.instrument_pairs=true",
                               "model.pair_critic_harmonics=16", "model.optim.lr=4e-4"],
-    "harmonic_pairs_batch32": [*FRAME_LEVEL, "model.loss.gp_every=4", "data.instrument_pairs=true",
-                               "model.pair_critic_harmonics=16", "model.schedule.batch_sizes=[32]"],
+    "harmonic_pairs_lr6e-4": [*FRAME_LEVEL, "model.loss.gp_every=4", "data.instrument_pairs=true",
+                              "model.pair_critic_harmonics=16", "model.optim.lr=6e-4"],
     "pitch_pairs_pack2": [*FRAME_LEVEL, "model.loss.gp_every=4", "data.pitch_pairs=true",
                           "model.network.critic_pack=2"],  # probe in b0eb6ce, since removed
     "block_concat_long_ema": [*BLOCK_LATENT, "model.ema_decay=0.999", "model.ema_rampup=0.5"],
