@@ -46,6 +46,8 @@ NO_ONE_HOT = [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear", "model.ne
               "model.network.time_coordinates=true", "model.network.pitch_one_hot=false"]
 BLOCK_LATENT = [*NO_ONE_HOT, "model.network.block_latent_channels=16"]
 FRAME_LEVEL = [*BLOCK_LATENT, "model.network.critic_frame_level=true"]
+HARMONIC_PAIRS = [*FRAME_LEVEL, "model.loss.gp_every=4", "data.instrument_pairs=true",
+                  "model.pair_critic_harmonics=16"]  # the shipped tiny
 VARIANTS = {  # the README's results table, row by row
     "base": BEFORE,
     "harmonic": HARMONIC,
@@ -112,20 +114,16 @@ VARIANTS = {  # the README's results table, row by row
     "lazy4_transpose100": [*FRAME_LEVEL, "model.loss.gp_every=4", "model.loss.transposition=100"],  # probe in 7a3155a, since removed
     "lazy4_critic2": [*FRAME_LEVEL, "model.loss.gp_every=4", "model.loss.critic_steps=2"],  # probe in c5014c2, since removed
     "lazy4_pairs": [*FRAME_LEVEL, "model.loss.gp_every=4", "model.network.critic_pack=2", "data.instrument_pairs=true"],
-    "lazy4_harmonic_pairs": [*FRAME_LEVEL, "model.loss.gp_every=4", "data.instrument_pairs=true",
-                             "model.pair_critic_harmonics=16"],  # the shipped tiny
+    "lazy4_harmonic_pairs": HARMONIC_PAIRS,
     "harmonic_pairs_48": [*FRAME_LEVEL, "model.loss.gp_every=4", "data.instrument_pairs=true",
                           "model.pair_critic_harmonics=48"],
-    "harmonic_pairs_weight3": [*FRAME_LEVEL, "model.loss.gp_every=4", "data.instrument_pairs=true",
-                               "model.pair_critic_harmonics=16", "model.pair_critic_weight=3"],  # probe in 3608ca8, since removed
-    "harmonic_pairs_frequency": [*FRAME_LEVEL, "model.loss.gp_every=4", "data.instrument_pairs=true",
-                                 "model.pair_critic_harmonics=16", "model.network.frequency_coordinates=true"],  # probe in 05f56d7, since removed
-    "harmonic_pairs_mapping2": [*FRAME_LEVEL, "model.loss.gp_every=4", "data.instrument_pairs=true",
-                                "model.pair_critic_harmonics=16", "model.network.latent_mapping_layers=2"],  # probe in f6d309c, since removed
-    "harmonic_pairs_lr4e-4": [*FRAME_LEVEL, "model.loss.gp_every=4", "data.instrument_pairs=true",
-                              "model.pair_critic_harmonics=16", "model.optim.lr=4e-4"],
-    "harmonic_pairs_lr6e-4": [*FRAME_LEVEL, "model.loss.gp_every=4", "data.instrument_pairs=true",
-                              "model.pair_critic_harmonics=16", "model.optim.lr=6e-4"],
+    "harmonic_pairs_weight3": [*HARMONIC_PAIRS, "model.pair_critic_weight=3"],  # probe in 3608ca8, since removed
+    "harmonic_pairs_frequency": [*HARMONIC_PAIRS,
+                                 "model.network.frequency_coordinates=true"],  # probe in 05f56d7, since removed
+    "harmonic_pairs_mapping2": [*HARMONIC_PAIRS,
+                                "model.network.latent_mapping_layers=2"],  # probe in f6d309c, since removed
+    "harmonic_pairs_lr4e-4": [*HARMONIC_PAIRS, "model.optim.lr=4e-4"],
+    "harmonic_pairs_lr6e-4": [*HARMONIC_PAIRS, "model.optim.lr=6e-4"],
     "pitch_pairs_pack2": [*FRAME_LEVEL, "model.loss.gp_every=4", "data.pitch_pairs=true",
                           "model.network.critic_pack=2"],  # probe in b0eb6ce, since removed
     "block_concat_long_ema": [*BLOCK_LATENT, "model.ema_decay=0.999", "model.ema_rampup=0.5"],
