@@ -21,6 +21,7 @@ from gansynth.training.callbacks import AtomicCheckpointIO
 from gansynth.commands.make_dataset import make_dataset
 from gansynth.training.module import GANSynth, TrainingDiverged
 from gansynth.core.pitch import PitchError
+from gansynth.core.schedule import ScheduleError
 from gansynth.core.synth import CheckpointError
 from gansynth.inference.checkpoint import load_checkpoint
 from gansynth.core.spectral import SpecgramCodec
@@ -88,6 +89,31 @@ def model_arguments(*overrides: str) -> dict:
     model = {key: value for key, value in cfg["model"].items() if key != "_target_"}
     return dict(model, codec=SpecgramCodec(**cfg["codec"]).to_dict(), pitch=dict(low=24, high=84, counts=[1] * 61),
                 instrument_pairs=cfg["data"]["instrument_pairs"])
+
+
+class RecordRates(pl.Callback):
+    """The learning rates each step ran with, by the stage it trained."""
+
+    def __init__(self):
+        self.by_stage: dict[int, set[float]] = {}
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        rates = {group["lr"] for opt in trainer.optimizers for group in opt.param_groups}
+        self.by_stage.setdefault(pl_module._optim_stage, set()).update(rates)
+
+
+def test_a_learning_rate_list_names_the_last_stages(notes, tmp_path):
+    """``[2e-4, 8e-4]`` over the five stages: both networks step at 2e-4 in stages 0-3 (the top fade-in
+    included) and at 8e-4 in the top stage."""
+    rates = RecordRates()
+    train(notes, tmp_path, "model.optim.lr=[2e-4,8e-4]", callbacks=[rates])
+    assert rates.by_stage == {0: {2e-4}, 1: {2e-4}, 2: {2e-4}, 3: {2e-4}, 4: {8e-4}}
+
+
+def test_a_learning_rate_list_longer_than_the_stages_names_the_key():
+    with pytest.raises(ScheduleError, match=re.escape("model.optim.lr must be 1 to 5 positive floats, got [0.0001, "
+                                                      "0.0001, 0.0001, 0.0001, 0.0001, 0.0008]")):
+        GANSynth(**model_arguments("model.optim.lr=[1e-4,1e-4,1e-4,1e-4,1e-4,8e-4]"))
 
 
 def test_pitch_counts_that_do_not_fit_the_vocabulary_name_the_key():

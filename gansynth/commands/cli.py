@@ -28,9 +28,10 @@ from omegaconf import DictConfig, OmegaConf
 from gansynth.core.errors import GANSynthError
 
 CONFIG_DIR = str(files("gansynth") / "conf")  # package data: found the same way in a checkout and in a wheel
-# Keys whose consumer checks the value itself: Lightning takes 2, [0, 1] or "auto"; the Schedule one int
-# or a list per stage.
-ANY_KIND_KEYS = frozenset({"trainer.devices", "model.schedule.stable_images", "model.schedule.transition_images"})
+# Keys whose consumer checks the value itself: Lightning takes 2, [0, 1] or "auto"; the Schedule and the
+# learning rate one number or a list per stage.
+ANY_KIND_KEYS = frozenset({"trainer.devices", "model.schedule.stable_images", "model.schedule.transition_images",
+                           "model.optim.lr"})
 
 
 class ConfigError(GANSynthError):

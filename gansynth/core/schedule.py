@@ -14,12 +14,13 @@ class ScheduleError(GANSynthError):
     """The schedule was given impossible lengths, batch sizes or a stage/image count out of range."""
 
 
-def _per_stage(name: str, value: Sequence[int] | int, count: int) -> list[int]:
-    """One positive int per resolution or fade-in; a shorter list is left-padded with its first entry, so
-    it names the final ones (``[16, 8]``: 8 for the last, 16 for all before)."""
-    values = [value] if isinstance(value, int) else [int(n) for n in value]
-    if not 1 <= len(values) <= count or min(values) < 1:
-        raise ScheduleError(f"Schedule: {name} must be 1 to {count} positive ints, got {value}")
+def per_stage(name: str, value, count: int, kind: type = int) -> list:
+    """One positive ``kind`` per resolution, fade-in or stage; a shorter list is left-padded with its first
+    entry, so it names the final ones (``[16, 8]``: 8 for the last, 16 for all before)."""
+    one = isinstance(value, kind) or (kind is float and isinstance(value, int))
+    values = [kind(value)] if one else [kind(n) for n in value]
+    if not 1 <= len(values) <= count or min(values) <= 0:
+        raise ScheduleError(f"{name} must be 1 to {count} positive {kind.__name__}s, got {value}")
     return [values[0]] * (count - len(values)) + values
 
 
@@ -38,9 +39,9 @@ class Schedule:
         if num_blocks < 1:
             raise ScheduleError(f"Schedule: num_blocks must be >= 1, got {num_blocks}")
         self.num_blocks = num_blocks
-        self.stable_images = _per_stage("stable_images", stable_images, num_blocks)
-        self.transition_images = _per_stage("transition_images", transition_images, max(num_blocks - 1, 1))
-        self.batch_sizes = _per_stage("batch_sizes", batch_sizes, num_blocks)
+        self.stable_images = per_stage("Schedule: stable_images", stable_images, num_blocks)
+        self.transition_images = per_stage("Schedule: transition_images", transition_images, max(num_blocks - 1, 1))
+        self.batch_sizes = per_stage("Schedule: batch_sizes", batch_sizes, num_blocks)
         self.total_images = total_images
         self.num_stages = 2 * num_blocks - 1
         lengths = [self.stable_images[s // 2] if s % 2 == 0 else self.transition_images[s // 2]

@@ -22,7 +22,7 @@ from gansynth.core.errors import GANSynthError
 from gansynth.core.networks import Discriminator, Generator, pool_to, upsample
 from gansynth.core.pair_critic import HarmonicPairCritic
 from gansynth.core.pitch import PitchVocab
-from gansynth.core.schedule import Schedule
+from gansynth.core.schedule import Schedule, per_stage
 from gansynth.core.seeds import STEP_NOISE, seeded_generator
 from gansynth.core.spectral import SpecgramCodec, saved_mel_matrix
 from gansynth.core.synth import CheckpointError, Synth
@@ -34,13 +34,13 @@ from gansynth.training.losses import (LossSettings, SettingError, critic_loss, g
 class OptimSettings:
     """``model.optim``, typed: one Adam per network. The defaults are for keys older checkpoints lack."""
 
-    lr: float
+    lr: tuple[float, ...]  # one per stage (``gansynth.core.schedule.per_stage``)
     betas: tuple[float, float]
     eps: float = 1e-8
     reset_on_stage: bool = True  # forget Adam's moments at each stage boundary, as the original did
 
-    def adam_arguments(self) -> dict:
-        return dict(lr=self.lr, betas=self.betas, eps=self.eps)
+    def adam_arguments(self, stage: int) -> dict:
+        return dict(lr=self.lr[stage], betas=self.betas, eps=self.eps)
 
 
 class TrainingDiverged(GANSynthError):
@@ -87,7 +87,6 @@ class GANSynth(pl.LightningModule):
         if not (ema_rampup is None or ema_rampup > 0):
             raise SettingError(f"model.ema_rampup must be > 0 or null (a fixed decay), got {ema_rampup}")
         self.loss_settings = LossSettings(**loss)
-        self.optim_settings = OptimSettings(**dict(optim, betas=tuple(optim["betas"])))
         try:
             self.augment_policy = check_policy(augment)
         except ValueError as error:
@@ -97,6 +96,8 @@ class GANSynth(pl.LightningModule):
         self.codec = SpecgramCodec.from_dict(codec)
         self.vocab = PitchVocab(pitch["low"], pitch["high"])
         self.schedule = Schedule(**schedule)
+        rates = per_stage("model.optim.lr", optim["lr"], self.schedule.num_stages, float)
+        self.optim_settings = OptimSettings(**dict(optim, lr=tuple(rates), betas=tuple(optim["betas"])))
         net_args = dict(network, start_shape=tuple(network["start_shape"]),
                         attention_areas=tuple(network["attention_areas"]))
         self.generator = Generator.for_codec(self.codec, self.vocab, **net_args)
@@ -145,11 +146,18 @@ class GANSynth(pl.LightningModule):
         return self.schedule.batch_size(self.schedule.stage(images_seen))
 
     def _enter_stage(self, stage: int) -> None:
-        """At a stage boundary, forget Adam's moments as the original did (``optim.reset_on_stage``)."""
+        """At a stage boundary, forget Adam's moments as the original did (``optim.reset_on_stage``),
+        and take the stage's learning rate."""
         if self.optim_settings.reset_on_stage:
             for opt in self.optimizers():
                 opt.optimizer.state.clear()
+        self._apply_optim_settings(stage)
         self._optim_stage = stage
+
+    def _apply_optim_settings(self, stage: int) -> None:
+        for opt in self.optimizers():
+            for group in opt.optimizer.param_groups:
+                group.update(self.optim_settings.adam_arguments(stage))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """A checkpoint taken on a stage boundary holds the old stage's Adam moments; saying so
@@ -179,9 +187,7 @@ class GANSynth(pl.LightningModule):
         """Also apply ``model.optim`` to the optimizers: a resume restores Adam's state with the
         checkpoint's learning rate and betas, which would silently override the command line's."""
         self._clock = (time.perf_counter(), int(self.images_seen))
-        for opt in self.optimizers():
-            for group in opt.optimizer.param_groups:
-                group.update(self.optim_settings.adam_arguments())
+        self._apply_optim_settings(self.stage)
 
     # ----------------------------------------------------------------- training
     def sample_pitches(self, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -321,7 +327,7 @@ class GANSynth(pl.LightningModule):
         )
 
     def configure_optimizers(self):
-        kwargs = self.optim_settings.adam_arguments()
+        kwargs = self.optim_settings.adam_arguments(self.stage)
         critics = [self.discriminator] + ([self.pair_critic] if self.pair_critic is not None else [])
         return (torch.optim.Adam(self.generator.parameters(), **kwargs),
                 torch.optim.Adam([p for critic in critics for p in critic.parameters()], **kwargs))
