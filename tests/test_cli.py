@@ -90,6 +90,14 @@ def test_train_error_inside_the_job_writes_nothing(synthetic_notes, launch_folde
     assert list(launch_folder.glob("runs/*")) == [] and snapshot(launch_folder) == {}
 
 
+def test_a_learning_rate_that_is_no_number_is_one_line(synthetic_notes, launch_folder):
+    """model.optim.lr takes a number or a list (the type check lets both through): a word still gets one line."""
+    result = command([str(ROOT / "train.py"), "experiment=tiny", f"data.path={synthetic_notes}", "data.too_long=crop",
+                      "model.optim.lr=fast"], launch_folder)
+    assert_one_line_error(result, "model.optim.lr must be 1 to 9 positive floats, got fast")
+    assert list(launch_folder.glob("runs/*")) == [] and snapshot(launch_folder) == {}
+
+
 def test_an_instrument_of_one_pitch_stops_the_paired_tiny_before_anything_is_encoded(synthetic_notes, tmp_path,
                                                                                      launch_folder):
     """The tiny experiment pairs each note with its instrument at another pitch: a folder where one

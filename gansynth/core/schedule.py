@@ -17,10 +17,14 @@ class ScheduleError(GANSynthError):
 def per_stage(name: str, value, count: int, kind: type = int) -> list:
     """One positive ``kind`` per resolution, fade-in or stage; a shorter list is left-padded with its first
     entry, so it names the final ones (``[16, 8]``: 8 for the last, 16 for all before)."""
+    error = ScheduleError(f"{name} must be 1 to {count} positive {kind.__name__}s, got {value}")
     one = isinstance(value, kind) or (kind is float and isinstance(value, int))
-    values = [kind(value)] if one else [kind(n) for n in value]
+    try:
+        values = [kind(value)] if one else [kind(n) for n in value]
+    except (TypeError, ValueError):  # a word, or a float where ints are counted
+        raise error from None
     if not 1 <= len(values) <= count or min(values) <= 0:
-        raise ScheduleError(f"{name} must be 1 to {count} positive {kind.__name__}s, got {value}")
+        raise error
     return [values[0]] * (count - len(values)) + values
 
 
