@@ -271,6 +271,8 @@ def test_evaluate_reports_what_a_generator_that_is_the_data_would_score(real_bat
     assert 0.0 < sampler["entropy"]["mean"] <= report["real"]["entropy"] + 1e-9
     assert f"coverage {sampler['coverage']['mean']:.3f}, mix entropy {sampler['entropy']['mean']:.3f}" in \
         format_report(report)
+    parts = report["generated"]["nearest_real_parts"]
+    assert f"generated notes, share by features: harmonics {parts['harmonics']:.2f}" in format_report(report)
 
 
 def test_generated_notes_play_the_same_latents_at_every_pitch():

@@ -7,7 +7,7 @@ import torch
 from gansynth.core.audio import load_clip
 from gansynth.commands.make_dataset import make_dataset
 from gansynth.core.labels import instrument_of
-from gansynth.evaluation.timbre import (TimbreError, TimbreReference, keyboard_consistency,
+from gansynth.evaluation.timbre import (FEATURE_GROUPS, TimbreError, TimbreReference, keyboard_consistency,
                                         perfect_sampler_scores, timbre_features, timbre_scores, voice_within_pitch)
 
 SR = 16000
@@ -152,3 +152,16 @@ def test_a_generator_that_is_the_data_passes_the_mix_floor_only_with_enough_note
     enough = perfect_sampler_scores(reference, compose_config("evaluate", []).notes_per_pitch)
     assert enough["entropy"]["mean"] - few["entropy"]["mean"] > 0.08 and few["entropy"]["p5"] < 0.85
     assert enough["entropy"]["p5"] >= 0.9 and enough["coverage"]["p5"] >= 0.95
+
+
+def test_nearest_real_parts_name_the_features_that_moved(real_notes, reference):
+    """Real notes with their envelope flattened are far from the real notes mostly for their envelope; the
+    real notes' own distances to their neighbours are mostly in the harmonics."""
+    audio, midi, _ = real_notes
+    features = timbre_features(audio, midi, SR)
+    flattened = features.clone()
+    flattened[:, FEATURE_GROUPS["envelope"]] = 0.0  # every segment as loud as the loudest
+    real = timbre_scores(reference, features, midi, leave_one_out=True)["nearest_real_parts"]
+    moved = timbre_scores(reference, flattened, midi)["nearest_real_parts"]
+    assert sum(real.values()) == pytest.approx(1.0) and sum(moved.values()) == pytest.approx(1.0)
+    assert moved["envelope"] > 4 * real["envelope"]  # measured 0.47 against 0.07

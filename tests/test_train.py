@@ -499,6 +499,7 @@ def test_ema_rampup_shortens_the_ema_memory_early_in_each_stage():
     ("model.network.critic_pack=3", "model.schedule.batch_sizes [8, 8, 4] must split into packs of "
                                     "model.network.critic_pack=3"),
     ("model.loss.harmonic_phase=-1", "model.loss.harmonic_phase must be >= 0, got -1"),
+    ("model.loss.critic_floor_db=0", "model.loss.critic_floor_db must be > 0 dB or null, got 0"),
     ("model.network.comb_if=false model.loss.harmonic_phase=1",
      "model.loss.harmonic_phase needs model.network.comb_if=true"),
 ])
@@ -507,6 +508,22 @@ def test_out_of_range_model_settings_name_the_key(override, message):
 
     with pytest.raises(SettingError, match=re.escape(message)):
         GANSynth(**model_arguments(*override.split()))
+
+
+def test_the_critic_floor_flattens_only_what_lies_far_below_each_note_peak():
+    """10 dB floor at 0.1 units per dB: a note peaking at 1.0 keeps every magnitude down to 0.0 and keeps a
+    tenth of the distance below it; another note keeps its own floor; the IF channels pass untouched."""
+    from gansynth.training.module import FLOOR_LEAK, floor_quiet_magnitudes
+
+    x = torch.zeros(2, 2, 3, 4)  # two mono notes: [magnitude, IF]
+    x[0, 0] = torch.tensor([[1.0, 0.5, -0.5, -2.0]] * 3)
+    x[1, 0] = x[0, 0] - 1.0  # the same note 10 dB quieter: its floor moves with it
+    x[:, 1] = -3.0
+    floored = floor_quiet_magnitudes(x, floor_db=10.0, units_per_db=0.1)
+    expected = torch.tensor([1.0, 0.5, -0.5 * FLOOR_LEAK, -2.0 * FLOOR_LEAK])
+    torch.testing.assert_close(floored[0, 0], expected.expand(3, 4))
+    torch.testing.assert_close(floored[1, 0], expected.expand(3, 4) - 1.0)
+    torch.testing.assert_close(floored[:, 1], x[:, 1])
 
 
 def test_a_packing_critic_trains_and_scores_pairs_of_notes(notes, tmp_path):
@@ -545,25 +562,32 @@ def test_gradient_penalty_takes_one_slope_per_score_of_a_packing_critic():
     assert paired.item() == pytest.approx((math.sqrt(2) - 1) ** 2)
 
 
-@pytest.mark.parametrize("critic", ["model.network.critic_pack=2", "model.pair_critic_harmonics=4"])
+def extra_critic_parameters(model) -> list[torch.Tensor]:
+    return [p for critic in (model.pair_critic, model.envelope_critic) if critic is not None
+            for p in critic.parameters()]
+
+
+@pytest.mark.parametrize("critic", ["model.network.critic_pack=2", "model.pair_critic_harmonics=4",
+                                    "model.pair_critic_harmonics=4 model.envelope_critic=true"])
 def test_instrument_pairs_play_one_latent_at_both_pitches_of_a_real_pair(notes, tmp_path, critic):
     """With data.instrument_pairs, every G call of training (G's step and the critic's fakes) gives the
     two notes of a pair one latent and the pitches of a real pair of one instrument (two pitches), and the
-    critic of pairs (a packing D, or the harmonic pair critic beside the per-note D) trains."""
+    critic of pairs (a packing D, or the harmonic pair critic beside the per-note D, and the envelope
+    critic of the pair's level curves) trains."""
     calls, initial = [], []
 
     class RecordGeneratorInputs(pl.Callback):
         def on_fit_start(self, trainer, pl_module):
             pl_module.generator.register_forward_pre_hook(lambda _, args: calls.append(args[:2]))
-            if pl_module.pair_critic is not None:
-                initial.extend(p.detach().clone() for p in pl_module.pair_critic.parameters())
+            initial.extend(p.detach().clone() for p in extra_critic_parameters(pl_module))
 
-    _, model = train(notes, tmp_path, "data.instrument_pairs=true", critic, callbacks=[RecordGeneratorInputs()])
+    _, model = train(notes, tmp_path, "data.instrument_pairs=true", *critic.split(),
+                     callbacks=[RecordGeneratorInputs()])
     assert model.hparams.instrument_pairs and len(calls) > 10
     for z, pitches in calls:
         torch.testing.assert_close(z[0::2], z[1::2], rtol=0, atol=0)
         assert not torch.equal(z[0], z[2]) and (pitches[0::2] != pitches[1::2]).all()
-    trained = list(model.pair_critic.parameters()) if model.pair_critic is not None else []
+    trained = extra_critic_parameters(model)
     assert len(trained) == len(initial) and all(not torch.equal(a, b) for a, b in zip(trained, initial))
     assert all(torch.isfinite(p).all() for p in trained)
 

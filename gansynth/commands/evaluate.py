@@ -48,6 +48,9 @@ def format_report(report: dict) -> str:
                  f"reference notes, {report['generated']['compared_notes']} notes per column; pitch "
                  f"classifier held-out accuracy {report['classifier_accuracy']:.3f}")
     if "instruments" in report:
+        for column in columns:
+            parts = ", ".join(f"{name} {share:.2f}" for name, share in report[column]["nearest_real_parts"].items())
+            lines.append(f"nearest-real distance of {column} notes, share by features: {parts}")
         lines.append(f"instruments: {', '.join(report['instruments'])} (classifier leave-one-pitch-out "
                      f"accuracy on real notes {report['instrument_classifier_leave_one_pitch_out']:.3f})")
         sampler = report["perfect_sampler"]

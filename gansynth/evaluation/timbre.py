@@ -43,6 +43,11 @@ ENVELOPE_SEGMENTS = 8
 FLOOR_DB = -80.0
 PEAK_HALF_WIDTH = 0.03  # a harmonic's peak is searched within +-3 % (half a semitone) of k * f0
 RECOGNISABLE_RATIO = 3.0  # issue 9's nearest-real floor: farther from every real note is no instrument
+FEATURE_GROUPS = {  # the columns of `timbre_features`, by what they describe
+    "harmonics": slice(0, HARMONICS),
+    "envelope": slice(HARMONICS, HARMONICS + ENVELOPE_SEGMENTS),
+    "noisiness": slice(HARMONICS + ENVELOPE_SEGMENTS, HARMONICS + ENVELOPE_SEGMENTS + 1),
+}
 
 
 class TimbreError(GANSynthError):
@@ -181,6 +186,8 @@ def timbre_scores(reference: TimbreReference, features: torch.Tensor, midi: torc
       that pitch, averaged over pitches both sides have at least two notes of;
     - nearest-real ratio: mean distance to the nearest real note over ``neighbour_distance``. With
       ``leave_one_out`` (scoring the reference itself) a note's own copy is not its nearest note;
+      ``nearest_real_parts``: the share of that squared distance in each of ``FEATURE_GROUPS``, which
+      says what puts the notes far away (an envelope, a spectrum, noise);
     - keyboard: ``keyboard_consistency`` with each note's ``voice`` [N] (default: its rank within its
       pitch, the latent's index when every pitch plays the same latents in the same order); a note
       beyond ``RECOGNISABLE_RATIO`` of every real note counts as no instrument.
@@ -203,13 +210,18 @@ def timbre_scores(reference: TimbreReference, features: torch.Tensor, midi: torc
     distances = torch.cdist(standardised, reference.features)  # [N, R]
     if leave_one_out:
         distances[distances <= 1e-9] = float("inf")
-    nearest = distances.amin(1) / reference.neighbour_distance()  # [N] in real-neighbour distances
+    nearest_distance, nearest_index = distances.min(1)
+    nearest = nearest_distance / reference.neighbour_distance()  # [N] in real-neighbour distances
+    squared = (standardised - reference.features[nearest_index]).square()  # [N, D]
+    parts = {name: float(squared[:, columns].sum() / squared.sum().clamp_min(1e-12))
+             for name, columns in FEATURE_GROUPS.items()}
     return {
         "coverage": sum(coverage) / len(coverage),
         "entropy": sum(entropy) / len(entropy),
         "entropy_per_pitch": dict(zip(pitches, entropy)),
         "diversity": sum(diversity) / len(diversity) if diversity else float("nan"),
         "nearest_real_ratio": float(nearest.mean()),
+        "nearest_real_parts": parts,
         "keyboard": keyboard_consistency(torch.where(nearest <= RECOGNISABLE_RATIO, predicted, n_instruments),
                                          voice_within_pitch(midi) if voice is None else voice, n_instruments),
         "instrument_mix": {name: int((predicted == i).sum()) for i, name in enumerate(reference.names)},

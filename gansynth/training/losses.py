@@ -33,12 +33,15 @@ class LossSettings:
     projection: bool = False     # the pitch head's logit for the asked-for pitch joins the critic score
     mode_seeking: float = 0.0    # weight of MSGAN's term
     harmonic_phase: float = 0.0  # weight of the pull of G's IF on its own spectral peaks to the comb's IF
+    critic_floor_db: float | None = None  # the critics see magnitudes this far below a note's peak as flat
 
     def __post_init__(self) -> None:
         if not self.mode_seeking >= 0:
             raise SettingError(f"model.loss.mode_seeking must be >= 0, got {self.mode_seeking}")
         if not self.harmonic_phase >= 0:
             raise SettingError(f"model.loss.harmonic_phase must be >= 0, got {self.harmonic_phase}")
+        if self.critic_floor_db is not None and not self.critic_floor_db > 0:
+            raise SettingError(f"model.loss.critic_floor_db must be > 0 dB or null, got {self.critic_floor_db}")
         if not (isinstance(self.gp_every, int) and self.gp_every >= 1):
             raise SettingError(f"model.loss.gp_every must be an integer >= 1, got {self.gp_every}")
 

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from gansynth.core.augment import augment, check_policy
 from gansynth.core.errors import GANSynthError
 from gansynth.core.networks import Discriminator, Generator, pool_to, upsample
+from gansynth.core.envelope_critic import EnvelopeCritic
 from gansynth.core.pair_critic import HarmonicPairCritic
 from gansynth.core.pitch import PitchVocab
 from gansynth.core.schedule import Schedule, per_stage
@@ -58,6 +59,23 @@ def fade_reals(images: torch.Tensor, size: tuple[int, int], alpha: float, mode: 
     return x
 
 
+FLOOR_LEAK = 0.1  # below the critics' floor a magnitude still moves their view this much, so G is never stuck there
+
+
+def floor_quiet_magnitudes(x: torch.Tensor, floor_db: float, units_per_db: float) -> torch.Tensor:
+    """Normalised images [B, 2 ch, h, w] with each magnitude more than ``floor_db`` below its note's loudest
+    pixel (per audio channel) pulled up to that floor, keeping FLOOR_LEAK of its distance below it.
+
+    In a log spectrogram every pixel weighs the same, and most of a clean note's pixels are silence far
+    under its peak: on the third dataset 77 % of the real pixels lie over 40 dB down, and so does 72 % of the
+    squared difference between generated and real images (58 % over 50 dB down). A critic held to a gradient
+    norm of 1 spends its judgement where nobody hears. Real and fake are floored alike."""
+    magnitude = x[:, 0::2]
+    floor = magnitude.detach().amax((-2, -1), keepdim=True) - units_per_db * floor_db
+    floored = torch.where(magnitude < floor, floor + FLOOR_LEAK * (magnitude - floor), magnitude)
+    return torch.stack([floored, x[:, 1::2]], dim=2).flatten(1, 2)
+
+
 class GANSynth(pl.LightningModule):
     """Generator, discriminator, EMA generator and codec, with every hyperparameter primitive so
     checkpoints load with ``weights_only=True`` and rendering needs nothing but the checkpoint.
@@ -82,6 +100,7 @@ class GANSynth(pl.LightningModule):
         seed: int = 0,
         instrument_pairs: bool = False,
         pair_critic_harmonics: int = 0,
+        envelope_critic: bool = False,
     ):
         super().__init__()
         if not (ema_rampup is None or ema_rampup > 0):
@@ -121,8 +140,14 @@ class GANSynth(pl.LightningModule):
         if pair_critic_harmonics:
             widths = [self.generator.resolution(b)[1] for b in range(1, self.generator.num_blocks + 1)]
             self.pair_critic = HarmonicPairCritic(self.codec, self.vocab, widths, pair_critic_harmonics)
+        self.envelope_critic = None
+        if envelope_critic:  # scores what the main critic scores at once: a pair, a pack or one note
+            self.envelope_critic = EnvelopeCritic(self.codec.audio_channels, float(self.codec.channel_scale[0]),
+                                                  notes_per_score=2 if instrument_pairs else pack)
         if self.loss_settings.harmonic_phase and not self.generator.comb_if:
             raise SettingError("model.loss.harmonic_phase needs model.network.comb_if=true (the comb's IF images)")
+        # The magnitude channel is log mel power or log linear magnitude: its normalised units per dB.
+        self.magnitude_units_per_db = float(self.codec.channel_scale[0]) * math.log(10.0) / (10.0 if self.codec.mel else 20.0)
         self.loud_peaks = math.log(100.0) * float(self.codec.channel_scale[0])  # 20 dB, normalised log-magnitude
         self.vocab.check_counts(pitch["counts"])
         counts = torch.tensor(pitch["counts"], dtype=torch.float)
@@ -214,12 +239,16 @@ class GANSynth(pl.LightningModule):
         ``loss.projection`` the score also gets the pitch head's logit for the asked-for pitch (a
         projection discriminator that shares the head's weights), so a fake whose spectrum does not
         match its pitch scores low even when the head can be fooled."""
+        if self.loss_settings.critic_floor_db is not None:
+            x = floor_quiet_magnitudes(x, self.loss_settings.critic_floor_db, self.magnitude_units_per_db)
         x = augment(x, self.augment_policy, generator)
         score, logits = self.discriminator(x, blocks, alpha)
         if self.loss_settings.projection:  # a pack of notes (network.critic_pack) adds each note's logit
             score = score + logits.gather(1, pitches[:, None]).reshape(score.shape[0], -1).sum(1)
         if self.pair_critic is not None:  # one score per pair: its notes' scores and the pair critic's
             score = score.reshape(x.shape[0] // 2, -1).sum(1) + self.pair_critic(x, pitches)
+        if self.envelope_critic is not None:
+            score = score + self.envelope_critic(x)
         return score, logits
 
     def comb_if_normalized(self, pitches: torch.Tensor, blocks: int) -> torch.Tensor:
@@ -328,7 +357,7 @@ class GANSynth(pl.LightningModule):
 
     def configure_optimizers(self):
         kwargs = self.optim_settings.adam_arguments(self.stage)
-        critics = [self.discriminator] + ([self.pair_critic] if self.pair_critic is not None else [])
+        critics = [c for c in (self.discriminator, self.pair_critic, self.envelope_critic) if c is not None]
         return (torch.optim.Adam(self.generator.parameters(), **kwargs),
                 torch.optim.Adam([p for critic in critics for p in critic.parameters()], **kwargs))
 
