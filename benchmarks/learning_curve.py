@@ -125,7 +125,9 @@ VARIANTS = {  # the README's results table, row by row
     "harmonic_pairs_lr4e-4": [*HARMONIC_PAIRS, "model.optim.lr=4e-4"],
     "harmonic_pairs_lr6e-4": [*HARMONIC_PAIRS, "model.optim.lr=6e-4"],
     "harmonic_pairs_coarse_lr4e-4": [*HARMONIC_PAIRS, "model.optim.lr=[4e-4,8e-4]"],  # 8e-4 in the top stage only
-    "harmonic_pairs_envelope": [*HARMONIC_PAIRS, "model.envelope_critic=true"],
+    "harmonic_pairs_envelope": [*HARMONIC_PAIRS, "model.envelope_critic=true"],  # probe in 12aa59c (inside D's penalty), since replaced
+    "harmonic_pairs_envelope_db": [*HARMONIC_PAIRS, "model.envelope_critic=1"],
+    "harmonic_pairs_envelope_db0.1": [*HARMONIC_PAIRS, "model.envelope_critic=0.1"],
     "harmonic_pairs_floor50": [*HARMONIC_PAIRS, "model.loss.critic_floor_db=50"],
     "harmonic_pairs_floor60": [*HARMONIC_PAIRS, "model.loss.critic_floor_db=60"],
     "pitch_pairs_pack2": [*FRAME_LEVEL, "model.loss.gp_every=4", "data.pitch_pairs=true",

@@ -26,14 +26,10 @@ from gansynth.commands.cli import compose_config  # noqa: E402
 from gansynth.commands.evaluate import real_notes  # noqa: E402
 from gansynth.core.networks import upsample  # noqa: E402
 from gansynth.evaluation.metrics import datamodule_note_batches, real_instruments  # noqa: E402
-from gansynth.evaluation.timbre import (ENVELOPE_SEGMENTS, HARMONICS, TimbreReference,  # noqa: E402
-                                        timbre_features, timbre_scores)
+from gansynth.evaluation.timbre import (FEATURE_GROUPS, TimbreReference, timbre_features,  # noqa: E402
+                                        timbre_scores)
 from gansynth.inference.checkpoint import load_checkpoint  # noqa: E402
 from machine import cpu_model  # noqa: E402  (benchmarks/, the script's own folder)
-
-GROUPS = {"harmonics": slice(0, HARMONICS), "envelope": slice(HARMONICS, HARMONICS + ENVELOPE_SEGMENTS),
-          "noisiness": slice(HARMONICS + ENVELOPE_SEGMENTS, None)}
-
 
 def stage_picture(synth, z: torch.Tensor, index: torch.Tensor, blocks: int) -> torch.Tensor:
     """Audio [N, ch, n] of the EMA G's picture with ``blocks`` blocks, brought up to the full size."""
@@ -63,8 +59,8 @@ def distance_shares(reference: TimbreReference, standardised: torch.Tensor) -> d
     segment with the largest mean squared error."""
     nearest = reference.features[torch.cdist(standardised, reference.features).argmin(1)]
     squared = (standardised - nearest).square()  # [N, D]
-    shares = {name: float(squared[:, part].sum() / squared.sum()) for name, part in GROUPS.items()}
-    envelope = squared[:, GROUPS["envelope"]].mean(0)
+    shares = {name: float(squared[:, part].sum() / squared.sum()) for name, part in FEATURE_GROUPS.items()}
+    envelope = squared[:, FEATURE_GROUPS["envelope"]].mean(0)
     return {**shares, "worst_segment": int(envelope.argmax()), "worst_segment_error": float(envelope.max())}
 
 

@@ -1,12 +1,24 @@
-"""The envelope critic sees each frame's level and nothing else: moving power between columns of a frame
-leaves its score alone, a dip of one frame moves it."""
+"""The envelope critic sees each frame's level in dB and nothing else: moving power between columns of a
+frame, or making the note louder, leaves its score alone; a dip of one frame moves it."""
 from __future__ import annotations
+
+import math
 
 import torch
 
 from gansynth.core.envelope_critic import EnvelopeCritic
 
-SCALE = 0.2  # a normalised log-magnitude slope like the codec's
+SCALE = 0.2  # normalised units per neper of mel power
+UNITS_PER_DB = SCALE * math.log(10.0) / 10.0
+
+
+def critic_of(channels: int = 1, notes_per_score: int = 1) -> EnvelopeCritic:
+    return EnvelopeCritic(audio_channels=channels, magnitude_scale=SCALE, units_per_db=UNITS_PER_DB,
+                          notes_per_score=notes_per_score)
+
+
+def score(critic: EnvelopeCritic, x: torch.Tensor) -> torch.Tensor:
+    return critic(critic.curves(x))
 
 
 def images(batch: int = 4, channels: int = 1, frames: int = 32, columns: int = 64) -> torch.Tensor:
@@ -14,26 +26,37 @@ def images(batch: int = 4, channels: int = 1, frames: int = 32, columns: int = 6
     return torch.randn(batch, 2 * channels, frames, columns, generator=torch.Generator().manual_seed(0)) * 0.3
 
 
-def test_reshuffling_the_columns_of_every_frame_keeps_the_score():
-    critic = EnvelopeCritic(audio_channels=1, magnitude_scale=SCALE)
+def test_the_curve_is_each_frame_level_in_db():
+    """Every column of a frame 10 dB up: that frame's summed power, and its curve, 10 dB up."""
+    critic, x = critic_of(), images()
+    louder = x.clone()
+    louder[:, 0, 5] += 10 * UNITS_PER_DB
+    difference = critic.curves(louder) - critic.curves(x)  # [B, 1, h, 1]
+    torch.testing.assert_close(difference[:, 0, 5, 0], torch.full((4,), 10.0), rtol=0, atol=1e-4)
+    assert difference[:, 0, :5].abs().max() < 1e-4
+
+
+def test_reshuffling_the_columns_of_every_frame_or_a_louder_note_keeps_the_score():
+    critic = critic_of()
     x = images()
     shuffled = x.clone()
     for frame in range(x.shape[2]):  # each frame its own permutation: the spectrum changes, its power does not
-        shuffled[:, :, frame] = x[:, :, frame, torch.randperm(x.shape[3], generator=torch.Generator().manual_seed(frame))]
+        order = torch.randperm(x.shape[3], generator=torch.Generator().manual_seed(frame))
+        shuffled[:, :, frame] = x[:, :, frame, order]
     assert not torch.allclose(x, shuffled)
-    torch.testing.assert_close(critic(shuffled), critic(x), rtol=0, atol=1e-5)
+    torch.testing.assert_close(score(critic, shuffled), score(critic, x), rtol=0, atol=1e-4)
+    torch.testing.assert_close(score(critic, x + 6 * UNITS_PER_DB), score(critic, x), rtol=0, atol=1e-4)
 
 
 def test_a_dip_in_one_frame_changes_the_score():
-    critic = EnvelopeCritic(audio_channels=1, magnitude_scale=SCALE)
-    x = images()
+    critic, x = critic_of(), images()
     dipped = x.clone()
-    dipped[:, 0, 10] -= SCALE * 2.3  # the frame's power 10 dB down
-    assert (critic(dipped) - critic(x)).abs().min() > 1e-4
+    dipped[:, 0, 10] -= 10 * UNITS_PER_DB  # the frame's power 10 dB down
+    assert (score(critic, dipped) - score(critic, x)).abs().min() > 1e-3
 
 
 def test_notes_judged_together_share_one_score_per_group():
     x = images(batch=6, channels=2, frames=8)
-    assert EnvelopeCritic(audio_channels=2, magnitude_scale=SCALE, notes_per_score=2)(x).shape == (3,)
-    assert EnvelopeCritic(audio_channels=2, magnitude_scale=SCALE)(x).shape == (6,)
-    assert EnvelopeCritic(audio_channels=2, magnitude_scale=SCALE)(images(batch=6, channels=2, frames=2)).shape == (6,)
+    assert score(critic_of(channels=2, notes_per_score=2), x).shape == (3,)
+    assert score(critic_of(channels=2), x).shape == (6,)
+    assert score(critic_of(channels=2), images(batch=6, channels=2, frames=2)).shape == (6,)

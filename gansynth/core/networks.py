@@ -76,19 +76,19 @@ def with_frame_positions(x: torch.Tensor) -> torch.Tensor:
 
 
 def frame_levels(x: torch.Tensor, magnitude_scale: float) -> torch.Tensor:
-    """[B, 2 ch, h, w] normalised [logmag, IF] pairs -> [B, ch, h, 1]: each frame's level, the log of its
-    summed mel power in the magnitude's normalised units. Summing power weights the loud harmonics as the
-    ear does; a convolution over the log image sees a 6 dB dip of the fundamental as a small change in a
-    few of its 256 bins."""
+    """[B, 2 ch, h, w] normalised [logmag, IF] pairs -> [B, ch, h, 1] fp32: each frame's level, the log of
+    its summed mel power in the magnitude's normalised units. Summing power weights the loud harmonics as
+    the ear does; a convolution over the log image sees a 6 dB dip of the fundamental as a small change in
+    a few of its 256 bins."""
     magnitude = x[:, 0::2].float() / magnitude_scale  # [B, ch, h, w] log mel power plus a constant
     level = magnitude.logsumexp(-1, keepdim=True) - math.log(x.shape[-1])  # [B, ch, h, 1]
-    return (magnitude_scale * level).to(x.dtype)
+    return magnitude_scale * level
 
 
 def with_frame_levels(x: torch.Tensor, magnitude_scale: float) -> torch.Tensor:
     """[B, 2 ch, h, w] -> [B, 3 ch, h, w]: one more channel per audio channel holding each frame's level
     (`frame_levels`) across every column."""
-    return torch.cat([x, frame_levels(x, magnitude_scale).expand_as(x[:, 0::2])], dim=1)
+    return torch.cat([x, frame_levels(x, magnitude_scale).to(x.dtype).expand_as(x[:, 0::2])], dim=1)
 
 
 class _ProgressiveNetwork(nn.Module):

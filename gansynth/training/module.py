@@ -100,7 +100,7 @@ class GANSynth(pl.LightningModule):
         seed: int = 0,
         instrument_pairs: bool = False,
         pair_critic_harmonics: int = 0,
-        envelope_critic: bool = False,
+        envelope_critic: float = 0.0,
     ):
         super().__init__()
         if not (ema_rampup is None or ema_rampup > 0):
@@ -119,6 +119,9 @@ class GANSynth(pl.LightningModule):
         self.optim_settings = OptimSettings(**dict(optim, lr=tuple(rates), betas=tuple(optim["betas"])))
         net_args = dict(network, start_shape=tuple(network["start_shape"]),
                         attention_areas=tuple(network["attention_areas"]))
+        # The magnitude channel is log mel power or log linear magnitude: its normalised units per dB.
+        per_neper = float(self.codec.channel_scale[0])
+        self.magnitude_units_per_db = per_neper * math.log(10.0) / (10.0 if self.codec.mel else 20.0)
         self.generator = Generator.for_codec(self.codec, self.vocab, **net_args)
         self.discriminator = Discriminator(**net_args, image_shape=tuple(self.codec.image_shape),
                                            num_pitches=self.vocab.size,
@@ -140,14 +143,15 @@ class GANSynth(pl.LightningModule):
         if pair_critic_harmonics:
             widths = [self.generator.resolution(b)[1] for b in range(1, self.generator.num_blocks + 1)]
             self.pair_critic = HarmonicPairCritic(self.codec, self.vocab, widths, pair_critic_harmonics)
+        if not envelope_critic >= 0:
+            raise SettingError(f"model.envelope_critic must be >= 0 (its score per dB; 0: none), got {envelope_critic}")
         self.envelope_critic = None
         if envelope_critic:  # scores what the main critic scores at once: a pair, a pack or one note
             self.envelope_critic = EnvelopeCritic(self.codec.audio_channels, float(self.codec.channel_scale[0]),
+                                                  self.magnitude_units_per_db,
                                                   notes_per_score=2 if instrument_pairs else pack)
         if self.loss_settings.harmonic_phase and not self.generator.comb_if:
             raise SettingError("model.loss.harmonic_phase needs model.network.comb_if=true (the comb's IF images)")
-        # The magnitude channel is log mel power or log linear magnitude: its normalised units per dB.
-        self.magnitude_units_per_db = float(self.codec.channel_scale[0]) * math.log(10.0) / (10.0 if self.codec.mel else 20.0)
         self.loud_peaks = math.log(100.0) * float(self.codec.channel_scale[0])  # 20 dB, normalised log-magnitude
         self.vocab.check_counts(pitch["counts"])
         counts = torch.tensor(pitch["counts"], dtype=torch.float)
@@ -234,11 +238,13 @@ class GANSynth(pl.LightningModule):
         return self.generator(self.latents(pitches.shape[0], generator), pitches, blocks, alpha)
 
     def _critic(self, x: torch.Tensor, pitches: torch.Tensor, blocks: int, alpha: float,
-                generator: torch.Generator):
+                generator: torch.Generator, envelope: bool = True):
         """(critic score [B], pitch logits [B, P]) of ``x`` after ``model.augment``'s transforms. With
         ``loss.projection`` the score also gets the pitch head's logit for the asked-for pitch (a
         projection discriminator that shares the head's weights), so a fake whose spectrum does not
-        match its pitch scores low even when the head can be fooled."""
+        match its pitch scores low even when the head can be fooled. With ``envelope_critic`` > 0 the score
+        also gets that weight times the envelope critic's (``envelope``: whether to add it; D's gradient
+        penalty leaves it out, as the envelope critic takes its own on the level curves)."""
         if self.loss_settings.critic_floor_db is not None:
             x = floor_quiet_magnitudes(x, self.loss_settings.critic_floor_db, self.magnitude_units_per_db)
         x = augment(x, self.augment_policy, generator)
@@ -247,8 +253,8 @@ class GANSynth(pl.LightningModule):
             score = score + logits.gather(1, pitches[:, None]).reshape(score.shape[0], -1).sum(1)
         if self.pair_critic is not None:  # one score per pair: its notes' scores and the pair critic's
             score = score.reshape(x.shape[0] // 2, -1).sum(1) + self.pair_critic(x, pitches)
-        if self.envelope_critic is not None:
-            score = score + self.envelope_critic(x)
+        if self.envelope_critic is not None and envelope:  # Lipschitz in dB of level by its own penalty
+            score = score + self.hparams.envelope_critic * self.envelope_critic(self.envelope_critic.curves(x))
         return score, logits
 
     def comb_if_normalized(self, pitches: torch.Tensor, blocks: int) -> torch.Tensor:
@@ -293,9 +299,15 @@ class GANSynth(pl.LightningModule):
         real_score, real_logits = self._critic(real, labels, blocks, alpha, noise)
         fake_score, _ = self._critic(fake, labels, blocks, alpha, noise)
         d = critic_loss(real_score, fake_score, real_logits, labels, settings)
-        penalty = lazy_gradient_penalty(lambda x: self._critic(x, labels, blocks, alpha, noise)[0], real, fake,
-                                        int(self.images_seen), settings, noise)
+        penalty = lazy_gradient_penalty(lambda x: self._critic(x, labels, blocks, alpha, noise, envelope=False)[0],
+                                        real, fake, int(self.images_seen), settings, noise)
         d_loss = d.total if penalty is None else d.total + penalty[0]
+        envelope_penalty = None
+        if self.envelope_critic is not None:
+            curves = self.envelope_critic.curves
+            envelope_penalty = lazy_gradient_penalty(self.envelope_critic, curves(real), curves(fake),
+                                                     int(self.images_seen), settings, noise)
+            d_loss = d_loss if envelope_penalty is None else d_loss + envelope_penalty[0]
         self._optimizer_step(opt_d, d_loss, "discriminator loss")
 
         self._update_ema(n * self.trainer.world_size)
@@ -306,6 +318,8 @@ class GANSynth(pl.LightningModule):
             losses["g_phase"] = phase
         if penalty is not None:  # otherwise the logs keep the last penalty actually computed
             losses["gp"] = penalty[1]
+        if envelope_penalty is not None:
+            losses["gp_envelope"] = envelope_penalty[1]
         self._log_step(losses, stage, alpha)
 
     def _optimizer_step(self, optimizer, loss: torch.Tensor, name: str) -> None:
