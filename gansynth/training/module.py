@@ -125,7 +125,7 @@ class GANSynth(pl.LightningModule):
         self.generator = Generator.for_codec(self.codec, self.vocab, **net_args)
         self.discriminator = Discriminator(**net_args, image_shape=tuple(self.codec.image_shape),
                                            num_pitches=self.vocab.size,
-                                           magnitude_scale=float(self.codec.channel_scale[0]))
+                                           magnitude_scale=per_neper)
         self.ema_generator = copy.deepcopy(self.generator).requires_grad_(False).eval()
         pack = self.discriminator.critic_pack
         if any(size % pack for size in self.schedule.batch_sizes):
@@ -147,12 +147,11 @@ class GANSynth(pl.LightningModule):
             raise SettingError(f"model.envelope_critic must be >= 0 (its score per dB; 0: none), got {envelope_critic}")
         self.envelope_critic = None
         if envelope_critic:  # scores what the main critic scores at once: a pair, a pack or one note
-            self.envelope_critic = EnvelopeCritic(self.codec.audio_channels, float(self.codec.channel_scale[0]),
-                                                  self.magnitude_units_per_db,
+            self.envelope_critic = EnvelopeCritic(self.codec.audio_channels, per_neper, self.magnitude_units_per_db,
                                                   notes_per_score=2 if instrument_pairs else pack)
         if self.loss_settings.harmonic_phase and not self.generator.comb_if:
             raise SettingError("model.loss.harmonic_phase needs model.network.comb_if=true (the comb's IF images)")
-        self.loud_peaks = math.log(100.0) * float(self.codec.channel_scale[0])  # 20 dB, normalised log-magnitude
+        self.loud_peaks = math.log(100.0) * per_neper  # 20 dB, normalised log-magnitude
         self.vocab.check_counts(pitch["counts"])
         counts = torch.tensor(pitch["counts"], dtype=torch.float)
         self.register_buffer("pitch_weights", counts / counts.sum(), persistent=False)
