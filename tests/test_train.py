@@ -563,6 +563,29 @@ def test_gradient_penalty_takes_one_slope_per_score_of_a_packing_critic():
     assert paired.item() == pytest.approx((math.sqrt(2) - 1) ** 2)
 
 
+def test_lazy_penalty_computes_the_critics_view_only_on_the_steps_that_take_it():
+    """With a penalty every 4th step, step 1 leaves ``view`` uncalled; step 0 takes the slope on the
+    viewed interpolates, 4x weighted: a summing critic has slope 1 on a note, 2 on its view of 4 copies."""
+    from gansynth.training.losses import LossSettings, lazy_gradient_penalty
+
+    settings = LossSettings(gp_weight=10.0, gp_target=1.0, drift=0.0, aux_weight_g=0.0, aux_weight_d=0.0, gp_every=4)
+    real, fake = torch.randn(4, 1, 1, 1), torch.randn(4, 1, 1, 1)
+    calls = []
+
+    def four_copies(x):
+        calls.append(x.shape)
+        return x.repeat(1, 1, 2, 2)
+
+    def penalty(images_seen, view=None):
+        return lazy_gradient_penalty(lambda x: x.sum((1, 2, 3)), real, fake, images_seen, settings,
+                                     torch.Generator().manual_seed(0), view=view)
+
+    assert penalty(4, four_copies) is None and calls == []
+    assert penalty(0)[1].item() == pytest.approx(0.0)
+    term, gp = penalty(0, four_copies)
+    assert len(calls) == 2 and gp.item() == pytest.approx(1.0) and term.item() == pytest.approx(40.0)
+
+
 def extra_critic_parameters(model) -> list[torch.Tensor]:
     return [p for critic in (model.pair_critic, model.envelope_critic) if critic is not None
             for p in critic.parameters()]

@@ -100,12 +100,16 @@ def penalty_due(images_seen: int, batch: int, every: int) -> bool:
 
 
 def lazy_gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
-                          images_seen: int, settings: LossSettings, generator: torch.Generator
+                          images_seen: int, settings: LossSettings, generator: torch.Generator,
+                          view: Callable[[torch.Tensor], torch.Tensor] | None = None
                           ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """(term to add to the critic loss, the penalty itself) on the steps that take it, weighted
-    ``gp_every``× so its average strength stays ``gp_weight``; None on the others (no random draw)."""
+    ``gp_every``× so its average strength stays ``gp_weight``; None on the others (no random draw, and
+    ``view``, what the critic sees of an image such as its level curves, is not computed)."""
     if not penalty_due(images_seen, real.shape[0], settings.gp_every):
         return None
+    if view is not None:
+        real, fake = view(real), view(fake)
     gp = gradient_penalty(critic, real, fake, settings.gp_target, generator)
     return settings.gp_every * settings.gp_weight * gp, gp
 

@@ -303,9 +303,8 @@ class GANSynth(pl.LightningModule):
         d_loss = d.total if penalty is None else d.total + penalty[0]
         envelope_penalty = None
         if self.envelope_critic is not None:
-            curves = self.envelope_critic.curves
-            envelope_penalty = lazy_gradient_penalty(self.envelope_critic, curves(real), curves(fake),
-                                                     int(self.images_seen), settings, noise)
+            envelope_penalty = lazy_gradient_penalty(self.envelope_critic, real, fake, int(self.images_seen),
+                                                     settings, noise, view=self.envelope_critic.curves)
             d_loss = d_loss if envelope_penalty is None else d_loss + envelope_penalty[0]
         self._optimizer_step(opt_d, d_loss, "discriminator loss")
 
