@@ -118,6 +118,21 @@ def test_pitch_counts_follow_the_scanned_files(synthetic_notes, tiny_codec):
     assert counts[58 - 24 : 62 - 24] == [2, 2, 2, 2]
 
 
+def test_the_fingerprint_names_the_render_and_changes_with_any_file(notes_copy, tiny_codec):
+    """A cache or a skipped file leave the fingerprint alone; one changed sample or a renamed file change it."""
+    before = module(notes_copy, tiny_codec).scan().fingerprint()
+    (notes_copy / "README.txt").write_text("not audio")
+    module(notes_copy, tiny_codec).prepare_data()
+    assert module(notes_copy, tiny_codec).scan().fingerprint() == before and len(before) == 64
+    first = sorted(notes_copy.glob("*.wav"))[0]
+    audio, rate = sf.read(first)
+    audio[100] = -audio[100] + 0.01
+    sf.write(first, audio, rate)
+    changed = module(notes_copy, tiny_codec).scan().fingerprint()
+    first.rename(first.with_name("renamed_" + first.name))
+    assert len({before, changed, module(notes_copy, tiny_codec).scan().fingerprint()}) == 3
+
+
 def test_out_of_vocabulary_pitches_are_skipped_and_counted(synthetic_notes, tiny_codec):
     report = module(synthetic_notes, tiny_codec, pitch_low=30, pitch_high=59).scan()
     assert (len(report.files), report.skipped_count) == (4, 4)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import json
 import math
 
@@ -319,6 +321,10 @@ def test_cli_writes_a_report_with_real_ceiling_above_an_untrained_model(tmp_path
             "classifier_steps=20", f"out={out}")
     report = json.loads(out.read_text())
     assert report["real"]["notes"] == 20
+    digest = hashlib.sha256()
+    for wav in sorted((tmp_path / "notes").glob("*.wav")):  # the render scored: every file's name and bytes
+        digest.update(wav.name.encode() + b"\0" + wav.read_bytes())
+    assert report["data_sha256"] == digest.hexdigest()
     assert report["generated"]["notes"] == 61  # one note for each of the checkpoint's 61 pitches
     assert len(report["generated"]["pa_per_channel"]) == 2  # the tiny checkpoint is stereo
     assert report["real"]["pa"] >= 0.9

@@ -71,6 +71,7 @@ def run(cfg: DictConfig) -> dict:
                       cfg.ndb_bins, cfg.classifier_steps, cfg.held_out_fraction, cfg.seed)
     report["ckpt_path"] = str(cfg.ckpt_path)
     report["data_path"] = str(cfg.data.path)
+    report["data_sha256"] = datamodule.scan().fingerprint()  # which render of the data was scored
     print(format_report(report))
     if cfg.out:
         _write_json_atomically(Path(to_absolute_path(cfg.out)), report)

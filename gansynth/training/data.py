@@ -91,6 +91,15 @@ class ScanReport:
         histogram = self.pitch_histogram
         return [histogram.get(self.vocab.midi(i), 0) for i in range(self.vocab.size)]
 
+    def fingerprint(self) -> str:
+        """SHA-256 of the usable files' paths (relative to the root) and bytes: two renders of one dataset
+        that differ anywhere get different fingerprints, so results can say which render they scored."""
+        digest = hashlib.sha256()
+        for path in self.files:
+            digest.update(path.relative_to(self.root).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes())
+        return digest.hexdigest()
+
     def summary(self) -> str:
         lines = [f"{self.root}: {len(self.files)} usable audio files, {self.skipped_count} skipped"]
         lines += [f"  skipped {count}: {reason}" for reason, count in sorted(self.skip_reasons.items())]
