@@ -26,7 +26,8 @@ BASE = ["experiment=tiny", "model.ema_rampup=null", "model.loss.aux_weight_g=10"
         "model.network.skip_output=false", "model.network.zero_init_rgb=false", "model.network.skip_input=false",
         "codec.channel_mode=stereo", "callbacks.samples.every_images=0", "~logger",
         "+trainer.enable_progress_bar=false", "trainer.log_every_n_steps=50", "model.loss.gp_every=1",
-        "data.instrument_pairs=false", "model.pair_critic_harmonics=0", "model.envelope_critic=0"]
+        "data.instrument_pairs=false", "model.pair_critic_harmonics=0", "model.envelope_critic=0",
+        "model.profile_critic=0"]
 # The tiny experiment as it was before harmonic coordinates shipped: Magenta's G, 3 stages to 8x64.
 BEFORE = ["model.network.harmonic_coordinates=false", "model.loss.projection=false",
           "model.schedule.num_blocks=3", "model.schedule.stable_images=3000", "model.schedule.transition_images=3000"]
@@ -130,6 +131,8 @@ VARIANTS = {  # the README's results table, row by row
     "harmonic_pairs_envelope_db": [*HARMONIC_PAIRS, "model.envelope_critic=1"],
     "harmonic_pairs_envelope_db0.1": ENVELOPE,  # the shipped tiny
     "envelope_no_projection": [*ENVELOPE, "model.loss.projection=false"],
+    "envelope_profile0.1": [*ENVELOPE, "model.profile_critic=0.1"],
+    "envelope_profile0.03": [*ENVELOPE, "model.profile_critic=0.03"],
     "harmonic_pairs_floor50": [*HARMONIC_PAIRS, "model.loss.critic_floor_db=50"],
     "harmonic_pairs_floor60": [*HARMONIC_PAIRS, "model.loss.critic_floor_db=60"],
     "pitch_pairs_pack2": [*FRAME_LEVEL, "model.loss.gp_every=4", "data.pitch_pairs=true",

@@ -501,6 +501,7 @@ def test_ema_rampup_shortens_the_ema_memory_early_in_each_stage():
     ("model.loss.harmonic_phase=-1", "model.loss.harmonic_phase must be >= 0, got -1"),
     ("model.loss.critic_floor_db=0", "model.loss.critic_floor_db must be > 0 dB or null, got 0"),
     ("model.envelope_critic=-1", "model.envelope_critic must be >= 0 (its score per dB; 0: none), got -1"),
+    ("model.profile_critic=-1", "model.profile_critic must be >= 0 (its score per dB; 0: none), got -1"),
     ("model.network.comb_if=false model.loss.harmonic_phase=1",
      "model.loss.harmonic_phase needs model.network.comb_if=true"),
 ])
@@ -587,12 +588,13 @@ def test_lazy_penalty_computes_the_critics_view_only_on_the_steps_that_take_it()
 
 
 def extra_critic_parameters(model) -> list[torch.Tensor]:
-    return [p for critic in (model.pair_critic, model.envelope_critic) if critic is not None
+    return [p for critic in (model.pair_critic, model.envelope_critic, model.profile_critic)
+            if critic is not None
             for p in critic.parameters()]
 
 
 @pytest.mark.parametrize("critic", ["model.network.critic_pack=2", "model.pair_critic_harmonics=4",
-                                    "model.pair_critic_harmonics=4 model.envelope_critic=1"])
+                                    "model.pair_critic_harmonics=4 model.envelope_critic=1 model.profile_critic=1"])
 def test_instrument_pairs_play_one_latent_at_both_pitches_of_a_real_pair(notes, tmp_path, critic):
     """With data.instrument_pairs, every G call of training (G's step and the critic's fakes) gives the
     two notes of a pair one latent and the pitches of a real pair of one instrument (two pitches), and the

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytorch_lightning as pl
@@ -22,6 +23,7 @@ from gansynth.core.errors import GANSynthError
 from gansynth.core.networks import Discriminator, Generator, pool_to, upsample
 from gansynth.core.envelope_critic import EnvelopeCritic
 from gansynth.core.pair_critic import HarmonicPairCritic
+from gansynth.core.profile_critic import HarmonicProfileCritic
 from gansynth.core.pitch import PitchVocab
 from gansynth.core.schedule import Schedule, per_stage
 from gansynth.core.seeds import STEP_NOISE, seeded_generator
@@ -101,6 +103,7 @@ class GANSynth(pl.LightningModule):
         instrument_pairs: bool = False,
         pair_critic_harmonics: int = 0,
         envelope_critic: float = 0.0,
+        profile_critic: float = 0.0,
     ):
         super().__init__()
         if not (ema_rampup is None or ema_rampup > 0):
@@ -140,15 +143,21 @@ class GANSynth(pl.LightningModule):
         if instrument_pairs and pack not in (1, 2):
             raise SettingError(f"data.instrument_pairs needs model.network.critic_pack 1 or 2, got {pack}")
         self.pair_critic = None
+        widths = [self.generator.resolution(b)[1] for b in range(1, self.generator.num_blocks + 1)]
         if pair_critic_harmonics:
-            widths = [self.generator.resolution(b)[1] for b in range(1, self.generator.num_blocks + 1)]
             self.pair_critic = HarmonicPairCritic(self.codec, self.vocab, widths, pair_critic_harmonics)
-        if not envelope_critic >= 0:
-            raise SettingError(f"model.envelope_critic must be >= 0 (its score per dB; 0: none), got {envelope_critic}")
+        for key, weight in (("envelope_critic", envelope_critic), ("profile_critic", profile_critic)):
+            if not weight >= 0:
+                raise SettingError(f"model.{key} must be >= 0 (its score per dB; 0: none), got {weight}")
+        notes_per_score = 2 if instrument_pairs else pack  # the decibel critics score what the main critic does
         self.envelope_critic = None
-        if envelope_critic:  # scores what the main critic scores at once: a pair, a pack or one note
+        if envelope_critic:
             self.envelope_critic = EnvelopeCritic(self.codec.audio_channels, per_neper, self.magnitude_units_per_db,
-                                                  notes_per_score=2 if instrument_pairs else pack)
+                                                  notes_per_score=notes_per_score)
+        self.profile_critic = None
+        if profile_critic:
+            self.profile_critic = HarmonicProfileCritic(self.codec, self.vocab, widths, self.magnitude_units_per_db,
+                                                        notes_per_score=notes_per_score)
         if self.loss_settings.harmonic_phase and not self.generator.comb_if:
             raise SettingError("model.loss.harmonic_phase needs model.network.comb_if=true (the comb's IF images)")
         self.loud_peaks = math.log(100.0) * per_neper  # 20 dB, normalised log-magnitude
@@ -236,14 +245,25 @@ class GANSynth(pl.LightningModule):
     def _fake(self, pitches: torch.Tensor, blocks: int, alpha: float, generator: torch.Generator) -> torch.Tensor:
         return self.generator(self.latents(pitches.shape[0], generator), pitches, blocks, alpha)
 
+    def decibel_critics(self, pitches: torch.Tensor) -> list[tuple[float, torch.nn.Module, Callable]]:
+        """(weight, critic, view) of each critic that judges a view of the image in dB under its own gradient
+        penalty (``envelope_critic``: level curves; ``profile_critic``: the harmonic grid of ``pitches``)."""
+        critics = []
+        if self.envelope_critic is not None:
+            critics.append((self.hparams.envelope_critic, self.envelope_critic, self.envelope_critic.curves))
+        if self.profile_critic is not None:
+            critics.append((self.hparams.profile_critic, self.profile_critic,
+                            lambda x: self.profile_critic.view(x, pitches)))
+        return critics
+
     def _critic(self, x: torch.Tensor, pitches: torch.Tensor, blocks: int, alpha: float,
-                generator: torch.Generator, envelope: bool = True):
+                generator: torch.Generator, decibel: bool = True):
         """(critic score [B], pitch logits [B, P]) of ``x`` after ``model.augment``'s transforms. With
         ``loss.projection`` the score also gets the pitch head's logit for the asked-for pitch (a
         projection discriminator that shares the head's weights), so a fake whose spectrum does not
-        match its pitch scores low even when the head can be fooled. With ``envelope_critic`` > 0 the score
-        also gets that weight times the envelope critic's (``envelope``: whether to add it; D's gradient
-        penalty leaves it out, as the envelope critic takes its own on the level curves)."""
+        match its pitch scores low even when the head can be fooled. The score also gets each decibel critic's,
+        times its weight (``decibel``: whether to add them; D's gradient penalty leaves them out, as each takes
+        its own on its view in dB)."""
         if self.loss_settings.critic_floor_db is not None:
             x = floor_quiet_magnitudes(x, self.loss_settings.critic_floor_db, self.magnitude_units_per_db)
         x = augment(x, self.augment_policy, generator)
@@ -252,8 +272,9 @@ class GANSynth(pl.LightningModule):
             score = score + logits.gather(1, pitches[:, None]).reshape(score.shape[0], -1).sum(1)
         if self.pair_critic is not None:  # one score per pair: its notes' scores and the pair critic's
             score = score.reshape(x.shape[0] // 2, -1).sum(1) + self.pair_critic(x, pitches)
-        if self.envelope_critic is not None and envelope:  # Lipschitz in dB of level by its own penalty
-            score = score + self.hparams.envelope_critic * self.envelope_critic(self.envelope_critic.curves(x))
+        if decibel:  # each Lipschitz in dB of its view by its own penalty
+            for weight, critic, view in self.decibel_critics(pitches):
+                score = score + weight * critic(view(x))
         return score, logits
 
     def comb_if_normalized(self, pitches: torch.Tensor, blocks: int) -> torch.Tensor:
@@ -298,14 +319,15 @@ class GANSynth(pl.LightningModule):
         real_score, real_logits = self._critic(real, labels, blocks, alpha, noise)
         fake_score, _ = self._critic(fake, labels, blocks, alpha, noise)
         d = critic_loss(real_score, fake_score, real_logits, labels, settings)
-        penalty = lazy_gradient_penalty(lambda x: self._critic(x, labels, blocks, alpha, noise, envelope=False)[0],
+        penalty = lazy_gradient_penalty(lambda x: self._critic(x, labels, blocks, alpha, noise, decibel=False)[0],
                                         real, fake, int(self.images_seen), settings, noise)
         d_loss = d.total if penalty is None else d.total + penalty[0]
-        envelope_penalty = None
-        if self.envelope_critic is not None:
-            envelope_penalty = lazy_gradient_penalty(self.envelope_critic, real, fake, int(self.images_seen),
-                                                     settings, noise, view=self.envelope_critic.curves)
-            d_loss = d_loss if envelope_penalty is None else d_loss + envelope_penalty[0]
+        decibel_penalties = {}
+        for _, critic, view in self.decibel_critics(labels):
+            critic_penalty = lazy_gradient_penalty(critic, real, fake, int(self.images_seen), settings, noise, view=view)
+            if critic_penalty is not None:
+                d_loss = d_loss + critic_penalty[0]
+                decibel_penalties[critic] = critic_penalty[1]
         self._optimizer_step(opt_d, d_loss, "discriminator loss")
 
         self._update_ema(n * self.trainer.world_size)
@@ -316,8 +338,9 @@ class GANSynth(pl.LightningModule):
             losses["g_phase"] = phase
         if penalty is not None:  # otherwise the logs keep the last penalty actually computed
             losses["gp"] = penalty[1]
-        if envelope_penalty is not None:
-            losses["gp_envelope"] = envelope_penalty[1]
+        for critic, name in ((self.envelope_critic, "gp_envelope"), (self.profile_critic, "gp_profile")):
+            if critic in decibel_penalties:
+                losses[name] = decibel_penalties[critic]
         self._log_step(losses, stage, alpha)
 
     def _optimizer_step(self, optimizer, loss: torch.Tensor, name: str) -> None:
@@ -369,7 +392,8 @@ class GANSynth(pl.LightningModule):
 
     def configure_optimizers(self):
         kwargs = self.optim_settings.adam_arguments(self.stage)
-        critics = [c for c in (self.discriminator, self.pair_critic, self.envelope_critic) if c is not None]
+        critics = [c for c in (self.discriminator, self.pair_critic, self.envelope_critic, self.profile_critic)
+                   if c is not None]
         return (torch.optim.Adam(self.generator.parameters(), **kwargs),
                 torch.optim.Adam([p for critic in critics for p in critic.parameters()], **kwargs))
 
