@@ -166,6 +166,27 @@ def test_harmonic_coordinates_mark_harmonics_of_the_asked_for_pitch():
     assert harmonic_coordinates(codec, vocab, 64).shape == (61, 5, 64)
 
 
+def test_subharmonic_combs_tell_odd_harmonics_from_even_and_every_third():
+    """The m = 2 comb reads -1 on odd harmonics and +1 on even ones, the m = 3 comb +1 on 3, 6, 9 only:
+    the harmonic number that the first comb, equal on every harmonic, does not give."""
+    from gansynth.core.harmonics import column_frequencies, harmonic_coordinates
+
+    codec, vocab = _tiny_codec_and_vocab()
+    table = harmonic_coordinates(codec, vocab, 256, subharmonic_combs=(2, 3))
+    assert table.shape == (61, 9, 256)
+    hz, a3 = column_frequencies(codec), vocab.index(57)
+    for harmonic in range(1, 10):
+        column = int((hz - 220.0 * harmonic).abs().argmin())
+        assert table[a3, 0, column] > 0.9  # the first comb: every harmonic alike
+        assert table[a3, 5, column] == pytest.approx((-1.0) ** harmonic, abs=0.1)
+        assert (table[a3, 7, column] > 0.9) == (harmonic % 3 == 0)
+    torch.testing.assert_close(table[:, :5], harmonic_coordinates(codec, vocab, 256))
+    with pytest.raises(NetworkError, match="subharmonic_combs must be integers >= 2"):
+        Generator(**TINY, harmonic_coordinates=True, subharmonic_combs=[1])
+    with pytest.raises(NetworkError, match="subharmonic_combs needs harmonic_coordinates"):
+        Generator(**TINY, subharmonic_combs=[2])
+
+
 def test_generator_with_harmonic_coordinates_builds_from_the_codec():
     codec, vocab = _tiny_codec_and_vocab()
     network = dict(num_blocks=5, fmap_base=1024, fmap_max=128, latent_dim=256, harmonic_coordinates=True)

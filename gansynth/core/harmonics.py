@@ -8,7 +8,11 @@ frequency column what physics already knows about it for a pitch f0 — nothing 
 - cos, sin of 2 pi f / f0: the column's position in the comb (1 on a harmonic, -1 half-way between);
 - cos, sin of the phase advance per hop of the nearest harmonic, 2 pi h f0 hop / sr: what a steady
   harmonic's instantaneous frequency reads in the columns it dominates;
-- log2(f / f0) / 4: which harmonic, for the roll-off that distinguishes instruments.
+- log2(f / f0) / 4: which harmonic, for the roll-off that distinguishes instruments;
+- optionally (``subharmonic_combs``), cos, sin of 2 pi f / (m f0) for each m: a comb of every m-th harmonic.
+  The first pair reads the same on every harmonic, so an amplitude that alternates with the harmonic
+  number (a clarinet's weak even harmonics, m = 2; a vibraphone bar's partials at 4 and 10 f0, even and
+  1 more than a multiple of 3) is out of a conv's easy reach without it (README, Findings).
 
 G still has to learn every amplitude, envelope, noise and the IF away from steady harmonics: its
 timbre. Coarse stages get the same channels at their own column centres (no averaging of the comb).
@@ -22,6 +26,7 @@ perfectly; G's IF, 0.14 away, smears the harmonics. Given as an input alone G do
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 
@@ -29,7 +34,7 @@ from gansynth.core.networks import pool_to
 from gansynth.core.pitch import PitchVocab, midi_to_hz
 from gansynth.core.spectral import SpecgramCodec
 
-NUM_CHANNELS = 5
+NUM_CHANNELS = 5  # without subharmonic combs; each comb adds 2
 
 
 def column_frequencies(codec: SpecgramCodec) -> torch.Tensor:
@@ -44,8 +49,10 @@ def column_frequencies(codec: SpecgramCodec) -> torch.Tensor:
     return torch.where(mass > 0, centre, linear_hz)  # an empty band keeps its own column's frequency
 
 
-def harmonic_coordinates(codec: SpecgramCodec, vocab: PitchVocab, width: int) -> torch.Tensor:
-    """Channels [P, NUM_CHANNELS, width] for every pitch of ``vocab`` at a stage ``width`` columns wide."""
+def harmonic_coordinates(codec: SpecgramCodec, vocab: PitchVocab, width: int,
+                         subharmonic_combs: Sequence[int] = ()) -> torch.Tensor:
+    """Channels [P, NUM_CHANNELS + 2 len(subharmonic_combs), width] for every pitch of ``vocab`` at a stage
+    ``width`` columns wide."""
     hz = column_frequencies(codec)
     hz = hz.reshape(width, -1).mean(1)  # [w] centre of the columns each stage column covers
     f0 = midi_to_hz(torch.arange(vocab.low, vocab.high + 1, dtype=torch.float64))[:, None]  # [P, 1]
@@ -54,6 +61,8 @@ def harmonic_coordinates(codec: SpecgramCodec, vocab: PitchVocab, width: int) ->
     advance = 2 * math.pi * harmonic * f0 * codec.hop_length / codec.sample_rate
     channels = [torch.cos(2 * math.pi * ratio), torch.sin(2 * math.pi * ratio),
                 torch.cos(advance), torch.sin(advance), torch.log2(ratio) / 4.0]
+    for m in subharmonic_combs:
+        channels += [torch.cos(2 * math.pi * ratio / m), torch.sin(2 * math.pi * ratio / m)]
     return torch.stack(channels, dim=1).float()  # [P, 5, w]
 
 

@@ -108,6 +108,7 @@ class _ProgressiveNetwork(nn.Module):
         attention_areas: Sequence[int] = (8192,),
         latent_input: str = "magenta",
         harmonic_coordinates: bool = False,
+        subharmonic_combs: Sequence[int] = (),
         time_coordinates: bool = False,
         pitch_one_hot: bool = True,
         comb_if: bool = False,
@@ -135,6 +136,12 @@ class _ProgressiveNetwork(nn.Module):
             raise NetworkError(f"{name}: latent_input must be one of {', '.join(LATENT_INPUTS)}, got {latent_input!r}")
         self.latent_input = latent_input
         self.harmonic_coordinates = harmonic_coordinates
+        if not all(isinstance(m, int) and m >= 2 for m in subharmonic_combs):
+            raise NetworkError(f"{name}: subharmonic_combs must be integers >= 2 (every m-th harmonic), "
+                               f"got {list(subharmonic_combs)}")
+        if subharmonic_combs and not harmonic_coordinates:
+            raise NetworkError(f"{name}: subharmonic_combs needs harmonic_coordinates (they extend its channels)")
+        self.subharmonic_combs = tuple(subharmonic_combs)
         self.time_coordinates = time_coordinates
         self.pitch_one_hot = pitch_one_hot
         if not pitch_one_hot and not harmonic_coordinates:
@@ -306,7 +313,7 @@ class Generator(_ProgressiveNetwork):
         shapes = [geometry.resolution(i) for i in range(1, geometry.num_blocks + 1)]
         coordinates = None
         if geometry.harmonic_coordinates:
-            coordinates = [harmonic_coordinates(codec, vocab, w) for _, w in shapes]
+            coordinates = [harmonic_coordinates(codec, vocab, w, geometry.subharmonic_combs) for _, w in shapes]
         combs = comb_if(codec, vocab, shapes) if geometry.comb_if or geometry.comb_phase else None
         phase_images = [codec.normalize_if(comb) for comb in combs] if geometry.comb_phase else None
         return cls(**args, coordinates=coordinates, comb_images=combs if geometry.comb_if else None,
