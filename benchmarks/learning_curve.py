@@ -134,6 +134,8 @@ VARIANTS = {  # the README's results table, row by row
     "envelope_profile0.1": [*ENVELOPE, "model.profile_critic=0.1"],
     "envelope_profile0.03": [*ENVELOPE, "model.profile_critic=0.03"],
     "envelope_subharmonic23": [*ENVELOPE, "model.network.subharmonic_combs=[2,3]"],
+    "envelope_subharmonic23_profile0.03": [*ENVELOPE, "model.network.subharmonic_combs=[2,3]",
+                                           "model.profile_critic=0.03"],
     "harmonic_pairs_floor50": [*HARMONIC_PAIRS, "model.loss.critic_floor_db=50"],
     "harmonic_pairs_floor60": [*HARMONIC_PAIRS, "model.loss.critic_floor_db=60"],
     "pitch_pairs_pack2": [*FRAME_LEVEL, "model.loss.gp_every=4", "data.pitch_pairs=true",

@@ -245,14 +245,14 @@ class GANSynth(pl.LightningModule):
     def _fake(self, pitches: torch.Tensor, blocks: int, alpha: float, generator: torch.Generator) -> torch.Tensor:
         return self.generator(self.latents(pitches.shape[0], generator), pitches, blocks, alpha)
 
-    def decibel_critics(self, pitches: torch.Tensor) -> list[tuple[float, torch.nn.Module, Callable]]:
-        """(weight, critic, view) of each critic that judges a view of the image in dB under its own gradient
+    def decibel_critics(self, pitches: torch.Tensor) -> list[tuple[str, float, torch.nn.Module, Callable]]:
+        """(name, weight, critic, view) of each critic that judges a view of the image in dB under its own gradient
         penalty (``envelope_critic``: level curves; ``profile_critic``: the harmonic grid of ``pitches``)."""
         critics = []
         if self.envelope_critic is not None:
-            critics.append((self.hparams.envelope_critic, self.envelope_critic, self.envelope_critic.curves))
+            critics.append(("envelope", self.hparams.envelope_critic, self.envelope_critic, self.envelope_critic.curves))
         if self.profile_critic is not None:
-            critics.append((self.hparams.profile_critic, self.profile_critic,
+            critics.append(("profile", self.hparams.profile_critic, self.profile_critic,
                             lambda x: self.profile_critic.view(x, pitches)))
         return critics
 
@@ -273,7 +273,7 @@ class GANSynth(pl.LightningModule):
         if self.pair_critic is not None:  # one score per pair: its notes' scores and the pair critic's
             score = score.reshape(x.shape[0] // 2, -1).sum(1) + self.pair_critic(x, pitches)
         if decibel:  # each Lipschitz in dB of its view by its own penalty
-            for weight, critic, view in self.decibel_critics(pitches):
+            for _, weight, critic, view in self.decibel_critics(pitches):
                 score = score + weight * critic(view(x))
         return score, logits
 
@@ -322,12 +322,12 @@ class GANSynth(pl.LightningModule):
         penalty = lazy_gradient_penalty(lambda x: self._critic(x, labels, blocks, alpha, noise, decibel=False)[0],
                                         real, fake, int(self.images_seen), settings, noise)
         d_loss = d.total if penalty is None else d.total + penalty[0]
-        decibel_penalties = {}
-        for _, critic, view in self.decibel_critics(labels):
+        decibel_penalties = {}  # logged as gp_envelope, gp_profile
+        for name, _, critic, view in self.decibel_critics(labels):
             critic_penalty = lazy_gradient_penalty(critic, real, fake, int(self.images_seen), settings, noise, view=view)
             if critic_penalty is not None:
                 d_loss = d_loss + critic_penalty[0]
-                decibel_penalties[critic] = critic_penalty[1]
+                decibel_penalties[f"gp_{name}"] = critic_penalty[1]
         self._optimizer_step(opt_d, d_loss, "discriminator loss")
 
         self._update_ema(n * self.trainer.world_size)
@@ -338,9 +338,7 @@ class GANSynth(pl.LightningModule):
             losses["g_phase"] = phase
         if penalty is not None:  # otherwise the logs keep the last penalty actually computed
             losses["gp"] = penalty[1]
-        for critic, name in ((self.envelope_critic, "gp_envelope"), (self.profile_critic, "gp_profile")):
-            if critic in decibel_penalties:
-                losses[name] = decibel_penalties[critic]
+        losses.update(decibel_penalties)
         self._log_step(losses, stage, alpha)
 
     def _optimizer_step(self, optimizer, loss: torch.Tensor, name: str) -> None:
