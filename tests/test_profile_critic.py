@@ -36,7 +36,7 @@ def score(critic: HarmonicProfileCritic, x: torch.Tensor, midi: int = 57) -> tor
 
 def columns_read_by(critic: HarmonicProfileCritic, midi: int, step: int) -> torch.Tensor:
     """Indices of the image columns the grid's ``step`` (0: f0, 1: 1.5 f0, ...) reads at ``midi``."""
-    return critic.sampling_256[VOCAB.index(midi), :, step].nonzero().flatten()
+    return critic.reader.sampling_256[VOCAB.index(midi), :, step].nonzero().flatten()
 
 
 def test_the_grid_is_in_db_and_a_louder_note_keeps_the_score():

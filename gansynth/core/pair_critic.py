@@ -43,6 +43,22 @@ def harmonic_sampling(codec: SpecgramCodec, vocab: PitchVocab, width: int, harmo
     return weights.transpose(1, 2).float()
 
 
+class HarmonicReader(nn.Module):
+    """Normalised images [B, 2 ch, h, w] at pitches [B] -> (each magnitude channel read at the pitch's
+    harmonic steps [B, ch, h, 2K] in fp32, which steps lie inside the image [B, 2K]), at any stage width of
+    ``widths``. Its tables are rebuilt from the codec, never saved."""
+
+    def __init__(self, codec: SpecgramCodec, vocab: PitchVocab, widths: list[int], harmonics: int):
+        super().__init__()
+        for width in widths:
+            self.register_buffer(f"sampling_{width}", harmonic_sampling(codec, vocab, width, harmonics),
+                                 persistent=False)
+
+    def forward(self, x: torch.Tensor, pitches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        sampling = getattr(self, f"sampling_{x.shape[-1]}")[pitches]  # [B, w, 2K]
+        return torch.einsum("bchw,bwk->bchk", x[:, 0::2].float(), sampling), sampling.sum(1) > 0
+
+
 class HarmonicPairCritic(nn.Module):
     """Normalised images [B, C, h, w] of B/2 pairs (notes 2i and 2i+1) and their pitches -> [B/2] scores.
 
@@ -52,9 +68,7 @@ class HarmonicPairCritic(nn.Module):
 
     def __init__(self, codec: SpecgramCodec, vocab: PitchVocab, widths: list[int], harmonics: int):
         super().__init__()
-        for width in widths:
-            self.register_buffer(f"sampling_{width}", harmonic_sampling(codec, vocab, width, harmonics),
-                                 persistent=False)
+        self.reader = HarmonicReader(codec, vocab, widths, harmonics)
         magnitudes = codec.audio_channels
         self.convs = nn.Sequential(
             EqualizedConv2d(2 * (magnitudes + 1), WIDTH, 3, slope=LEAKY_SLOPE, padding=1), nn.LeakyReLU(LEAKY_SLOPE),
@@ -65,9 +79,8 @@ class HarmonicPairCritic(nn.Module):
     def harmonic_grid(self, x: torch.Tensor, pitches: torch.Tensor) -> torch.Tensor:
         """[B, C, h, w] -> [B, C/2 + 1, h, 2K]: every magnitude channel at the pitch's harmonic steps, and
         the steps' inside-the-image mask."""
-        sampling = getattr(self, f"sampling_{x.shape[-1]}")[pitches]  # [B, w, 2K]
-        grid = torch.einsum("bchw,bwk->bchk", x[:, 0::2].float(), sampling)
-        inside = (sampling.sum(1) > 0).float()[:, None, None, :].expand(-1, 1, x.shape[2], -1)  # [B, 1, h, 2K]
+        grid, inside = self.reader(x, pitches)
+        inside = inside.float()[:, None, None, :].expand(-1, 1, x.shape[2], -1)  # [B, 1, h, 2K]
         return torch.cat([grid, inside], dim=1)
 
     def forward(self, x: torch.Tensor, pitches: torch.Tensor) -> torch.Tensor:

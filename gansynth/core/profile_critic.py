@@ -5,7 +5,7 @@ the rest stays, and 54-68 % of what is left of the distance to the nearest real 
 profile (README, Findings). The pair critic reads the harmonics, but inside the main critic's gradient
 penalty, in normalised units where 1 dB is 0.015: a profile a few dB off costs G next to nothing. This
 critic sees each note's magnitudes read at its harmonics k f0 and half-way between (the pair critic's
-grid, ``harmonic_sampling``: frames x 2K steps) in dB below the note's loudest step, and takes its own
+grid, ``HarmonicReader``: frames x 2K steps) in dB below the note's loudest step, and takes its own
 gradient penalty in dB, as the envelope critic does. Steps above the image's top column read as the
 note's quietest pixel. Notes judged together (a pair of one instrument) are stacked along channels.
 Nothing is fitted to data.
@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from gansynth.core.layers import EqualizedConv2d, EqualizedLinear
-from gansynth.core.pair_critic import harmonic_sampling
+from gansynth.core.pair_critic import HarmonicReader
 from gansynth.core.pitch import PitchVocab
 from gansynth.core.spectral import SpecgramCodec
 
@@ -36,9 +36,7 @@ class HarmonicProfileCritic(nn.Module):
     def __init__(self, codec: SpecgramCodec, vocab: PitchVocab, widths: list[int], units_per_db: float,
                  notes_per_score: int = 1):
         super().__init__()
-        for width in widths:
-            self.register_buffer(f"sampling_{width}", harmonic_sampling(codec, vocab, width, HARMONICS),
-                                 persistent=False)
+        self.reader = HarmonicReader(codec, vocab, widths, HARMONICS)
         self.units_per_db = units_per_db
         self.notes_per_score = notes_per_score
         channels = notes_per_score * codec.audio_channels
@@ -51,12 +49,9 @@ class HarmonicProfileCritic(nn.Module):
     def view(self, x: torch.Tensor, pitches: torch.Tensor) -> torch.Tensor:
         """Normalised images [B, 2 ch, h, w] at pitches [B] -> magnitudes at the harmonic steps in dB
         [B, ch, h, 2K]; a step outside the image reads the note's quietest pixel."""
-        magnitude = x[:, 0::2].float()
-        sampling = getattr(self, f"sampling_{x.shape[-1]}")[pitches]  # [B, w, 2K]
-        grid = torch.einsum("bchw,bwk->bchk", magnitude, sampling)
-        inside = (sampling.sum(1) > 0)[:, None, None, :]  # [B, 1, 1, 2K]
-        quietest = magnitude.detach().amin((-2, -1), keepdim=True)  # [B, ch, 1, 1]
-        return torch.where(inside, grid, quietest) / self.units_per_db
+        grid, inside = self.reader(x, pitches)  # [B, ch, h, 2K], [B, 2K]
+        quietest = x[:, 0::2].detach().float().amin((-2, -1), keepdim=True)  # [B, ch, 1, 1]
+        return torch.where(inside[:, None, None, :], grid, quietest) / self.units_per_db
 
     def forward(self, grid: torch.Tensor) -> torch.Tensor:
         batch, channels, frames, steps = grid.shape
