@@ -27,7 +27,7 @@ BASE = ["experiment=tiny", "model.ema_rampup=null", "model.loss.aux_weight_g=10"
         "codec.channel_mode=stereo", "callbacks.samples.every_images=0", "~logger",
         "+trainer.enable_progress_bar=false", "trainer.log_every_n_steps=50", "model.loss.gp_every=1",
         "data.instrument_pairs=false", "model.pair_critic_harmonics=0", "model.envelope_critic=0",
-        "model.profile_critic=0"]
+        "model.profile_critic=0", "model.network.subharmonic_combs=[]"]
 # The tiny experiment as it was before harmonic coordinates shipped: Magenta's G, 3 stages to 8x64.
 BEFORE = ["model.network.harmonic_coordinates=false", "model.loss.projection=false",
           "model.schedule.num_blocks=3", "model.schedule.stable_images=3000", "model.schedule.transition_images=3000"]
@@ -42,14 +42,16 @@ SEAMLESS_FADES = ["model.loss.aux_weight_g=0", "model.schedule.stable_images=400
                   "model.network.skip_output=true", "model.network.zero_init_rgb=true",
                   "model.network.skip_input=true"]
 # Comb phase, time coordinates and no one-hot pitch in G; then z to every G block; then the critic reads
-# each frame's level; then the lazy penalty and instrument pairs; then the envelope critic: the shipped tiny.
+# each frame's level; then the lazy penalty and instrument pairs; then the envelope critic; then subharmonic
+# combs: the shipped tiny.
 NO_ONE_HOT = [*SEAMLESS_FADES, "model.network.skip_upsample=bilinear", "model.network.comb_phase=true",
               "model.network.time_coordinates=true", "model.network.pitch_one_hot=false"]
 BLOCK_LATENT = [*NO_ONE_HOT, "model.network.block_latent_channels=16"]
 FRAME_LEVEL = [*BLOCK_LATENT, "model.network.critic_frame_level=true"]
 HARMONIC_PAIRS = [*FRAME_LEVEL, "model.loss.gp_every=4", "data.instrument_pairs=true",
                   "model.pair_critic_harmonics=16"]  # the tiny shipped before the envelope critic
-ENVELOPE = [*HARMONIC_PAIRS, "model.envelope_critic=0.1"]  # the shipped tiny
+ENVELOPE = [*HARMONIC_PAIRS, "model.envelope_critic=0.1"]  # the tiny shipped before subharmonic combs
+SUBHARMONIC = [*ENVELOPE, "model.network.subharmonic_combs=[2,3]"]  # the shipped tiny
 VARIANTS = {  # the README's results table, row by row
     "base": BEFORE,
     "harmonic": HARMONIC,
@@ -129,11 +131,12 @@ VARIANTS = {  # the README's results table, row by row
     "harmonic_pairs_coarse_lr4e-4": [*HARMONIC_PAIRS, "model.optim.lr=[4e-4,8e-4]"],  # 8e-4 in the top stage only
     "harmonic_pairs_envelope": [*HARMONIC_PAIRS, "model.envelope_critic=true"],  # probe in 12aa59c (inside D's penalty), since replaced
     "harmonic_pairs_envelope_db": [*HARMONIC_PAIRS, "model.envelope_critic=1"],
-    "harmonic_pairs_envelope_db0.1": ENVELOPE,  # the shipped tiny
+    "harmonic_pairs_envelope_db0.1": ENVELOPE,
     "envelope_no_projection": [*ENVELOPE, "model.loss.projection=false"],
     "envelope_profile0.1": [*ENVELOPE, "model.profile_critic=0.1"],
     "envelope_profile0.03": [*ENVELOPE, "model.profile_critic=0.03"],
-    "envelope_subharmonic23": [*ENVELOPE, "model.network.subharmonic_combs=[2,3]"],
+    "envelope_subharmonic23": SUBHARMONIC,  # the shipped tiny
+    "envelope_subharmonic2345": [*ENVELOPE, "model.network.subharmonic_combs=[2,3,4,5]"],
     "envelope_subharmonic23_profile0.03": [*ENVELOPE, "model.network.subharmonic_combs=[2,3]",
                                            "model.profile_critic=0.03"],
     "harmonic_pairs_floor50": [*HARMONIC_PAIRS, "model.loss.critic_floor_db=50"],
