@@ -8,8 +8,9 @@ floors, or the floors could not be met at this many notes. And so are the genera
 floors: three seeds of the shipped recipe (the envelope critic and subharmonic combs) after 40,000 images
 scored, at 128 latents per pitch, PA 1.00, coverage 1.00, mix entropy 0.93 / 0.91 / 0.90 and nearest-real
 1.85 / 1.76 / 1.83 (README, Results). The worst seed with a margin (mix entropy 0.90 - 0.05, nearest-real
-1.85 + 0.3) is still on the right side of every floor, so the floors themselves are the assertion. The budget saw ~53,000
-images on the README's 2-core AMD EPYC, but the run stops at MAX_IMAGES whatever the machine: trained on,
+1.85 + 0.3) is still on the right side of every floor, so the floors themselves are the assertion. The
+budget saw ~53,000 images on the README's 2-core AMD EPYC, but the run stops at MAX_IMAGES whatever the
+machine: trained on,
 the recipe before the envelope critic lost an instrument at one end of the keyboard (seed 0 scored 0.93 at
 50,000 images and 0.87 at ~68,600, seed 1 0.86 and 0.79), so a faster machine must not see more images in
 the same minutes. 128 latents per pitch, because two draws of 32 moved mix entropy by up to 0.12 on one checkpoint."""
