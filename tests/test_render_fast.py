@@ -75,6 +75,31 @@ def test_bf16_fast_path_stays_close_to_fp32():
     assert correlation > BF16_MIN_CORRELATION
 
 
+@pytest.mark.parametrize("blocks, alpha", [(5, 1.0), (3, 0.4)])
+def test_upsampling_folded_into_the_first_conv_matches_the_tiny_generator(blocks, alpha):
+    """Every block after the first takes the coarse map into a transposed conv instead of upsampling it;
+    with the tiny experiment's extra channels at every block (harmonic coordinates with combs, frame
+    positions, maps of z) and its skip output, the fp32 image is the training modules' to float rounding."""
+    from gansynth.core.frozen import UpsamplingConv2d, frozen_generator
+
+    codec = SpecgramCodec(16000, 0.25, "mono", n_fft=512, hop_length=128, n_frames=32)
+    torch.manual_seed(0)
+    generator = Generator.for_codec(
+        codec, PitchVocab(), num_blocks=5, start_shape=(2, 16), latent_dim=LATENT, fmap_base=256, fmap_max=64,
+        harmonic_coordinates=True, subharmonic_combs=[2, 3], time_coordinates=True, block_latent_channels=4,
+        pitch_one_hot=False, skip_output=True, skip_upsample="bilinear", comb_phase=True).eval()
+    for to_rgb in generator.to_rgb:  # not the zero start of a fresh skip G: every block draws something
+        torch.nn.init.normal_(to_rgb[0].weight)
+    frozen = frozen_generator(generator)
+    assert [type(block[0]) for block in frozen.blocks] == [torch.nn.Conv2d] + [UpsamplingConv2d] * 4
+    z = torch.randn(len(PITCHES), LATENT, generator=torch.Generator().manual_seed(1))
+    index = torch.tensor([PitchVocab().index(p) for p in PITCHES])
+    with torch.inference_mode():
+        expected = generator(z, index, blocks, alpha)
+        torch.testing.assert_close(frozen(z, index, blocks, alpha), expected, rtol=0, atol=1e-4)  # measured 2e-5
+    assert expected[:, 0].std() > 0.1  # a picture, not a constant
+
+
 def test_the_frozen_copy_leaves_the_training_generator_alone():
     synth = make_synth("fp32", 5, 1.0)
     before = {k: v.clone() for k, v in synth.generator.state_dict().items()}

@@ -66,13 +66,13 @@ def upsample(x: torch.Tensor, mode: str) -> torch.Tensor:
     return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
 
 
-def with_frame_positions(x: torch.Tensor) -> torch.Tensor:
-    """[B, C, h, w] -> [B, C + 1, h, w]: one more channel holding each frame's place in the clip (-1 at the
-    first frame, 1 at the last). A convolution knows where it is in time only from the zero padding, and a
-    note's onset and release sit at fixed frames."""
-    batch, _, h, w = x.shape
-    frames = torch.linspace(-1.0, 1.0, h, device=x.device, dtype=x.dtype)
-    return torch.cat([x, frames[None, None, :, None].expand(batch, 1, h, w)], dim=1)
+def frame_positions(like: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """[B, 1, h, w] (B, device and dtype of ``like``): each frame's place in the clip, -1 at the first frame,
+    1 at the last. A convolution knows where it is in time only from the zero padding, and a note's onset
+    and release sit at fixed frames."""
+    frames = torch.linspace(-1.0, 1.0, h, device=like.device, dtype=like.dtype)
+    return frames[None, None, :, None].expand(like.shape[0], 1, h, w)
+
 
 
 def frame_levels(x: torch.Tensor, magnitude_scale: float) -> torch.Tensor:
@@ -224,14 +224,18 @@ class Generator(_ProgressiveNetwork):
     that block's width (`coordinates`: one [P, K, w] tensor per block, from `gansynth.core.harmonics`);
     with `comb_if`, also the IF image of the pitch's harmonic comb at the block's resolution (`comb_images`:
     one [P, 1, h, w] tensor per block); with `time_coordinates`, also the frame-position channel of
-    `with_frame_positions`; with `block_latent_channels`, also that many channels of a linear map of z
+    `frame_positions`; with `block_latent_channels`, also that many channels of a linear map of z
     (one map per block). With `comb_phase`, G draws only the log-magnitude: every IF channel of its
     output is the comb's IF image of the asked-for pitch, in normalised units (`phase_images`, one
     [P, 1, h, w] tensor per block), the phase a pitched note's harmonics have by physics; the critic then
     sees the reals with the same IF (`with_comb_phase`).
     Attention follows the last conv of a block whose area is in `attention_areas`; G's attention always
-    takes the fused path, since nothing differentiates G twice.
+    takes the fused path, since nothing differentiates G twice. With `upsampling_convs` (set by the frozen
+    inference copy, `gansynth.core.frozen`) a block's first layer is handed the coarse map and the extra
+    channels apart, and upsamples inside its convolution.
     """
+
+    upsampling_convs = False
 
     def __init__(self, *args, coordinates: Sequence[torch.Tensor] | None = None,
                  comb_images: Sequence[torch.Tensor] | None = None,
@@ -339,19 +343,11 @@ class Generator(_ProgressiveNetwork):
         x = self.input_layer(x)  # [B, width(1), start_h, start_w]
         previous, skip = x, None
         for i, block in enumerate(self.blocks[:stage_blocks]):
-            features = F.interpolate(x, scale_factor=2, mode="nearest") if i else x
-            if self.harmonic_coordinates:
-                table = getattr(self, f"coordinates_{i}")[pitch]  # [B, K, w]
-                table = table[:, :, None, :].expand(-1, -1, features.shape[2], -1).to(features.dtype)
-                features = torch.cat([features, table], dim=1)  # [B, width + K, h, w]
-            if self.comb_if:
-                comb = getattr(self, f"comb_if_{i}")[pitch].to(features.dtype)  # [B, 1, h, w]
-                features = torch.cat([features, comb], dim=1)
-            if self.time_coordinates:
-                features = with_frame_positions(features)
-            if self.block_latent_channels:
-                channels = self.latent_maps[i](latent).to(features.dtype)  # [B, block_latent_channels]
-                features = torch.cat([features, channels[:, :, None, None].expand(-1, -1, *features.shape[2:])], dim=1)
+            extras = self.block_extras(i, pitch, latent, x)
+            if i and self.upsampling_convs:
+                features = (x, extras)  # block[0] upsamples inside its convolution
+            else:
+                features = torch.cat([F.interpolate(x, scale_factor=2, mode="nearest") if i else x, *extras], dim=1)
             previous, x = x, block(features)  # x: [B, width(i), resolution(i)]
             if self.skip_output:
                 weight = alpha if i == stage_blocks - 1 else 1.0
@@ -365,6 +361,24 @@ class Generator(_ProgressiveNetwork):
                 faded = self.to_rgb[stage_blocks - 2](previous)  # [B, C, h/2, w/2]
                 image = alpha * image + (1.0 - alpha) * F.interpolate(faded, scale_factor=2, mode="nearest")
         return self.with_comb_phase(image, pitch, stage_blocks) if self.comb_phase else image
+
+    def block_extras(self, i: int, pitch: torch.Tensor, latent: torch.Tensor, x: torch.Tensor) -> list[torch.Tensor]:
+        """The channels block ``i`` (0-based) gets beside the previous block's output ``x``, each [B, k, h, w] at
+        the block's resolution in x's dtype, in the order of its conv's input channels: harmonic coordinates,
+        comb IF, frame positions, the block's map of z."""
+        h, w = self.resolution(i + 1)
+        extras = []
+        if self.harmonic_coordinates:
+            table = getattr(self, f"coordinates_{i}")[pitch]  # [B, K, w]
+            extras.append(table[:, :, None, :].expand(-1, -1, h, -1).to(x.dtype))
+        if self.comb_if:
+            extras.append(getattr(self, f"comb_if_{i}")[pitch].to(x.dtype))  # [B, 1, h, w]
+        if self.time_coordinates:
+            extras.append(frame_positions(x, h, w))
+        if self.block_latent_channels:
+            channels = self.latent_maps[i](latent).to(x.dtype)  # [B, block_latent_channels]
+            extras.append(channels[:, :, None, None].expand(-1, -1, h, w))
+        return extras
 
     def with_comb_phase(self, image: torch.Tensor, pitch: torch.Tensor, stage_blocks: int) -> torch.Tensor:
         """image [B, C, h, w] normalised at the stage's resolution with each IF channel replaced by the comb's
