@@ -51,7 +51,7 @@ def one_pass(folder: Path, codec: dict, batch_size: int, num_workers: int) -> di
     dm.prepare_data()
     prepare_s, clock = time.perf_counter() - clock, time.perf_counter()
     dm.setup("fit")
-    items = sum(images.shape[0] for images, _ in dm.train_dataloader())
+    items = sum(images.shape[0] for images, *_ in dm.train_dataloader())
     epoch_s = time.perf_counter() - clock
     return {"scan_s": scan_s, "prepare_s": prepare_s, "epoch_s": epoch_s, "epoch_items": items,
             "total_s": scan_s + prepare_s + epoch_s}

@@ -5,7 +5,8 @@ Three parts, each writing its own JSON (every file records the CPU/GPU model, th
   cost does not depend on training) through `Synth.generate` (decode included) with each lever of
   the fast path added in turn, and the issue's baseline measured in the same run: a naive PyTorch
   stack of the same conv shapes (no pixel norm, no equalised LR), bf16 + channels_last, G only.
-  Rounds interleave the variants and the best round counts, so a busy machine slows all alike.
+  Rounds interleave the variants and the best round counts, so a busy machine slows all alike. Each
+  row also records its first call (warm-up: oneDNN primitives; for compile=true, the compiling).
 - render (`render.json`): the paper and fork models rendering a generated ~2-minute polyphonic MIDI
   piece in which every note has its own latent (nothing deduplicated: the worst case), per precision,
   each in its own process so ru_maxrss is that run's peak.
@@ -125,9 +126,13 @@ def lever_variants(synth, pitches, z) -> dict:
                     stack(inputs[begin:begin + synth.batch_size])
         return run
 
-    folded_nchw = unfused(synth.network).to(memory_format=torch.contiguous_format)
-    folded_cl = unfused(synth.network)
+    from gansynth.core.frozen import CompiledOrEager
+
+    upsampling_apart = with_upsampling_apart(synth.network, synth.generator)
+    folded_nchw = unfused(upsampling_apart).to(memory_format=torch.contiguous_format)
+    folded_cl = unfused(upsampling_apart)
     fast = synth_with(precision="bf16")
+    compiled = synth_with(network=CompiledOrEager(synth.network))
     return {
         "naive stack fp32 (G only)": (naive(False, False), False),
         "naive stack bf16 + channels_last (G only): baseline": (naive(True, True), False),
@@ -136,12 +141,26 @@ def lever_variants(synth, pitches, z) -> dict:
         "+ scales folded, fp32": (lambda: synth_with(folded_nchw, precision="fp32").generate(pitches, z), True),
         "+ channels_last, fp32": (lambda: synth_with(folded_cl, precision="fp32").generate(pitches, z), True),
         "+ bf16 autocast": (lambda: synth_with(folded_cl).generate(pitches, z), True),
-        "+ leaky ReLU and pixel norm fused in place (precision=bf16)": (lambda: fast.generate(pitches, z), True),
+        "+ leaky ReLU and pixel norm fused in place": (lambda: synth_with(upsampling_apart).generate(pitches, z), True),
+        "+ upsampling folded into each block's first conv (precision=bf16)": (lambda: fast.generate(pitches, z), True),
+        "+ torch.compile (compile=true)": (lambda: compiled.generate(pitches, z), True),
         "  same in fp32 (precision=fp32)": (lambda: synth_with(precision="fp32").generate(pitches, z), True),
         "  same with no_grad instead of inference_mode": (no_grad(fast), True),
         **{f"  same with batch {b}": (lambda b=b: synth_with(batch_size=b).generate(pitches, z), True)
            for b in (2, 4, 16)},
     }
+
+
+def with_upsampling_apart(network, generator):
+    """A copy of the frozen G whose blocks upsample and then convolve, as the training modules do (the fast
+    path before that lever): each block's first conv is the training conv, folded."""
+    import torch
+
+    network = copy.deepcopy(network)
+    for frozen_block, block in zip(network.blocks[1:], generator.blocks[1:]):
+        frozen_block[0] = block[0].folded().to(memory_format=torch.channels_last)
+    network.upsampling_convs = False
+    return network
 
 
 def unfused(network):
@@ -173,8 +192,11 @@ def run_levers(notes: int, batch_size: int, rounds: int, threads: int) -> dict:
     z = torch.randn(notes, synth.latent_dim, generator=generator)
     variants = lever_variants(synth, pitches, z)
     best = {name: float("inf") for name in variants}
+    warmup = {}
     for name, (run, _) in variants.items():
-        run()  # warm-up: oneDNN primitives, allocator
+        started = time.perf_counter()
+        run()  # warm-up: oneDNN primitives, allocator; compiling
+        warmup[name] = time.perf_counter() - started
     for _ in range(rounds):
         for name, (run, _) in variants.items():
             started = time.perf_counter()
@@ -183,7 +205,7 @@ def run_levers(notes: int, batch_size: int, rounds: int, threads: int) -> dict:
             print(f"  {name}: {notes / best[name]:.2f} notes/s", flush=True)
     baseline = notes / next(best[name] for name in best if name.endswith("baseline"))
     rows = [dict(lever=name, decode=decode, notes_per_second=round(notes / best[name], 2),
-                 vs_baseline=round(notes / best[name] / baseline, 2))
+                 vs_baseline=round(notes / best[name] / baseline, 2), first_call_s=round(warmup[name], 1))
             for name, (_, decode) in variants.items()]
     return dict(machine_record("cpu", threads), model="paper", notes=notes, batch_size=batch_size,
                 rounds=rounds, rows=rows)
@@ -390,7 +412,8 @@ def main() -> None:
     cpu = args.device == "cpu"
     if "levers" in args.parts and cpu:
         report = run_levers(args.lever_notes, args.batch_size, args.rounds, args.threads)
-        save(RESULTS / "render_levers.json", report, ["lever", "decode", "notes_per_second", "vs_baseline"])
+        save(RESULTS / "render_levers.json", report,
+             ["lever", "decode", "notes_per_second", "vs_baseline", "first_call_s"])
     if "render" in args.parts:
         common = ["--notes", str(args.notes), "--device", args.device, "--threads", str(args.threads),
                   "--batch-size", str(args.batch_size)]

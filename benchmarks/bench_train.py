@@ -61,7 +61,8 @@ def build_model(experiment: str, overrides: list[str] = ()) -> GANSynth:
 
 
 class RandomNotes(Dataset):
-    """``length`` (raw image, pitch index) pairs; one random image is shared so loading costs nothing."""
+    """``length`` (raw image, pitch index, no instrument) items as the DataModule's; one random image is shared
+    so loading costs nothing."""
 
     def __init__(self, image_shape, num_pitches: int, length: int):
         self.image = torch.randn(*image_shape)
@@ -72,7 +73,7 @@ class RandomNotes(Dataset):
         return self.length
 
     def __getitem__(self, index: int):
-        return self.image, index % self.num_pitches
+        return self.image, index % self.num_pitches, -1
 
 
 class _GlobalOnly:

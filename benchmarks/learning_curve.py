@@ -138,6 +138,7 @@ VARIANTS = {  # the README's results table, row by row
     "envelope_subharmonic23": SUBHARMONIC,  # the shipped tiny
     "envelope_subharmonic2345": [*ENVELOPE, "model.network.subharmonic_combs=[2,3,4,5]"],
     "envelope_subharmonic23_profile0.03": [*SUBHARMONIC, "model.profile_critic=0.03"],
+    "envelope_subharmonic23_balance1": [*SUBHARMONIC, "model.instrument_balance=1"],
     "harmonic_pairs_floor50": [*HARMONIC_PAIRS, "model.loss.critic_floor_db=50"],
     "harmonic_pairs_floor60": [*HARMONIC_PAIRS, "model.loss.critic_floor_db=60"],
     "pitch_pairs_pack2": [*FRAME_LEVEL, "model.loss.gp_every=4", "data.pitch_pairs=true",

@@ -124,11 +124,12 @@ def render_table(data: dict):
 
 
 def render_levers_table(data: dict):
-    rows = [((r["lever"], "yes" if r["decode"] else "no"), (r["notes_per_second"], r["vs_baseline"]))
+    rows = [((r["lever"], "yes" if r["decode"] else "no"),
+             (r["notes_per_second"], r["vs_baseline"], r.get("first_call_s", "—")))
             for r in data["rows"]]
     setting = (f"{data['model']} model, {data['notes']} notes, batch {data['batch_size']}, best of "
                f"{data['rounds']} interleaved rounds; bf16 units: {data.get('bf16_units', '—')}")
-    return setting, ["lever", "decode included"], ["notes/s", "× baseline (same run)"], rows
+    return setting, ["lever", "decode included"], ["notes/s", "× baseline (same run)", "first call s"], rows
 
 
 def render_memory_table(data: dict):

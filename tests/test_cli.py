@@ -121,6 +121,7 @@ def test_an_instrument_of_one_pitch_stops_the_paired_tiny_before_anything_is_enc
     (["attack_percnt=5"], "attack_percnt: no such setting (did you mean attack_percent?); "
                           "add a new key with +attack_percnt=..."),
     (["attack_percent=loud"], "attack_percent: expected a number like the default 1.0, got 'loud'"),
+    (["compile=yes"], "compile: expected true or false like the default False, got 'yes'"),
     ([], "{ckpt}: not a readable torch checkpoint (UnpicklingError)"),
 ])
 def test_generate_rejects_bad_input(settings, expected, tmp_path, launch_folder):

@@ -75,7 +75,7 @@ def test_mixed_folder_loads_every_audio_file(mixed_folder, tiny_codec):
     dm = module(mixed_folder, tiny_codec, batch_size=4)
     report = dm.scan()
     dm.prepare_data()
-    images, pitches = next(iter(dm.train_dataloader()))
+    images, pitches, _ = next(iter(dm.train_dataloader()))
     assert (len(report.files), report.skipped_count) == (4, 1)
     assert dict(report.sample_rates) == {16000: 1, 22050: 1, 44100: 2}
     assert dict(report.channel_counts) == {1: 2, 2: 2}
@@ -401,3 +401,19 @@ def test_paired_batches_put_each_note_beside_its_instrument_at_another_pitch(syn
                     .train_dataloader().batch_sampler)
     assert [b[0::2] for b in batches] == [b[0::2] for b in unpaired]
     assert [b[1::2] for b in batches] != [b[1::2] for b in unpaired]
+
+
+def test_batches_carry_each_notes_instrument_with_pairs_and_minus_one_without(synthetic_notes, tiny_codec, tmp_path):
+    """The third item of a batch is the note's instrument index (its program here), the same for both notes
+    of a pair; the shares the model balances against count each instrument's notes."""
+    dm = module(synthetic_notes, tiny_codec, instrument_pairs=True, batch_size=4, cache_dir=str(tmp_path / "c"))
+    dm.prepare_data()
+    files = dm.scan().files
+    programs = sorted({f.name[:-12] for f in files})
+    _, _, instruments = next(iter(dm.train_dataloader()))
+    order = next(iter(dm.train_dataloader().batch_sampler))
+    assert instruments.tolist() == [programs.index(files[i].name[:-12]) for i in order]
+    assert (instruments[0::2] == instruments[1::2]).all()
+    assert dm.instrument_counts == [sum(f.name[:-12] == p for f in files) for p in programs]
+    unpaired = module(synthetic_notes, tiny_codec, batch_size=4, cache_dir=str(tmp_path / "c"))
+    assert next(iter(unpaired.train_dataloader()))[2].tolist() == [-1] * 4 and unpaired.instrument_counts == []

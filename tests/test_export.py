@@ -115,6 +115,7 @@ def test_ranges_give_each_key_to_the_nearest_sample():
     (["velocity_layers=0"], ValueError, "velocity_layers must be an integer in 1..127"),
     (["seeds=[]"], ExportError, "no timbre"),
     (["pitch_low=C4"], ExportError, "pitch_low must be a MIDI number or null, got 'C4'"),
+    (["compile=1"], ExportError, "compile must be true or false, got 1"),
     (["seeds=[0]", "latents_files=[missing.npy]"], ValueError, "missing.npy: latents file not found"),
 ])
 def test_bad_settings_write_nothing(ckpt, tmp_path, overrides, error, message):

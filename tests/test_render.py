@@ -398,6 +398,7 @@ def test_incompatible_checkpoint(stereo_ckpt, tmp_path):
     (dict(sustain="forever"), "sustain 'forever'"),
     (dict(peak_db=3.0), "peak_db"),
     (dict(instrument="file"), "latents_file is required"),
+    (dict(compile="yes"), "compile must be true or false, got 'yes'"),
 ])
 def test_bad_settings_fail_before_loading(tmp_path, setting, message):
     with pytest.raises(ValueError, match=message):

@@ -3,6 +3,8 @@ against today's reference: the training modules in fp32, decoded the same way.""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -32,7 +34,7 @@ BF16_IMAGE_RMS = 0.03
 BF16_MIN_CORRELATION = 0.9
 
 
-def make_synth(precision: str, blocks: int, alpha: float, seed: int = 0) -> Synth:
+def make_synth(precision: str, blocks: int, alpha: float, seed: int = 0, compile: bool = False) -> Synth:
     codec = SpecgramCodec(16000, 0.25, "stereo", n_fft=512, hop_length=128, n_frames=32)
     torch.manual_seed(seed)
     generator = Generator.for_codec(codec, PitchVocab(), **NETWORK).eval().requires_grad_(False)
@@ -40,7 +42,7 @@ def make_synth(precision: str, blocks: int, alpha: float, seed: int = 0) -> Synt
         if hasattr(layer, "gamma"):
             layer.gamma.data.fill_(0.5)  # attention at work, not the identity it starts as
     return Synth(generator, codec, PitchVocab(), [1] * 61, blocks, alpha, LATENT, torch.device("cpu"),
-                 batch_size=2, precision=precision)
+                 batch_size=2, precision=precision, compile=compile)
 
 
 def reference(synth: Synth, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,6 +100,37 @@ def test_upsampling_folded_into_the_first_conv_matches_the_tiny_generator(blocks
         expected = generator(z, index, blocks, alpha)
         torch.testing.assert_close(frozen(z, index, blocks, alpha), expected, rtol=0, atol=1e-4)  # measured 2e-5
     assert expected[:, 0].std() > 0.1  # a picture, not a constant
+
+
+def test_the_compiled_path_matches_eager_with_a_short_last_batch():
+    """compile=True renders the same notes as the eager copy (5 notes in batches of 2: the last batch is
+    padded to the compiled shape and cut back)."""
+    eager = make_synth("fp32", 5, 1.0)
+    z = torch.randn(len(PITCHES), LATENT, generator=torch.Generator().manual_seed(1))
+    expected = eager.generate(PITCHES, z)
+    compiled = make_synth("fp32", 5, 1.0, compile=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a fallback to eager would warn, and would not test compiling
+        got = compiled.generate(PITCHES, z)
+    assert got.shape == expected.shape
+    assert (got - expected).abs().max() <= FP32_RTOL * expected.abs().max()
+
+
+def test_a_failed_compile_falls_back_to_eager_with_one_warning(monkeypatch):
+    def compile_that_fails(function, **options):
+        def compiled(*inputs):
+            raise RuntimeError("InductorError: no C++ compiler\nmore lines")
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", compile_that_fails)
+    z = torch.randn(len(PITCHES), LATENT, generator=torch.Generator().manual_seed(1))
+    synth = make_synth("fp32", 5, 1.0, compile=True)
+    with pytest.warns(UserWarning, match=r"torch.compile failed \(RuntimeError: InductorError: no C\+\+ "
+                                         r"compiler\); rendering without it") as caught:
+        got = synth.generate(PITCHES, z)
+    assert len(caught) == 1
+    expected = make_synth("fp32", 5, 1.0).generate(PITCHES, z)  # the last batch unpadded: rounding differs
+    assert (got - expected).abs().max() <= FP32_RTOL * expected.abs().max()
 
 
 def test_the_frozen_copy_leaves_the_training_generator_alone():

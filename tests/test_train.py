@@ -454,6 +454,23 @@ def test_mode_seeking_loss_punishes_a_generator_that_ignores_its_latent():
     assert mode_seeking_loss(following, z).item() == pytest.approx(1.0, rel=1e-3)
 
 
+def test_instrument_balance_costs_a_missing_instrument_and_not_an_ambiguous_note():
+    """Against equal shares of 3 instruments: a batch split evenly between confident notes costs ~0, and so
+    does a batch of notes the classifier cannot place; a batch of one instrument costs the log of how much
+    too rare the missing two are (1/3 / e^-10 each), and its gradient raises their logits."""
+    from gansynth.training.losses import instrument_balance_loss
+
+    share = torch.full((3,), 1 / 3)
+    confident = torch.eye(3).repeat(2, 1) * 30.0  # [6, 3]: two notes of each instrument
+    assert instrument_balance_loss(confident, share).item() == pytest.approx(0.0, abs=1e-6)
+    assert instrument_balance_loss(torch.zeros(6, 3), share).item() == pytest.approx(0.0, abs=1e-6)
+    one = torch.tensor([[10.0, 0.0, 0.0]] * 6, requires_grad=True)
+    loss = instrument_balance_loss(one, share)
+    assert loss.item() == pytest.approx(2 / 3 * 10.0 - math.log(3), rel=1e-3)
+    loss.backward()
+    assert (one.grad[:, 0] > 0).all() and (one.grad[:, 1:] < 0).all()
+
+
 def test_harmonic_phase_loss_is_small_on_a_harmonic_note_of_the_comb_pitch_only():
     """A decaying harmonic note (its own roll-off and phases) sits close to its pitch's comb IF on its
     spectral peaks and far from the next semitone's; only the IF channels get a gradient."""
@@ -502,6 +519,9 @@ def test_ema_rampup_shortens_the_ema_memory_early_in_each_stage():
     ("model.loss.critic_floor_db=0", "model.loss.critic_floor_db must be > 0 dB or null, got 0"),
     ("model.envelope_critic=-1", "model.envelope_critic must be >= 0 (its score per dB; 0: none), got -1"),
     ("model.profile_critic=-1", "model.profile_critic must be >= 0 (its score per dB; 0: none), got -1"),
+    ("model.instrument_balance=-1", "model.instrument_balance must be >= 0 (0: none), got -1"),
+    ("model.instrument_balance=1", "model.instrument_balance needs data.instrument_pairs=true (instruments from "
+                                   "the file names) and at least 2 instruments, got 0"),
     ("model.network.comb_if=false model.loss.harmonic_phase=1",
      "model.loss.harmonic_phase needs model.network.comb_if=true"),
 ])
@@ -588,18 +608,20 @@ def test_lazy_penalty_computes_the_critics_view_only_on_the_steps_that_take_it()
 
 
 def extra_critic_parameters(model) -> list[torch.Tensor]:
-    return [p for critic in (model.pair_critic, model.envelope_critic, model.profile_critic)
+    return [p for critic in (model.pair_critic, model.envelope_critic, model.profile_critic,
+                             model.instrument_classifier)
             if critic is not None
             for p in critic.parameters()]
 
 
 @pytest.mark.parametrize("critic", ["model.network.critic_pack=2", "model.pair_critic_harmonics=4",
-                                    "model.pair_critic_harmonics=4 model.envelope_critic=1 model.profile_critic=1"])
+                                    "model.pair_critic_harmonics=4 model.envelope_critic=1 model.profile_critic=1",
+                                    "model.pair_critic_harmonics=4 model.instrument_balance=1"])
 def test_instrument_pairs_play_one_latent_at_both_pitches_of_a_real_pair(notes, tmp_path, critic):
     """With data.instrument_pairs, every G call of training (G's step and the critic's fakes) gives the
     two notes of a pair one latent and the pitches of a real pair of one instrument (two pitches), and the
     critic of pairs (a packing D, or the harmonic pair critic beside the per-note D, and the envelope
-    critic of the pair's level curves) trains."""
+    critic of the pair's level curves) trains, as does the instrument classifier of the balance term."""
     calls, initial = [], []
 
     class RecordGeneratorInputs(pl.Callback):

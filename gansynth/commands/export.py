@@ -54,6 +54,8 @@ def check_settings(cfg: DictConfig) -> None:
     for key in ("pitch_low", "pitch_high"):
         if cfg[key] is not None and (isinstance(cfg[key], bool) or not isinstance(cfg[key], int)):
             fail(f"{key} must be a MIDI number or null, got {cfg[key]!r}")
+    if not isinstance(cfg.compile, bool):
+        fail(f"compile must be true or false, got {cfg.compile!r}")
     if cfg.pitch_step < 1:
         fail(f"pitch_step must be >= 1, got {cfg.pitch_step}")
     velocity_ranges(cfg.velocity_layers)
@@ -153,7 +155,8 @@ def pack_readme(cfg: DictConfig, synth: Synth, chosen: list[Timbre], pitches: li
 def run_export(cfg: DictConfig) -> list[Path]:
     """The command: check everything, then render and write the pack; return the .sfz files."""
     check_settings(cfg)
-    synth = load_checkpoint(to_absolute_path(cfg.ckpt_path), cfg.device, cfg.batch_size, cfg.precision)
+    synth = load_checkpoint(to_absolute_path(cfg.ckpt_path), cfg.device, cfg.batch_size, cfg.precision,
+                            compile=cfg.compile)
     chosen = timbres(cfg, synth.latent_dim)
     pitches = sampled_pitches(synth, cfg)
     n_samples = synth.n_samples if cfg.note_seconds is None else round(cfg.note_seconds * synth.sample_rate)

@@ -57,6 +57,8 @@ def check_settings(cfg: Mapping) -> None:
         raise RenderError(f"generate: batch_size must be a positive integer, got {cfg.batch_size}")
     if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int):
         raise RenderError(f"generate: seed must be an integer, got {cfg.seed!r}")
+    if not isinstance(cfg.compile, bool):
+        raise RenderError(f"generate: compile must be true or false, got {cfg.compile!r}")
     if not cfg.secs_per_instrument > 0 or not cfg.gap_seconds >= 0:
         raise RenderError("generate: secs_per_instrument must be > 0 and gap_seconds >= 0")
     if cfg.note_seconds is not None and not cfg.note_seconds > 0:
@@ -138,7 +140,8 @@ def run_generate(cfg: Mapping) -> GenerateReport:
     """The `generate` command (cfg composed from conf/generate.yaml): check the settings, render, write
     wav(s) + latents, print a summary."""
     check_settings(cfg)
-    synth = load_checkpoint(_absolute(cfg.ckpt_path), cfg.device, cfg.batch_size, cfg.precision)
+    synth = load_checkpoint(_absolute(cfg.ckpt_path), cfg.device, cfg.batch_size, cfg.precision,
+                            compile=cfg.compile)
     notes, fit, stem = _fitted_notes(cfg, synth)
     outputs = _render_outputs(cfg, synth, notes, stem)
 

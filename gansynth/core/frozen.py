@@ -15,6 +15,7 @@ left untouched, so training can go on updating it.
 from __future__ import annotations
 
 import copy
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -116,3 +117,26 @@ def _folded(module: nn.Module) -> nn.Module | None:
     if isinstance(module, nn.Linear) and parametrize.is_parametrized(module, "weight"):
         return plain_linear(module.weight, module.bias)  # spectral norm: eval mode's W / sigma, once
     return None
+
+
+class CompiledOrEager(nn.Module):
+    """The frozen G through ``torch.compile`` (inductor fuses each leaky ReLU + pixel norm and the small ops
+    around the convolutions into fewer memory passes), or, where compiling fails (no C++ compiler, an op
+    it cannot lower), the eager copy with one warning. Compiling takes tens of seconds, once per loaded
+    model and batch shape, so it pays only on long renders (README, Rendering)."""
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+        self._compiled = torch.compile(network.forward, dynamic=False)
+
+    def forward(self, *inputs):
+        if self._compiled is not None:
+            try:
+                return self._compiled(*inputs)
+            except Exception as error:  # compile errors surface at the first call; a real input error recurs below
+                reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+                warnings.warn(f"torch.compile failed ({type(error).__name__}: {reason}); rendering without it",
+                              stacklevel=2)
+                self._compiled = None
+        return self.network(*inputs)

@@ -28,13 +28,15 @@ LEAKY_SLOPE = 0.2
 
 
 class HarmonicProfileCritic(nn.Module):
-    """Harmonic grids [B, ch, h, 2K] in dB (`view`) -> [B / notes_per_score] scores.
+    """Harmonic grids [B, ch, h, 2K] in dB (`view`) -> [B / notes_per_score] scores, or with ``outputs`` > 1
+    [B / notes_per_score, outputs] (the instrument classifier of ``model.instrument_balance`` is this
+    network with one logit per instrument: the grid is what tells instruments apart at any pitch).
 
     Per score: the grids of ``notes_per_score`` consecutive notes stacked along channels -> conv 3x3 ->
     conv 3x3 -> average to POOLED -> linear."""
 
     def __init__(self, codec: SpecgramCodec, vocab: PitchVocab, widths: list[int], units_per_db: float,
-                 notes_per_score: int = 1):
+                 notes_per_score: int = 1, outputs: int = 1):
         super().__init__()
         self.reader = HarmonicReader(codec, vocab, widths, HARMONICS)
         self.units_per_db = units_per_db
@@ -44,7 +46,7 @@ class HarmonicProfileCritic(nn.Module):
             EqualizedConv2d(channels, WIDTH, 3, slope=LEAKY_SLOPE, padding=1), nn.LeakyReLU(LEAKY_SLOPE),
             EqualizedConv2d(WIDTH, WIDTH, 3, slope=LEAKY_SLOPE, padding=1), nn.LeakyReLU(LEAKY_SLOPE),
         )
-        self.score = EqualizedLinear(WIDTH * POOLED[0] * POOLED[1], 1, slope=1.0)
+        self.score = EqualizedLinear(WIDTH * POOLED[0] * POOLED[1], outputs, slope=1.0)
 
     def view(self, x: torch.Tensor, pitches: torch.Tensor) -> torch.Tensor:
         """Normalised images [B, 2 ch, h, w] at pitches [B] -> magnitudes at the harmonic steps in dB
@@ -58,4 +60,5 @@ class HarmonicProfileCritic(nn.Module):
         grid = grid - grid.amax((-2, -1), keepdim=True)  # dB below each note's loudest step: loudness is not timbre
         grid = grid.reshape(batch // self.notes_per_score, self.notes_per_score * channels, frames, steps)
         features = F.adaptive_avg_pool2d(self.convs(grid), POOLED)  # [B / n, WIDTH, 4, 4]
-        return self.score(features.flatten(1)).squeeze(1)
+        scores = self.score(features.flatten(1))
+        return scores.squeeze(1) if scores.shape[1] == 1 else scores

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from gansynth.core.errors import GANSynthError
-from gansynth.core.frozen import frozen_generator
+from gansynth.core.frozen import CompiledOrEager, frozen_generator
 from gansynth.core.networks import Generator
 from gansynth.core.pitch import PitchVocab
 from gansynth.core.spectral import SpecgramCodec
@@ -36,6 +36,8 @@ class Synth:
 
     `generate` runs `network`, a frozen inference copy of the generator made once here (scales
     folded in, channels_last): a snapshot, so a training run hands over a new Synth for new weights.
+    With `compile` that copy goes through `torch.compile`, and every batch is padded to `batch_size`
+    so that one compiled shape serves the whole render.
     """
 
     generator: Generator
@@ -48,6 +50,7 @@ class Synth:
     device: torch.device
     batch_size: int = 8
     precision: str = "fp32"
+    compile: bool = False
     network: Generator = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -55,7 +58,11 @@ class Synth:
             raise RenderError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise RenderError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        if not isinstance(self.compile, bool):
+            raise RenderError(f"compile must be true or false, got {self.compile!r}")
         self.network = frozen_generator(self.generator)
+        if self.compile:
+            self.network = CompiledOrEager(self.network)
 
     @property
     def sample_rate(self) -> int:
@@ -94,8 +101,12 @@ class Synth:
         for begin in range(0, len(pitches), self.batch_size):
             z_batch = z[begin:begin + self.batch_size].to(self.device, torch.float32)  # [b, latent]
             p_batch = index[begin:begin + self.batch_size].to(self.device)  # [b]
+            count = len(p_batch)
+            if self.compile and count < self.batch_size:  # the compiled shape: pad with copies of the first note
+                z_batch = torch.cat([z_batch, z_batch[:1].expand(self.batch_size - count, -1)])
+                p_batch = torch.cat([p_batch, p_batch[:1].expand(self.batch_size - count)])
             with self._autocast():
-                image = self.network(z_batch, p_batch, self.blocks, self.alpha)  # [b, C, h, w] in [-1, 1]
+                image = self.network(z_batch, p_batch, self.blocks, self.alpha)[:count]  # [b, C, h, w] in [-1, 1]
             # A checkpoint from before the last stage emits a smaller image: its blocky spectrogram
             # is what it means at full size (nearest-neighbour), as Magenta's full-size output.
             image = F.interpolate(image.float(), size=tuple(self.codec.image_shape[1:]), mode="nearest")

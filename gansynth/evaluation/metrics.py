@@ -244,11 +244,11 @@ def mean_note_batches(
     dataset, codec, vocab, notes_per_pitch: int, device: str | torch.device = "cpu"
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """The "mean note" control: each pitch's mean normalised image over a dataset of real (raw image,
-    pitch index) items, decoded and repeated notes_per_pitch times. A real pitched drone with one fixed
+    pitch index, instrument index) items, decoded and repeated notes_per_pitch times. A real pitched drone with one fixed
     timbre: it may pass PA, never timbre. The means are accumulated batch by batch."""
     sums = torch.zeros(vocab.size, *codec.image_shape, device=device)  # [P, C, T, F]
     counts = torch.zeros(vocab.size, device=device)
-    for images, pitch_index in torch.utils.data.DataLoader(dataset, batch_size=64):
+    for images, pitch_index, _ in torch.utils.data.DataLoader(dataset, batch_size=64):
         pitch_index = pitch_index.to(device)
         sums.index_add_(0, pitch_index, codec.normalize(images.to(device)))
         counts.index_add_(0, pitch_index, torch.ones(len(pitch_index), device=device))
@@ -282,7 +282,7 @@ def datamodule_note_batches(
     dataset = datamodule.train_dataloader().dataset
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
     with torch.inference_mode():
-        for images, pitch_index in loader:  # [b, C, T, F] raw units, [b]
+        for images, pitch_index, _ in loader:  # [b, C, T, F] raw units, [b], instruments
             yield codec.decode(images.to(device)).cpu(), pitch_index + datamodule.pitch_low
 
 

@@ -47,7 +47,7 @@ def trained_stage(hparams: Mapping, state: Mapping, num_blocks: int) -> tuple[in
 
 
 def load_checkpoint(path: str | os.PathLike, device: str = "cpu", batch_size: int = 8,
-                    precision: str = "fp32", untrained_seed: int | None = None) -> Synth:
+                    precision: str = "fp32", untrained_seed: int | None = None, compile: bool = False) -> Synth:
     """Build the EMA generator and codec from a checkpoint alone (no training data needed).
 
     With ``untrained_seed`` the generator keeps the checkpoint's architecture and stage but gets fresh
@@ -75,4 +75,4 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu", batch_size: in
     generator.to(torch_device).eval().requires_grad_(False)
     return Synth(generator=generator, codec=codec.to(torch_device), vocab=vocab, pitch_counts=counts,
                  blocks=blocks, alpha=alpha, latent_dim=int(network["latent_dim"]),
-                 device=torch_device, batch_size=batch_size, precision=precision)
+                 device=torch_device, batch_size=batch_size, precision=precision, compile=compile)

@@ -136,7 +136,7 @@ class SampleLogger(EveryImages):
         writer.add_image("spectrogram/real", to_picture(real[0, 0]), seen, dataformats="HW")
 
 
-LOGGED_LOSSES = ("g_loss", "d_loss", "gp")  # the last step's, beside each record for the report's curves
+LOGGED_LOSSES = ("g_loss", "d_loss", "gp", "g_balance", "real_instrument_acc")  # the last step's, where logged, beside each record
 
 
 class LearningMonitor(EveryImages):
@@ -175,7 +175,7 @@ class LearningMonitor(EveryImages):
             return None
         dataset = datamodule.train_dataloader().dataset
         codec, features, midi = pl_module.codec, [], []
-        for images, labels in torch.utils.data.DataLoader(dataset, batch_size=64):
+        for images, labels, _ in torch.utils.data.DataLoader(dataset, batch_size=64):
             labels = labels + pl_module.vocab.low
             features.append(timbre_features(codec.decode(images.to(pl_module.device)).float().cpu(), labels,
                                             codec.sample_rate))

@@ -148,6 +148,15 @@ class InstrumentPairs:
             raise DatasetError.listing(f"{root}: notes that cannot be paired (to train without pairs: "
                                        "data.instrument_pairs=false model.pair_critic_harmonics=0)", ordered, root)
 
+    def instrument(self, item: int) -> int:
+        """The index of ``item``'s instrument (0 .. len(members) - 1, in the order the files were listed)."""
+        return self.own_pitch[item][0]
+
+    @property
+    def counts(self) -> list[int]:
+        """Notes per instrument, by instrument index."""
+        return [len(indices) for indices in self.members]
+
     def partner(self, item: int, u: float) -> int:
         """The partner of ``item`` at ``u`` in [0, 1): uniform over its instrument's other pitches."""
         group, first, end = self.own_pitch[item]
@@ -157,18 +166,21 @@ class InstrumentPairs:
 
 
 class CachedSpectrograms(Dataset):
-    """(raw image float32 [C, T, F], pitch index long) read from memory-mapped `.npy` files."""
+    """(raw image float32 [C, T, F], pitch index long, instrument index long) read from memory-mapped
+    `.npy` files; the instrument index is -1 where the names do not carry instruments (no pairs)."""
 
-    def __init__(self, images: list[Path], pitch_indices: list[int]):
+    def __init__(self, images: list[Path], pitch_indices: list[int], instruments: list[int] | None = None):
         self.images = images
         self.pitch_indices = pitch_indices
+        self.instruments = instruments or [-1] * len(images)
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         image = np.load(self.images[i], mmap_mode="r")  # [C, T, F], read-only map
-        return torch.from_numpy(np.array(image, dtype=np.float32)), torch.tensor(self.pitch_indices[i])
+        return (torch.from_numpy(np.array(image, dtype=np.float32)), torch.tensor(self.pitch_indices[i]),
+                torch.tensor(self.instruments[i]))
 
 
 class StreamBatchSampler(Sampler[list[int]]):
@@ -303,6 +315,12 @@ class AudioFolderDataModule(pl.LightningDataModule):
         return self.scan().pitch_counts
 
     @property
+    def instrument_counts(self) -> list[int]:
+        """Notes per instrument with ``instrument_pairs`` (the batches' instrument indices); [] without."""
+        pairs = self.scan().pairs
+        return pairs.counts if pairs else []
+
+    @property
     def cache_folder(self) -> Path:
         """One subfolder per codec geometry, clip handling and downmix choice."""
         geometry = {k: v for k, v in self.encoder.to_dict().items() if k not in NORMALIZER_KEYS}
@@ -351,7 +369,8 @@ class AudioFolderDataModule(pl.LightningDataModule):
         if missing:
             raise DatasetError(f"{self.cache_folder}: {missing} of {len(images)} spectrograms are not cached; "
                                "run prepare_data() first")
-        self._dataset = CachedSpectrograms(images, [self.vocab.index(p) for p in report.pitches])
+        instruments = [report.pairs.instrument(i) for i in range(len(images))] if report.pairs else None
+        self._dataset = CachedSpectrograms(images, [self.vocab.index(p) for p in report.pitches], instruments)
 
     def train_dataloader(self) -> DataLoader:
         """This rank's loader from the stream position the model has reached (see follow())."""

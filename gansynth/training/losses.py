@@ -1,5 +1,6 @@
 """The GAN's losses, apart from the LightningModule that runs them: WGAN-GP with drift, an auxiliary
-pitch classifier, the lazy gradient penalty, MSGAN's mode-seeking term and the harmonic phase pull.
+pitch classifier, the lazy gradient penalty, MSGAN's mode-seeking term, the harmonic phase pull and the
+instrument balance.
 
 ``training_step`` calls these in a fixed order; every random number they take comes from the
 step's generator, so the order of the calls is part of a run's reproducibility.
@@ -127,6 +128,15 @@ def harmonic_phase_loss(fake: torch.Tensor, comb_if: torch.Tensor, loud: float) 
             & (magnitude > magnitude.amax(dim=(-2, -1), keepdim=True) - loud))
     error = (inst_freq - comb_if.float()).abs()
     return (error * peak).sum() / peak.sum().clamp_min(1)
+
+
+def instrument_balance_loss(logits: torch.Tensor, share: torch.Tensor) -> torch.Tensor:
+    """KL(share || the batch's mean instrument probabilities): how far the mix of instruments an
+    instrument classifier hears in G's notes [B, I] lies from the data's shares [I]. An instrument G
+    leaves out costs; a note the classifier cannot place costs nothing (unlike an auxiliary classifier's
+    loss, this does not reward notes for being easy to classify)."""
+    mix = logits.float().softmax(1).mean(0)
+    return (share * (share.clamp_min(1e-12).log() - mix.clamp_min(1e-12).log())).sum()
 
 
 def mode_seeking_loss(fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

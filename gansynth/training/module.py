@@ -30,7 +30,7 @@ from gansynth.core.seeds import STEP_NOISE, seeded_generator
 from gansynth.core.spectral import SpecgramCodec, saved_mel_matrix
 from gansynth.core.synth import CheckpointError, Synth
 from gansynth.training.losses import (LossSettings, SettingError, critic_loss, generator_loss,
-                                      harmonic_phase_loss, lazy_gradient_penalty)
+                                      harmonic_phase_loss, instrument_balance_loss, lazy_gradient_penalty)
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,10 @@ class GANSynth(pl.LightningModule):
     pitches) G plays each pair's two pitches from one latent and the critic scores pairs (a packing D,
     or the ``HarmonicPairCritic`` of ``pair_critic_harmonics`` harmonics added to the sum of the pair's
     per-note scores), so a latent that turns into another instrument from one pitch to the next can be
-    told apart from a real instrument."""
+    told apart from a real instrument. With pairs, ``instrument_counts`` (notes per instrument, from the
+    data scan) and ``instrument_balance`` > 0, a classifier learns the real notes' instruments from their
+    harmonic grids, and G pays ``instrument_balance`` × the distance of the mix it hears in G's batch from
+    the data's shares (``losses.instrument_balance_loss``)."""
 
     def __init__(
         self,
@@ -104,6 +107,8 @@ class GANSynth(pl.LightningModule):
         pair_critic_harmonics: int = 0,
         envelope_critic: float = 0.0,
         profile_critic: float = 0.0,
+        instrument_balance: float = 0.0,
+        instrument_counts: list | tuple = (),
     ):
         super().__init__()
         if not (ema_rampup is None or ema_rampup > 0):
@@ -158,6 +163,18 @@ class GANSynth(pl.LightningModule):
         if profile_critic:
             self.profile_critic = HarmonicProfileCritic(self.codec, self.vocab, widths, self.magnitude_units_per_db,
                                                         notes_per_score=notes_per_score)
+        self.instrument_classifier = None
+        if not instrument_balance >= 0:
+            raise SettingError(f"model.instrument_balance must be >= 0 (0: none), got {instrument_balance}")
+        if instrument_balance:
+            if not instrument_pairs or len(instrument_counts) < 2:
+                raise SettingError("model.instrument_balance needs data.instrument_pairs=true (instruments from "
+                                   f"the file names) and at least 2 instruments, got {len(instrument_counts)}")
+            self.instrument_classifier = HarmonicProfileCritic(self.codec, self.vocab, widths,
+                                                               self.magnitude_units_per_db,
+                                                               outputs=len(instrument_counts))
+            counts = torch.tensor(instrument_counts, dtype=torch.float)
+            self.register_buffer("instrument_share", counts / counts.sum(), persistent=False)
         if self.loss_settings.harmonic_phase and not self.generator.comb_if:
             raise SettingError("model.loss.harmonic_phase needs model.network.comb_if=true (the comb's IF images)")
         self.loud_peaks = math.log(100.0) * per_neper  # 20 dB, normalised log-magnitude
@@ -256,6 +273,10 @@ class GANSynth(pl.LightningModule):
                             lambda x: self.profile_critic.view(x, pitches)))
         return critics
 
+    def instrument_logits(self, x: torch.Tensor, pitches: torch.Tensor) -> torch.Tensor:
+        """[B, instruments]: the instrument classifier's logits of normalised images at ``pitches``."""
+        return self.instrument_classifier(self.instrument_classifier.view(x, pitches))
+
     def _critic(self, x: torch.Tensor, pitches: torch.Tensor, blocks: int, alpha: float,
                 generator: torch.Generator, decibel: bool = True):
         """(critic score [B], pitch logits [B, P]) of ``x`` after ``model.augment``'s transforms. With
@@ -284,7 +305,7 @@ class GANSynth(pl.LightningModule):
     def training_step(self, batch, batch_idx):
         """One generator step, then one critic step, on the step's own random numbers (drawn in this
         order: G's pitches, latents, augmentation; D's fake latents, augmentations, penalty mix)."""
-        images, labels = batch
+        images, labels, instruments = batch
         stage = self.stage
         if stage != self._optim_stage:
             self._enter_stage(stage)
@@ -310,6 +331,9 @@ class GANSynth(pl.LightningModule):
         if settings.harmonic_phase:
             phase = harmonic_phase_loss(fake, self.comb_if_normalized(fake_pitch, blocks), self.loud_peaks)
             g_total = g_total + settings.harmonic_phase * phase
+        if self.instrument_classifier is not None:
+            balance = instrument_balance_loss(self.instrument_logits(fake, fake_pitch), self.instrument_share)
+            g_total = g_total + self.hparams.instrument_balance * balance
         self._optimizer_step(opt_g, g_total, "generator loss")
 
         # The fakes take the real batch's pitches, so real, fake and their interpolates share one label.
@@ -328,6 +352,9 @@ class GANSynth(pl.LightningModule):
             if critic_penalty is not None:
                 d_loss = d_loss + critic_penalty[0]
                 decibel_penalties[f"gp_{name}"] = critic_penalty[1]
+        if self.instrument_classifier is not None:  # learns the real notes' instruments, never the fakes'
+            instrument_logits = self.instrument_logits(real, labels)
+            d_loss = d_loss + F.cross_entropy(instrument_logits.float(), instruments)
         self._optimizer_step(opt_d, d_loss, "discriminator loss")
 
         self._update_ema(n * self.trainer.world_size)
@@ -339,6 +366,9 @@ class GANSynth(pl.LightningModule):
         if penalty is not None:  # otherwise the logs keep the last penalty actually computed
             losses["gp"] = penalty[1]
         losses.update(decibel_penalties)
+        if self.instrument_classifier is not None:
+            losses["g_balance"] = balance
+            losses["real_instrument_acc"] = (instrument_logits.argmax(1) == instruments).float().mean()
         self._log_step(losses, stage, alpha)
 
     def _optimizer_step(self, optimizer, loss: torch.Tensor, name: str) -> None:
@@ -390,8 +420,8 @@ class GANSynth(pl.LightningModule):
 
     def configure_optimizers(self):
         kwargs = self.optim_settings.adam_arguments(self.stage)
-        critics = [c for c in (self.discriminator, self.pair_critic, self.envelope_critic, self.profile_critic)
-                   if c is not None]
+        critics = [c for c in (self.discriminator, self.pair_critic, self.envelope_critic, self.profile_critic,
+                               self.instrument_classifier) if c is not None]
         return (torch.optim.Adam(self.generator.parameters(), **kwargs),
                 torch.optim.Adam([p for critic in critics for p in critic.parameters()], **kwargs))
 
