@@ -9,7 +9,7 @@ Three parts, each writing its own JSON (every file records the CPU/GPU model, th
   row also records its first call (warm-up: oneDNN primitives; for compile=true, the compiling).
 - render (`render.json`): the paper and fork models rendering a generated ~2-minute polyphonic MIDI
   piece in which every note has its own latent (nothing deduplicated: the worst case), per precision,
-  each in its own process so ru_maxrss is that run's peak.
+  each in its own process so its peak RSS (VmHWM) is that run's.
 - breakdown (`render_breakdown.json`, `render_breakdown_gpu.json` with `--device cuda`): where
   `Synth.generate`'s time goes per batch: G alone, decode alone, decode plus the copy to the CPU,
   for the paper and fork models per precision (random weights, one pitch).
@@ -357,7 +357,15 @@ def memory_one(minutes: float, mode: str, threads: int) -> dict:
 
 
 def peak_rss_mib() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    """This process's own peak RSS: VmHWM, the high-water mark of its memory map. ru_maxrss is not that on
+    Linux: a child forked from a big parent keeps the parent's peak through exec (measured: every child
+    of the levers part reported the parent's 1,680 MiB)."""
+    try:
+        status = Path("/proc/self/status").read_text()
+        kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(kib / 1024, 1)
 
 
 def current_rss_mib() -> float:
