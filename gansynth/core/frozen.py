@@ -20,8 +20,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils import parametrize
-from torch.nn.utils import skip_init
+from torch.nn.utils import parametrize, skip_init
 
 from gansynth.core.layers import EqualizedConv2d, EqualizedLinear, LatentToGrid, PixelNorm, plain_linear
 from gansynth.core.networks import Generator
@@ -58,7 +57,7 @@ class UpsamplingConv2d(nn.Module):
         x, extras = inputs
         y = F.conv_transpose2d(x, self.coarse_weight, self.bias, stride=2, padding=1)  # [B, out, 2h, 2w]
         if self.extra is not None:
-            y = y + self.extra(torch.cat(extras, dim=1))
+            y.add_(self.extra(torch.cat(extras, dim=1)))
         return y
 
 

@@ -74,7 +74,6 @@ def frame_positions(like: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return frames[None, None, :, None].expand(like.shape[0], 1, h, w)
 
 
-
 def frame_levels(x: torch.Tensor, magnitude_scale: float) -> torch.Tensor:
     """[B, 2 ch, h, w] normalised [logmag, IF] pairs -> [B, ch, h, 1] fp32: each frame's level, the log of
     its summed mel power in the magnitude's normalised units. Summing power weights the loud harmonics as
