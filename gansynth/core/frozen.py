@@ -134,7 +134,7 @@ class CompiledOrEager(nn.Module):
             try:
                 return self._compiled(*inputs)
             except Exception as error:  # compile errors surface at the first call; a real input error recurs below
-                reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+                reason = (str(error).strip().splitlines() or [""])[0][:200]
                 warnings.warn(f"torch.compile failed ({type(error).__name__}: {reason}); rendering without it",
                               stacklevel=2)
                 self._compiled = None
