@@ -121,3 +121,18 @@ def test_unreadable_soundfont_is_named(tmp_path):
     bad.write_bytes(b"not a soundfont")
     with pytest.raises(MakeDatasetError, match="bad.sf2: cannot load SoundFont"):
         make_dataset(tmp_path, soundfont=bad, progress=False)
+
+
+@pytest.mark.parametrize("existing", [True, False])
+def test_a_program_silent_midway_leaves_the_folder_as_it_was(tmp_path, existing):
+    """TimGM6mb's program 65 has no sample at MIDI 64: the error names it after 9 notes were rendered, and
+    none of them reaches the folder; a file already there is untouched; a folder the call made is gone."""
+    out = tmp_path / "notes"
+    if existing:
+        out.mkdir()
+        (out / "kept.wav").write_bytes(b"an earlier dataset")
+    with pytest.raises(MakeDatasetError, match="program 65 rendered silence at pitch 64, velocity 100"):
+        make_dataset(out, programs=(0, 65), pitch_low=60, pitch_high=64, velocities=(100,), progress=False)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == (["kept.wav", "notes"] if existing else [])
+    if existing:
+        assert (out / "kept.wav").read_bytes() == b"an earlier dataset"

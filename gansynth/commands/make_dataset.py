@@ -12,7 +12,10 @@ label source reads them back.
 from __future__ import annotations
 
 import math
+import os
 import re
+import shutil
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -196,17 +199,40 @@ def _write_notes(
         for program in programs:
             renderer.check_program(soundfont, program)
 
+    existed = out.is_dir()
     try:
         out.mkdir(parents=True, exist_ok=True)
+        # The notes are written beside `out` first and moved in only when all of them rendered, so a failure
+        # midway (a program silent at some pitch) leaves the folder as it was, not half a new dataset in it.
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.rendering-", dir=out.parent))
     except OSError as err:
         raise MakeDatasetError(f"{out}: cannot create the output folder ({err.strerror})") from None
+    try:
+        names = _render_notes(staging, renderer, programs=programs, pitches=range(pitch_low, pitch_high + 1),
+                              velocities=velocities, note_length=note_length, clip_length=clip_length,
+                              sample_rate=sample_rate, channels=channels, pan_spread=pan_spread,
+                              synthetic=synthetic, seed=seed, subtype=subtype, progress=progress)
+        for name in names:
+            os.replace(staging / name, out / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not existed and not any(out.iterdir()):
+            out.rmdir()
+    return [out / name for name in names]
+
+
+def _render_notes(
+    folder: Path, renderer: SoundFontRenderer | None, *, programs: Sequence[int], pitches: range,
+    velocities: Sequence[int], note_length: float, clip_length: float, sample_rate: int, channels: int,
+    pan_spread: float, synthetic: bool, seed: int, subtype: str, progress: bool,
+) -> list[str]:
+    """Write one file per (program, pitch, velocity) into folder; returns their names in that order."""
     n_clip = round(clip_length * sample_rate)
     n_hold = min(round(note_length * sample_rate), n_clip)
     pans = program_pans(len(programs), pan_spread)
     rng = np.random.default_rng(seed)
-    pitches = range(pitch_low, pitch_high + 1)
     jobs = [(slot, pitch, v) for slot in range(len(programs)) for pitch in pitches for v in velocities]
-    paths, copies = [], 0
+    names, copies = [], 0
     first: tuple[tuple[int, int], np.ndarray] | None = None  # the current note's first velocity (the inner loop)
     for program_slot, pitch, velocity in tqdm(jobs, desc="rendering notes", unit="note", disable=not progress):
         program = programs[program_slot]
@@ -219,10 +245,9 @@ def _write_notes(
         loudest = np.abs(wave).max()
         if loudest <= 0.0:
             raise MakeDatasetError(f"program {program} rendered silence at pitch {pitch}, velocity {velocity}")
-        path = out / note_file_name(program, pitch, velocity, synthetic)
+        names.append(note_file_name(program, pitch, velocity, synthetic))
         normalized = peak_normalize(wave, PEAK_DBFS).astype(np.float32)
-        write_audio(path, normalized, sample_rate, subtype=subtype)
-        paths.append(path)
+        write_audio(folder / names[-1], normalized, sample_rate, subtype=subtype)
         if first is None or first[0] != (program_slot, pitch):
             first = ((program_slot, pitch), normalized)
         else:
@@ -232,7 +257,7 @@ def _write_notes(
         print(f"note: {copies} of {compared} notes at velocities {list(velocities)[1:]} are "
               f"copies of the velocity-{velocities[0]} note once peak-normalised (this "
               "SoundFont's velocity changes only the loudness): they add no variety")
-    return paths
+    return names
 
 
 def _place(stereo: np.ndarray, pan: float, channels: int) -> np.ndarray:
