@@ -117,6 +117,7 @@ class _ProgressiveNetwork(nn.Module):
         skip_input: bool = False,
         skip_upsample: str = "nearest",
         block_latent_channels: int = 0,
+        latent_categories: int = 0,
         critic_frame_level: bool = False,
         critic_pack: int = 1,
     ) -> None:
@@ -160,6 +161,10 @@ class _ProgressiveNetwork(nn.Module):
         if block_latent_channels < 0:
             raise NetworkError(f"{name}: block_latent_channels must be >= 0, got {block_latent_channels}")
         self.block_latent_channels = int(block_latent_channels)
+        if not (isinstance(latent_categories, int) and (latent_categories == 0 or 2 <= latent_categories <= latent_dim)):
+            raise NetworkError(f"{name}: latent_categories must be 0 or an integer in 2..latent_dim={latent_dim}, "
+                               f"got {latent_categories!r}")
+        self.latent_categories = latent_categories
         self.critic_frame_level = critic_frame_level
         if not (isinstance(critic_pack, int) and critic_pack >= 1):
             raise NetworkError(f"{name}: critic_pack must be an integer >= 1, got {critic_pack!r}")
@@ -272,7 +277,8 @@ class Generator(_ProgressiveNetwork):
         self.input_norm = PixelNorm()
         widths = self.widths
         self.input_layer = nn.Sequential(
-            LatentToGrid(self.latent_dim + self.num_pitches * self.pitch_one_hot, widths[1], self.start_shape,
+            LatentToGrid(self.latent_dim + self.latent_categories + self.num_pitches * self.pitch_one_hot,
+                         widths[1], self.start_shape,
                          conv_gain=self.latent_input == "magenta"),
             nn.LeakyReLU(LEAKY_SLOPE),
             PixelNorm(),
@@ -289,7 +295,7 @@ class Generator(_ProgressiveNetwork):
         # block_latent_channels: z also reaches every block directly, not only through the start grid, as
         # channels of one linear map of z per block, constant over the grid (README, Results).
         self.latent_maps = nn.ModuleList(
-            EqualizedLinear(self.latent_dim, self.block_latent_channels, slope=1.0)
+            EqualizedLinear(self.latent_dim + self.latent_categories, self.block_latent_channels, slope=1.0)
             for _ in range(self.num_blocks if self.block_latent_channels else 0))
         # With skip_output the blocks' linear outputs are summed (each upsampled) and tanh comes last, so a
         # new block adds detail to what the coarser ones already draw instead of replacing it (StyleGAN2's
@@ -339,6 +345,9 @@ class Generator(_ProgressiveNetwork):
             x = self.input_norm(torch.cat([z, one_hot], dim=1))  # [B, latent + P]
         else:
             x = torch.cat([latent, one_hot], dim=1)  # [B, latent + P]
+        if self.latent_categories:
+            category = self.category(z)  # [B, K]
+            latent, x = torch.cat([latent, category], dim=1), torch.cat([x, category], dim=1)
         x = self.input_layer(x)  # [B, width(1), start_h, start_w]
         previous, skip = x, None
         for i, block in enumerate(self.blocks[:stage_blocks]):
@@ -360,6 +369,12 @@ class Generator(_ProgressiveNetwork):
                 faded = self.to_rgb[stage_blocks - 2](previous)  # [B, C, h/2, w/2]
                 image = alpha * image + (1.0 - alpha) * F.interpolate(faded, scale_factor=2, mode="nearest")
         return self.with_comb_phase(image, pitch, stage_blocks) if self.comb_phase else image
+
+    def category(self, z: torch.Tensor) -> torch.Tensor:
+        """[B, K] one-hot of which of z's first K entries is largest: a discrete choice drawn with z (uniform
+        over K), so G can jump between instruments where a smooth map of a Gaussian z must pass through
+        notes between them (README, Results)."""
+        return F.one_hot(z[:, :self.latent_categories].argmax(dim=1), self.latent_categories).to(z.dtype)
 
     def block_extras(self, i: int, pitch: torch.Tensor, latent: torch.Tensor, x: torch.Tensor) -> list[torch.Tensor]:
         """The channels block ``i`` (0-based) gets beside the previous block's output ``x``, each [B, k, h, w] at
