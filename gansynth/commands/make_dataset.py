@@ -204,7 +204,7 @@ def _write_notes(
         out.mkdir(parents=True, exist_ok=True)
         # The notes are written beside `out` first and moved in only when all of them rendered, so a failure
         # midway (a program silent at some pitch) leaves the folder as it was, not half a new dataset in it.
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.rendering-", dir=out.parent))
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.rendering-", dir=out.resolve().parent))
     except OSError as err:
         raise MakeDatasetError(f"{out}: cannot create the output folder ({err.strerror})") from None
     try:
