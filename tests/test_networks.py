@@ -232,7 +232,6 @@ def test_block_latent_channels_give_every_block_its_own_map_of_z():
         Generator(**TINY, block_latent_channels=-1)
 
 
-
 def test_latent_categories_let_g_jump_where_z_moves_a_hair():
     """The category is the argmax of z's first K entries, fed one-hot beside z: moving z by 0.02 across the
     point where entries 0 and 1 tie changes the picture far more than the same step anywhere else. Without
@@ -242,19 +241,18 @@ def test_latent_categories_let_g_jump_where_z_moves_a_hair():
     z[:, 0] = torch.tensor([0.97, 0.99, 1.01])  # the argmax moves from entry 1 to entry 0 between the last two
     pitch = torch.zeros(3, dtype=torch.long)
     jumps = {}
-    for categories in (4, 0):
+    for categories in (0, 4):
         torch.manual_seed(0)
         generator = Generator(**TINY, latent_categories=categories, block_latent_channels=8)
         with torch.no_grad():
             image = generator(z, pitch, 5, 1.0)
         jumps[categories] = ((image[2] - image[1]).abs().mean() / (image[1] - image[0]).abs().mean()).item()
     assert jumps[4] > 5 and 0.5 < jumps[0] < 2  # measured 9.2 and 1.0
-    torch.manual_seed(0)
-    generator = Generator(**TINY, latent_categories=4, block_latent_channels=8)
-    torch.testing.assert_close(frozen_generator(generator)(z, pitch, 5, 1.0), generator(z, pitch, 5, 1.0),
-                               atol=1e-4, rtol=0)
+    # the render path folds the category's weights like z's (generator: the one with categories)
+    torch.testing.assert_close(frozen_generator(generator)(z, pitch, 5, 1.0), image, atol=1e-4, rtol=0)
     with pytest.raises(NetworkError, match="latent_categories must be 0 or an integer in 2..latent_dim=256"):
         Generator(**TINY, latent_categories=1)
+
 
 def _harmonic_note(codec, midi: int) -> torch.Tensor:
     """[1, ch, n] a decaying note with a 1/k harmonic roll-off and its own phases: not the flat comb."""
