@@ -376,7 +376,7 @@ def test_notes_that_cannot_be_paired_are_all_named():
         InstrumentPairs(files, [60, 60, 60, 67, 61], Path("/notes"))
     assert str(caught.value).splitlines() == [
         "/notes: notes that cannot be paired (to train without pairs: data.instrument_pairs=false "
-        "model.pair_critic_harmonics=0) (3 files):",
+        "model.pair_critic_harmonics=0 model.instrument_projection=false) (3 files):",
         "  oboe_068-060-100.wav: data.instrument_pairs: instrument 'oboe_068' has no note at another pitch",
         "  oboe_068-060-050.wav: data.instrument_pairs: instrument 'oboe_068' has no note at another pitch",
         "  take 3.wav: data.instrument_pairs needs the instrument in the name (NAME_PPP-VVV)",
@@ -415,5 +415,6 @@ def test_batches_carry_each_notes_instrument_with_pairs_and_minus_one_without(sy
     assert instruments.tolist() == [programs.index(files[i].name[:-12]) for i in order]
     assert (instruments[0::2] == instruments[1::2]).all()
     assert dm.instrument_counts == [sum(f.name[:-12] == p for f in files) for p in programs]
+    assert dm.instrument_names == programs
     unpaired = module(synthetic_notes, tiny_codec, batch_size=4, cache_dir=str(tmp_path / "c"))
     assert next(iter(unpaired.train_dataloader()))[2].tolist() == [-1] * 4 and unpaired.instrument_counts == []

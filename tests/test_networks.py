@@ -15,7 +15,7 @@ from gansynth.core.layers import (
     PixelNorm,
     SelfAttention2d,
 )
-from gansynth.core.networks import Discriminator, Generator, NetworkError, with_frame_levels
+from gansynth.core.networks import Discriminator, Generator, NetworkError, with_category, with_frame_levels
 
 torch.set_num_threads(2)
 
@@ -252,6 +252,32 @@ def test_latent_categories_let_g_jump_where_z_moves_a_hair():
     torch.testing.assert_close(frozen_generator(generator)(z, pitch, 5, 1.0), image, atol=1e-4, rtol=0)
     with pytest.raises(NetworkError, match="latent_categories must be 0 or an integer in 2..latent_dim=256"):
         Generator(**TINY, latent_categories=1)
+
+
+def test_with_category_puts_the_largest_entry_at_the_asked_category_and_keeps_the_draws():
+    """Swapping two of K i.i.d. entries keeps their joint law, so the latent is a draw on condition of its
+    category: each category's mean of z's first K entries is the same up to where the maximum sits."""
+    torch.manual_seed(0)
+    z, category = torch.randn(30000, 8), torch.randint(0, 3, (30000,))
+    moved = with_category(z, category, 3)
+    assert torch.equal(moved[:, :3].argmax(1), category) and torch.equal(moved[:, 3:], z[:, 3:])
+    assert torch.equal(moved[:, :3].sort(1).values, z[:, :3].sort(1).values)  # the same three numbers
+    top = moved[category == 2, :3].mean(0)  # the expected maximum of three normals is 0.846
+    assert top[2].item() == pytest.approx(0.846, abs=0.03) and top[:2].mean().item() == pytest.approx(-0.423, abs=0.03)
+
+
+def test_the_instrument_projection_scores_a_note_by_the_instrument_it_claims():
+    torch.manual_seed(0)
+    discriminator = Discriminator(**TINY, instrument_classes=3)
+    image = torch.randn(2, 4, 32, 256).clamp(-1, 1)
+    with torch.no_grad():
+        as_0 = discriminator(image, 5, 1.0, instruments=torch.tensor([0, 0]))[0]
+        as_2 = discriminator(image, 5, 1.0, instruments=torch.tensor([2, 2]))[0]
+    assert (as_0 - as_2).abs().min() > 1e-3  # the same notes, another instrument: another score
+    with pytest.raises(NetworkError, match="instruments are given exactly when instrument_classes > 0"):
+        discriminator(image, 5, 1.0)
+    with pytest.raises(NetworkError, match="instruments are given exactly when instrument_classes > 0"):
+        Discriminator(**TINY)(image, 5, 1.0, instruments=torch.tensor([0, 0]))
 
 
 def _harmonic_note(codec, midi: int) -> torch.Tensor:

@@ -77,3 +77,14 @@ def test_the_critic_scores_each_pair_once_at_every_stage_width(codec):
     pitches = torch.tensor([10, 20, 30, 40])
     for width in (64, 256):
         assert critic(torch.randn(4, 2, 8, width), pitches).shape == (2,)
+
+
+def test_told_the_instrument_the_critic_scores_a_pair_by_the_instrument_it_claims(codec):
+    torch.manual_seed(0)
+    critic = HarmonicPairCritic(codec, VOCAB, [256], HARMONICS, instrument_classes=3)
+    x, pitches = torch.randn(4, 2, 8, 256), torch.tensor([10, 20, 30, 40])
+    with torch.no_grad():
+        as_0, as_2 = critic(x, pitches, torch.tensor([0, 0, 1, 1])), critic(x, pitches, torch.tensor([2, 2, 1, 1]))
+    assert (as_0[0] - as_2[0]).abs() > 1e-3 and as_0[1] == as_2[1]  # only the first pair claims another
+    with pytest.raises(ValueError, match="instruments are given exactly when instrument_classes > 0"):
+        critic(x, pitches)

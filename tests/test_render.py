@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -36,17 +37,22 @@ def run_generate(settings: dict):
     return generate_command(OmegaConf.merge(compose_config("generate"), settings))
 
 
-def make_checkpoint(path: Path, channel_mode: str = "stereo", seed: int = 0, trained: range | None = None) -> Path:
+def make_checkpoint(path: Path, channel_mode: str = "stereo", seed: int = 0, trained: range | None = None,
+                    instruments: tuple[str, ...] = ()) -> Path:
     """A Lightning-style checkpoint of a tiny random generator, with the keys a trained one has; its
-    training pitch histogram counts every MIDI pitch 24..84, or only those in trained."""
+    training pitch histogram counts every MIDI pitch 24..84, or only those in trained. With ``instruments``,
+    its latent categories play them, as after ``model.instrument_projection``."""
     codec = SpecgramCodec(SR, CLIP / SR, channel_mode, n_fft=512, hop_length=128, n_frames=32)
     torch.manual_seed(seed)
-    generator = Generator(image_shape=codec.image_shape, num_pitches=61, **TINY_NETWORK)
+    network = dict(TINY_NETWORK, latent_categories=len(instruments))
+    generator = Generator(image_shape=codec.image_shape, num_pitches=61, **network)
     weights = generator.state_dict()
     state = {f"ema_generator.{k}": v for k, v in weights.items()}
     state.update({f"generator.{k}": v + 1.0 for k, v in weights.items()})  # must be ignored
-    torch.save({"hyper_parameters": {"codec": codec.to_dict(), "network": TINY_NETWORK,
-                                     "pitch": {"low": 24, "high": 84, "counts": pitch_counts(trained)}},
+    torch.save({"hyper_parameters": {"codec": codec.to_dict(), "network": network,
+                                     "pitch": {"low": 24, "high": 84, "counts": pitch_counts(trained)},
+                                     "instrument_projection": bool(instruments),
+                                     "instrument_names": list(instruments)},
                 "state_dict": state, "epoch": 0}, path)
     return path
 
@@ -188,6 +194,37 @@ def test_saved_latents_reproduce_the_render(stereo_ckpt, tmp_path):
                          latents_file=str(tmp_path / "a" / "p.latents.npy"))
     assert saved.shape == (1, LATENT)
     assert np.array_equal(first, replay)
+
+
+def test_play_as_gives_every_latent_the_named_instruments_category(tmp_path):
+    """The seed's anchors with one swap each (the same numbers), every one in that instrument's category, so
+    the slerp between them stays there; two instruments, two renders."""
+    ckpt = make_checkpoint(tmp_path / "c.ckpt", instruments=("oboe_068", "viola_041"))
+    midi = write_piece(tmp_path / "p.mid")
+    settings = dict(instrument="slerp", secs_per_instrument=0.5, seed=1)
+    plain = generate_to(tmp_path / "plain", ckpt, midi, **settings)
+    drawn = np.load(tmp_path / "plain" / "p.latents.npy")
+    audio = {}
+    for index, name in enumerate(("oboe_068", "viola_041")):
+        audio[name] = generate_to(tmp_path / name, ckpt, midi, play_as=name, **settings)
+        anchors = np.load(tmp_path / name / "p.latents.npy")
+        assert (anchors[:, :2].argmax(1) == index).all() and np.array_equal(anchors[:, 2:], drawn[:, 2:])
+        assert np.array_equal(np.sort(anchors[:, :2], 1), np.sort(drawn[:, :2], 1))
+    assert 0 < (drawn[:, :2].argmax(1) == 0).sum() < len(drawn)  # the seed alone mixes both (the control)
+    assert np.abs(audio["oboe_068"] - audio["viola_041"]).max() > 1e-3 and plain.shape == audio["oboe_068"].shape
+
+
+@pytest.mark.parametrize("instruments, message", [
+    (("oboe_068", "viola_041"), "generate: play_as='tuba' is not one of the checkpoint's instruments: oboe_068, "
+                                "viola_041"),
+    ((), "generate: play_as needs a checkpoint trained with model.instrument_projection=true"),
+])
+def test_play_as_names_an_instrument_of_the_checkpoint(tmp_path, instruments, message):
+    ckpt = make_checkpoint(tmp_path / "c.ckpt", instruments=instruments)
+    with pytest.raises(RenderError, match=re.escape(message)):
+        run_generate(dict(ckpt_path=str(ckpt), midi_file=str(write_piece(tmp_path / "p.mid")), play_as="tuba",
+                          output_dir=str(tmp_path / "out")))
+    assert_nothing_written(tmp_path / "out")
 
 
 def test_slerp_anchors_cover_short_pieces(stereo_ckpt, tmp_path):

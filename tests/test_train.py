@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 from gansynth.commands.cli import compose_config
 from gansynth.training.callbacks import AtomicCheckpointIO
 from gansynth.commands.make_dataset import make_dataset
+from gansynth.core.labels import instrument_of
 from gansynth.training.module import GANSynth, TrainingDiverged
 from gansynth.core.pitch import PitchError
 from gansynth.core.schedule import ScheduleError
@@ -82,13 +83,13 @@ def test_fork_experiment_has_attention_at_8192():
     assert cfg.codec.sample_rate == 44100 and cfg.codec.audio_length == 1.5
 
 
-def model_arguments(*overrides: str) -> dict:
-    """GANSynth's arguments as ``train.py`` builds them from the shrunk config (a flat pitch histogram
-    stands in for the data scan's)."""
+def model_arguments(*overrides: str, instruments: int = 2) -> dict:
+    """GANSynth's arguments as ``train.py`` builds them from the shrunk config (a flat pitch histogram and
+    ``instruments`` instruments of 4 notes stand in for the data scan's)."""
     cfg = OmegaConf.to_container(compose_cfg(*SHRINK, "data.path=/x", "run_dir=/tmp/r", *overrides), resolve=True)
     model = {key: value for key, value in cfg["model"].items() if key != "_target_"}
     return dict(model, codec=SpecgramCodec(**cfg["codec"]).to_dict(), pitch=dict(low=24, high=84, counts=[1] * 61),
-                instrument_pairs=cfg["data"]["instrument_pairs"])
+                instrument_pairs=cfg["data"]["instrument_pairs"], instrument_counts=[4] * instruments)
 
 
 class RecordRates(pl.Callback):
@@ -354,9 +355,9 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(notes, tmp_path, monkeypa
     calls = {"n": 0}
     real_forward = networks.Discriminator.forward
 
-    def poisoned(self, x, blocks, alpha):
+    def poisoned(self, x, blocks, alpha, **kwargs):
         calls["n"] += 1
-        critic, logits = real_forward(self, x, blocks, alpha)
+        critic, logits = real_forward(self, x, blocks, alpha, **kwargs)
         return (critic * float("nan"), logits) if calls["n"] > 100 else (critic, logits)
 
     monkeypatch.setattr(networks.Discriminator, "forward", poisoned)
@@ -520,8 +521,6 @@ def test_ema_rampup_shortens_the_ema_memory_early_in_each_stage():
     ("model.envelope_critic=-1", "model.envelope_critic must be >= 0 (its score per dB; 0: none), got -1"),
     ("model.profile_critic=-1", "model.profile_critic must be >= 0 (its score per dB; 0: none), got -1"),
     ("model.instrument_balance=-1", "model.instrument_balance must be >= 0 (0: none), got -1"),
-    ("model.instrument_balance=1", "model.instrument_balance needs data.instrument_pairs=true (instruments from "
-                                   "the file names) and at least 2 instruments, got 0"),
     ("model.network.comb_if=false model.loss.harmonic_phase=1",
      "model.loss.harmonic_phase needs model.network.comb_if=true"),
 ])
@@ -555,7 +554,7 @@ def test_a_packing_critic_trains_and_scores_pairs_of_notes(notes, tmp_path):
     assert all(torch.isfinite(p).all() for p in model.parameters())
     blocks, alpha = model.blocks_and_alpha()
     images = torch.zeros(4, model.codec.image_shape[0], *model.current_size(blocks))
-    score, logits = model.discriminator(images, blocks, alpha)
+    score, logits = model.discriminator(images, blocks, alpha, instruments=torch.tensor([0, 0, 1, 1]))
     assert score.shape == (2,) and logits.shape == (4, model.vocab.size)
 
 
@@ -640,14 +639,58 @@ def test_instrument_pairs_play_one_latent_at_both_pitches_of_a_real_pair(notes, 
     assert all(torch.isfinite(p).all() for p in trained)
 
 
+@pytest.mark.parametrize("override, instruments, message", [
+    ("model.instrument_projection=false model.instrument_balance=1", 0,
+     "model.instrument_balance needs data.instrument_pairs=true (instruments from the file names) and at least 2 "
+     "instruments, got 0"),
+    ("data.instrument_pairs=false model.pair_critic_harmonics=0", 2,
+     "model.instrument_projection needs data.instrument_pairs=true (instruments from the file names)"),
+    ("model.instrument_projection=true", 1, "model.instrument_projection needs at least 2 instruments in the data, "
+                                            "got 1"),
+    ("model.network.latent_categories=3", 2, "model.instrument_projection makes the data's 2 instruments G's latent "
+                                             "categories; model.network.latent_categories must be 0 or 2, got 3"),
+])
+def test_the_instrument_options_need_instruments_from_the_names(override, instruments, message):
+    from gansynth.training.losses import SettingError
+
+    with pytest.raises(SettingError, match=re.escape(message)):
+        GANSynth(**model_arguments(*override.split(), instruments=instruments))
+
+
+def test_instrument_projection_plays_each_fake_as_the_instrument_of_its_real_partner(notes, tmp_path):
+    """Both G calls of a step (G's own and the critic's fakes) draw latents whose category is the real batch's
+    instrument, note by note; the checkpoint renders with one category per instrument of the data."""
+    calls, instruments = [], []
+
+    class RecordCategories(pl.Callback):
+        def on_fit_start(self, trainer, pl_module):
+            pl_module.generator.register_forward_pre_hook(
+                lambda module, args: calls.append(module.category(args[0]).argmax(1)))
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            instruments.append(batch[2].clone())
+
+    run_dir = tmp_path / "run"
+    train(notes, run_dir, callbacks=[RecordCategories()])  # tiny: pairs, the pair critic and the projection
+    assert len(calls) == 2 * len(instruments) > 10
+    for step, batch_instruments in enumerate(instruments):
+        assert torch.equal(calls[2 * step], batch_instruments) and torch.equal(calls[2 * step + 1], batch_instruments)
+    assert set(torch.cat(instruments).tolist()) == {0, 1}
+    synth = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")  # generate's play_as names these
+    assert synth.generator.latent_categories == 2
+    assert synth.instruments == tuple(sorted({instrument_of(f) for f in notes.glob("*.wav")}))
+
+
+
 @pytest.mark.parametrize("override, message", [
     ("model.pair_critic_harmonics=0", "data.instrument_pairs needs a critic of pairs: model.network.critic_pack=2 "
                                       "(got 1) or model.pair_critic_harmonics > 0"),
-    ("data.instrument_pairs=false", "model.pair_critic_harmonics needs data.instrument_pairs=true"),
+    ("data.instrument_pairs=false model.instrument_projection=false",
+     "model.pair_critic_harmonics needs data.instrument_pairs=true"),
     ("model.network.critic_pack=4", "data.instrument_pairs needs model.network.critic_pack 1 or 2, got 4"),
 ])
 def test_instrument_pairs_and_the_pair_critic_need_each_other(override, message):
     from gansynth.training.losses import SettingError
 
     with pytest.raises(SettingError, match=re.escape(message)):
-        GANSynth(**model_arguments(override))
+        GANSynth(**model_arguments(*override.split()))

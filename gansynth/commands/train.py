@@ -22,11 +22,12 @@ def build_datamodule(cfg: DictConfig):
 
 def build_model(cfg: DictConfig, datamodule):
     """The LightningModule, given the codec and pitch histogram the data scan found, and whether the
-    batches come in instrument pairs (and how many notes each instrument has)."""
+    batches come in instrument pairs (and the instruments' names and how many notes each has)."""
     pitch = dict(low=datamodule.pitch_low, high=datamodule.pitch_high, counts=list(datamodule.pitch_counts))
     return instantiate(cfg.model, codec=datamodule.codec.to_dict(), pitch=pitch, seed=cfg.seed,
                        instrument_pairs=getattr(datamodule, "instrument_pairs", False),
-                       instrument_counts=list(getattr(datamodule, "instrument_counts", [])), _convert_="all")
+                       instrument_counts=list(getattr(datamodule, "instrument_counts", [])),
+                       instrument_names=list(getattr(datamodule, "instrument_names", [])), _convert_="all")
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, extra_callbacks=()) -> pl.Trainer:

@@ -66,6 +66,17 @@ def upsample(x: torch.Tensor, mode: str) -> torch.Tensor:
     return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
 
 
+def with_category(z: torch.Tensor, category: torch.Tensor, categories: int) -> torch.Tensor:
+    """z [B, D] with two of its first ``categories`` entries swapped so the largest sits at ``category`` [B]: the
+    latent drawn on condition that `Generator.category` picks ``category`` (swapping i.i.d. entries keeps their
+    distribution)."""
+    head = z[:, :categories].clone()  # [B, K]
+    rows = torch.arange(z.shape[0], device=z.device)
+    top = head.argmax(dim=1)
+    head[rows, top], head[rows, category] = head[rows, category], head[rows, top]
+    return torch.cat([head, z[:, categories:]], dim=1)
+
+
 def frame_positions(like: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """[B, 1, h, w] (B, device and dtype of ``like``): each frame's place in the clip, -1 at the first frame,
     1 at the last. A convolution knows where it is in time only from the zero padding, and a note's onset
@@ -456,10 +467,13 @@ class Discriminator(_ProgressiveNetwork):
     summed power, the way the ear and the envelope metric weigh it. With `critic_pack` k > 1 the critic
     scores k consecutive notes of the batch at once, stacked along channels (PacGAN, Lin et al. 2018): a
     pack from a G that under-makes one instrument lacks it more often than a pack of real notes. The
-    pitch head still names every note's pitch, k × num_pitches logits per pack.
+    pitch head still names every note's pitch, k × num_pitches logits per pack. With `instrument_classes`
+    K > 0 the critic is also told each note's instrument (a projection on K learned embeddings, Miyato &
+    Koyama 2018): the reals' from their names, the fakes' from G's latent category, so a fake of category
+    k is judged against instrument k's notes alone.
     """
 
-    def __init__(self, *args, magnitude_scale: float | None = None, **kwargs) -> None:
+    def __init__(self, *args, magnitude_scale: float | None = None, instrument_classes: int = 0, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         num_blocks = self.num_blocks
         widths = self.widths
@@ -483,6 +497,9 @@ class Discriminator(_ProgressiveNetwork):
         self.stem = _DiscriminatorStem(widths[1], widths[0], self.start_shape, attention=1 in self.attention_blocks)
         self.critic = EqualizedLinear(widths[0], 1, slope=1.0)
         self.pitch_head = EqualizedLinear(widths[0], self.critic_pack * self.num_pitches, slope=1.0)
+        self.instrument_head = None
+        if instrument_classes:
+            self.instrument_head = EqualizedLinear(widths[0], self.critic_pack * instrument_classes, slope=1.0)
 
     def _from_rgb(self, blocks: int, x: torch.Tensor) -> torch.Tensor:
         """Image at resolution(blocks) -> [B, width(blocks), h, w]; levels are taken at that resolution, so
@@ -492,9 +509,11 @@ class Discriminator(_ProgressiveNetwork):
         return self.from_rgb[blocks - 1](x)
 
     def forward(
-        self, x: torch.Tensor, stage_blocks: int, alpha: float, fused_attention: bool = False
+        self, x: torch.Tensor, stage_blocks: int, alpha: float, fused_attention: bool = False,
+        instruments: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """x [B, C, h, w] -> (critic [B / critic_pack], pitch_logits [B, num_pitches]).
+        """x [B, C, h, w] -> (critic [B / critic_pack], pitch_logits [B, num_pitches]); with
+        ``instrument_classes``, ``instruments`` [B] are the notes' classes, and the critic adds each one's logit.
 
         Attention takes its explicit path by default, because a gradient penalty differentiates D twice
         and the fused kernels' backward cannot be differentiated. `fused_attention=True` saves memory on
@@ -525,5 +544,11 @@ class Discriminator(_ProgressiveNetwork):
                 features = alpha * features + (1.0 - alpha) * skipped
             for block in reversed(self.blocks[: stage_blocks - 2]):
                 features = block(features, double_backward)
-        features = self.stem(features, double_backward)  # [B, width(0)]
-        return self.critic(features).squeeze(1), self.pitch_head(features).reshape(batch, self.num_pitches)
+        features = self.stem(features, double_backward)  # [B / pack, width(0)]
+        score = self.critic(features).squeeze(1)  # [B / pack]
+        if (instruments is None) != (self.instrument_head is None):
+            raise NetworkError("Discriminator: instruments are given exactly when instrument_classes > 0")
+        if instruments is not None:
+            logits = self.instrument_head(features).reshape(batch, -1)  # [B, instrument_classes]
+            score = score + logits.gather(1, instruments[:, None]).reshape(batch // pack, pack).sum(1)
+        return score, self.pitch_head(features).reshape(batch, self.num_pitches)

@@ -64,9 +64,11 @@ class HarmonicPairCritic(nn.Module):
 
     Per note: magnitude channels read at the 2K harmonic steps, plus one channel saying which steps lie
     inside the image; the pair's two grids are stacked along channels, then conv 3x3 -> conv 3x3 -> average to
-    POOLED -> linear."""
+    POOLED -> linear. With ``instrument_classes`` K > 0 the score also gets the logit of the pair's instrument
+    (a projection, as in the main critic), so the harmonic levels are judged against that instrument's."""
 
-    def __init__(self, codec: SpecgramCodec, vocab: PitchVocab, widths: list[int], harmonics: int):
+    def __init__(self, codec: SpecgramCodec, vocab: PitchVocab, widths: list[int], harmonics: int,
+                 instrument_classes: int = 0):
         super().__init__()
         self.reader = HarmonicReader(codec, vocab, widths, harmonics)
         magnitudes = codec.audio_channels
@@ -74,7 +76,7 @@ class HarmonicPairCritic(nn.Module):
             EqualizedConv2d(2 * (magnitudes + 1), WIDTH, 3, slope=LEAKY_SLOPE, padding=1), nn.LeakyReLU(LEAKY_SLOPE),
             EqualizedConv2d(WIDTH, WIDTH, 3, slope=LEAKY_SLOPE, padding=1), nn.LeakyReLU(LEAKY_SLOPE),
         )
-        self.score = EqualizedLinear(WIDTH * POOLED[0] * POOLED[1], 1, slope=1.0)
+        self.score = EqualizedLinear(WIDTH * POOLED[0] * POOLED[1], 1 + instrument_classes, slope=1.0)
 
     def harmonic_grid(self, x: torch.Tensor, pitches: torch.Tensor) -> torch.Tensor:
         """[B, C, h, w] -> [B, C/2 + 1, h, 2K]: every magnitude channel at the pitch's harmonic steps, and
@@ -83,8 +85,14 @@ class HarmonicPairCritic(nn.Module):
         inside = inside.float()[:, None, None, :].expand(-1, 1, x.shape[2], -1)  # [B, 1, h, 2K]
         return torch.cat([grid, inside], dim=1)
 
-    def forward(self, x: torch.Tensor, pitches: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, pitches: torch.Tensor, instruments: torch.Tensor | None = None) -> torch.Tensor:
+        """[B/2] scores; ``instruments`` [B] (given exactly with ``instrument_classes``; a pair's notes share one)."""
         grid = self.harmonic_grid(x, pitches)
         pairs = grid.reshape(grid.shape[0] // 2, 2 * grid.shape[1], *grid.shape[2:])  # [B/2, 2(C/2+1), h, 2K]
         features = F.adaptive_avg_pool2d(self.convs(pairs), POOLED)
-        return self.score(features.flatten(1)).squeeze(1)
+        outputs = self.score(features.flatten(1))  # [B/2, 1 + instrument_classes]
+        if (instruments is None) != (outputs.shape[1] == 1):
+            raise ValueError("HarmonicPairCritic: instruments are given exactly when instrument_classes > 0")
+        if instruments is None:
+            return outputs[:, 0]
+        return outputs[:, 0] + outputs[:, 1:].gather(1, instruments[0::2, None]).squeeze(1)

@@ -51,6 +51,7 @@ class Synth:
     batch_size: int = 8
     precision: str = "fp32"
     compile: bool = False
+    instruments: tuple[str, ...] = ()  # the instrument each latent category plays (model.instrument_projection)
     network: Generator = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

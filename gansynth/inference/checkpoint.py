@@ -68,6 +68,7 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu", batch_size: in
         counts = [int(c) for c in pitch.get("counts", [1] * vocab.size)]
         vocab.check_counts(counts)
         blocks, alpha = trained_stage(hparams, state, int(network["num_blocks"]))
+        instruments = tuple(hparams.get("instrument_names", ())) if hparams.get("instrument_projection") else ()
     except Exception as exc:  # any failure here means the stored config and weights do not fit together
         message = " ".join(str(exc).split())[:300]
         raise CheckpointError(f"{path}: incompatible checkpoint ({type(exc).__name__}: {message})") from None
@@ -75,4 +76,5 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu", batch_size: in
     generator.to(torch_device).eval().requires_grad_(False)
     return Synth(generator=generator, codec=codec.to(torch_device), vocab=vocab, pitch_counts=counts,
                  blocks=blocks, alpha=alpha, latent_dim=int(network["latent_dim"]),
-                 device=torch_device, batch_size=batch_size, precision=precision, compile=compile)
+                 device=torch_device, batch_size=batch_size, precision=precision, compile=compile,
+                 instruments=instruments)

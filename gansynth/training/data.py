@@ -131,6 +131,7 @@ class InstrumentPairs:
                 groups.setdefault(instrument_of(path), []).append(index)
             except LabelError:
                 problems[path] = ["data.instrument_pairs needs the instrument in the name (NAME_PPP-VVV)"]
+        self.names = list(groups)  # by instrument index
         self.members, self.own_pitch = [], [(0, 0, 0)] * len(files)  # own_pitch: (group, first, end)
         for instrument, indices in groups.items():
             indices.sort(key=lambda i: pitches[i])
@@ -146,7 +147,8 @@ class InstrumentPairs:
         if problems:
             ordered = {path: problems[path] for path in files if path in problems}
             raise DatasetError.listing(f"{root}: notes that cannot be paired (to train without pairs: "
-                                       "data.instrument_pairs=false model.pair_critic_harmonics=0)", ordered, root)
+                                       "data.instrument_pairs=false model.pair_critic_harmonics=0 "
+                                       "model.instrument_projection=false)", ordered, root)
 
     def instrument(self, item: int) -> int:
         """The index of ``item``'s instrument (0 .. len(members) - 1, in the order the files were listed)."""
@@ -319,6 +321,12 @@ class AudioFolderDataModule(pl.LightningDataModule):
         """Notes per instrument with ``instrument_pairs`` (the batches' instrument indices); [] without."""
         pairs = self.scan().pairs
         return pairs.counts if pairs else []
+
+    @property
+    def instrument_names(self) -> list[str]:
+        """The instruments' names (from the file names) by instrument index with ``instrument_pairs``; [] without."""
+        pairs = self.scan().pairs
+        return pairs.names if pairs else []
 
     @property
     def cache_folder(self) -> Path:

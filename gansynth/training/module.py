@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from gansynth.core.augment import augment, check_policy
 from gansynth.core.errors import GANSynthError
-from gansynth.core.networks import Discriminator, Generator, pool_to, upsample
+from gansynth.core.networks import Discriminator, Generator, pool_to, upsample, with_category
 from gansynth.core.envelope_critic import EnvelopeCritic
 from gansynth.core.pair_critic import HarmonicPairCritic
 from gansynth.core.profile_critic import HarmonicProfileCritic
@@ -89,7 +89,11 @@ class GANSynth(pl.LightningModule):
     told apart from a real instrument. With pairs, ``instrument_counts`` (notes per instrument, from the
     data scan) and ``instrument_balance`` > 0, a classifier learns the real notes' instruments from their
     harmonic grids, and G pays ``instrument_balance`` × the distance of the mix it hears in G's batch from
-    the data's shares (``losses.instrument_balance_loss``)."""
+    the data's shares (``losses.instrument_balance_loss``). With pairs and ``instrument_projection``, G's
+    latent categories (``network.latent_categories``) are the data's instruments: the critics (main and pair)
+    are told each note's instrument (the reals' from their names, the fakes' from their latent's category), and the
+    fakes of a step take the real batch's instruments, as they take its pitches; ``instrument_names`` (by index)
+    go into the checkpoint, so a render can ask for an instrument by name."""
 
     def __init__(
         self,
@@ -109,8 +113,22 @@ class GANSynth(pl.LightningModule):
         profile_critic: float = 0.0,
         instrument_balance: float = 0.0,
         instrument_counts: list | tuple = (),
+        instrument_projection: bool = False,
+        instrument_names: list | tuple = (),
     ):
         super().__init__()
+        if instrument_projection:  # saved with the hyperparameters, so a render builds the same G
+            if not instrument_pairs:
+                raise SettingError("model.instrument_projection needs data.instrument_pairs=true (instruments from "
+                                   "the file names)")
+            if len(instrument_counts) < 2:
+                raise SettingError("model.instrument_projection needs at least 2 instruments in the data, got "
+                                   f"{len(instrument_counts)}")
+            if network["latent_categories"] not in (0, len(instrument_counts)):
+                raise SettingError(f"model.instrument_projection makes the data's {len(instrument_counts)} instruments "
+                                   f"G's latent categories; model.network.latent_categories must be 0 or "
+                                   f"{len(instrument_counts)}, got {network['latent_categories']}")
+            network = dict(network, latent_categories=len(instrument_counts))
         if not (ema_rampup is None or ema_rampup > 0):
             raise SettingError(f"model.ema_rampup must be > 0 or null (a fixed decay), got {ema_rampup}")
         self.loss_settings = LossSettings(**loss)
@@ -132,8 +150,8 @@ class GANSynth(pl.LightningModule):
         self.magnitude_units_per_db = per_neper * math.log(10.0) / (10.0 if self.codec.mel else 20.0)
         self.generator = Generator.for_codec(self.codec, self.vocab, **net_args)
         self.discriminator = Discriminator(**net_args, image_shape=tuple(self.codec.image_shape),
-                                           num_pitches=self.vocab.size,
-                                           magnitude_scale=per_neper)
+                                           num_pitches=self.vocab.size, magnitude_scale=per_neper,
+                                           instrument_classes=len(instrument_counts) if instrument_projection else 0)
         self.ema_generator = copy.deepcopy(self.generator).requires_grad_(False).eval()
         pack = self.discriminator.critic_pack
         if any(size % pack for size in self.schedule.batch_sizes):
@@ -150,7 +168,8 @@ class GANSynth(pl.LightningModule):
         self.pair_critic = None
         widths = [self.generator.resolution(b)[1] for b in range(1, self.generator.num_blocks + 1)]
         if pair_critic_harmonics:
-            self.pair_critic = HarmonicPairCritic(self.codec, self.vocab, widths, pair_critic_harmonics)
+            self.pair_critic = HarmonicPairCritic(self.codec, self.vocab, widths, pair_critic_harmonics,
+                                                  len(instrument_counts) if instrument_projection else 0)
         for key, weight in (("envelope_critic", envelope_critic), ("profile_critic", profile_critic)):
             if not weight >= 0:
                 raise SettingError(f"model.{key} must be >= 0 (its score per dB; 0: none), got {weight}")
@@ -252,15 +271,19 @@ class GANSynth(pl.LightningModule):
         """This rank's random numbers for the step at the current image count (``gansynth.core.seeds``)."""
         return seeded_generator(self.device, self.hparams.seed, STEP_NOISE, self.global_rank, int(self.images_seen))
 
-    def latents(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """[n, latent_dim] step latents; with ``instrument_pairs`` each pair of notes shares one."""
-        z = torch.randn(n, self.generator.latent_dim, device=self.device, generator=generator)
+    def latents(self, instruments: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """[n, latent_dim] step latents for a batch of ``instruments`` [n]; with ``instrument_pairs`` each pair of
+        notes shares one, and with ``instrument_projection`` each one's latent category is its instrument."""
+        z = torch.randn(instruments.shape[0], self.generator.latent_dim, device=self.device, generator=generator)
         if self.hparams.get("instrument_pairs"):
             z[1::2] = z[0::2]
+        if self.hparams.get("instrument_projection"):
+            z = with_category(z, instruments, self.generator.latent_categories)
         return z
 
-    def _fake(self, pitches: torch.Tensor, blocks: int, alpha: float, generator: torch.Generator) -> torch.Tensor:
-        return self.generator(self.latents(pitches.shape[0], generator), pitches, blocks, alpha)
+    def _fake(self, pitches: torch.Tensor, instruments: torch.Tensor, blocks: int, alpha: float,
+              generator: torch.Generator) -> torch.Tensor:
+        return self.generator(self.latents(instruments, generator), pitches, blocks, alpha)
 
     def decibel_critics(self, pitches: torch.Tensor) -> list[tuple[str, float, torch.nn.Module, Callable]]:
         """(name, weight, critic, view) of each critic that judges a view of the image in dB under its own gradient
@@ -277,7 +300,7 @@ class GANSynth(pl.LightningModule):
         """[B, instruments]: the instrument classifier's logits of normalised images at ``pitches``."""
         return self.instrument_classifier(self.instrument_classifier.view(x, pitches))
 
-    def _critic(self, x: torch.Tensor, pitches: torch.Tensor, blocks: int, alpha: float,
+    def _critic(self, x: torch.Tensor, pitches: torch.Tensor, instruments: torch.Tensor, blocks: int, alpha: float,
                 generator: torch.Generator, decibel: bool = True):
         """(critic score [B], pitch logits [B, P]) of ``x`` after ``model.augment``'s transforms. With
         ``loss.projection`` the score also gets the pitch head's logit for the asked-for pitch (a
@@ -288,11 +311,12 @@ class GANSynth(pl.LightningModule):
         if self.loss_settings.critic_floor_db is not None:
             x = floor_quiet_magnitudes(x, self.loss_settings.critic_floor_db, self.magnitude_units_per_db)
         x = augment(x, self.augment_policy, generator)
-        score, logits = self.discriminator(x, blocks, alpha)
+        told = instruments if self.hparams.get("instrument_projection") else None  # the instruments the critics see
+        score, logits = self.discriminator(x, blocks, alpha, instruments=told)
         if self.loss_settings.projection:  # a pack of notes (network.critic_pack) adds each note's logit
             score = score + logits.gather(1, pitches[:, None]).reshape(score.shape[0], -1).sum(1)
         if self.pair_critic is not None:  # one score per pair: its notes' scores and the pair critic's
-            score = score.reshape(x.shape[0] // 2, -1).sum(1) + self.pair_critic(x, pitches)
+            score = score.reshape(x.shape[0] // 2, -1).sum(1) + self.pair_critic(x, pitches, told)
         if decibel:  # each Lipschitz in dB of its view by its own penalty
             for _, weight, critic, view in self.decibel_critics(pitches):
                 score = score + weight * critic(view(x))
@@ -324,9 +348,10 @@ class GANSynth(pl.LightningModule):
             fake_pitch = labels.clone()
         if settings.mode_seeking:  # the second half asks for the first half's pitches, from other latents
             fake_pitch[n // 2: 2 * (n // 2)] = fake_pitch[: n // 2]
-        z = self.latents(n, noise)
+        z = self.latents(instruments, noise)
         fake = self.generator(z, fake_pitch, blocks, alpha)
-        g = generator_loss(*self._critic(fake, fake_pitch, blocks, alpha, noise), fake_pitch, settings, fake, z)
+        g = generator_loss(*self._critic(fake, fake_pitch, instruments, blocks, alpha, noise), fake_pitch, settings,
+                           fake, z)
         g_total = g.total
         if settings.harmonic_phase:
             phase = harmonic_phase_loss(fake, self.comb_if_normalized(fake_pitch, blocks), self.loud_peaks)
@@ -339,11 +364,11 @@ class GANSynth(pl.LightningModule):
         # The fakes take the real batch's pitches, so real, fake and their interpolates share one label.
         self.toggle_optimizer(opt_d)
         with torch.no_grad():
-            fake = self._fake(labels, blocks, alpha, noise)
-        real_score, real_logits = self._critic(real, labels, blocks, alpha, noise)
-        fake_score, _ = self._critic(fake, labels, blocks, alpha, noise)
+            fake = self._fake(labels, instruments, blocks, alpha, noise)
+        real_score, real_logits = self._critic(real, labels, instruments, blocks, alpha, noise)
+        fake_score, _ = self._critic(fake, labels, instruments, blocks, alpha, noise)
         d = critic_loss(real_score, fake_score, real_logits, labels, settings)
-        penalty = lazy_gradient_penalty(lambda x: self._critic(x, labels, blocks, alpha, noise, decibel=False)[0],
+        penalty = lazy_gradient_penalty(lambda x: self._critic(x, labels, instruments, blocks, alpha, noise, decibel=False)[0],
                                         real, fake, int(self.images_seen), settings, noise)
         d_loss = d.total if penalty is None else d.total + penalty[0]
         decibel_penalties = {}  # logged as gp_envelope, gp_profile
