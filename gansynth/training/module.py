@@ -149,9 +149,10 @@ class GANSynth(pl.LightningModule):
         per_neper = float(self.codec.channel_scale[0])
         self.magnitude_units_per_db = per_neper * math.log(10.0) / (10.0 if self.codec.mel else 20.0)
         self.generator = Generator.for_codec(self.codec, self.vocab, **net_args)
+        instrument_classes = len(instrument_counts) if instrument_projection else 0  # the critics' projection heads
         self.discriminator = Discriminator(**net_args, image_shape=tuple(self.codec.image_shape),
                                            num_pitches=self.vocab.size, magnitude_scale=per_neper,
-                                           instrument_classes=len(instrument_counts) if instrument_projection else 0)
+                                           instrument_classes=instrument_classes)
         self.ema_generator = copy.deepcopy(self.generator).requires_grad_(False).eval()
         pack = self.discriminator.critic_pack
         if any(size % pack for size in self.schedule.batch_sizes):
@@ -169,7 +170,7 @@ class GANSynth(pl.LightningModule):
         widths = [self.generator.resolution(b)[1] for b in range(1, self.generator.num_blocks + 1)]
         if pair_critic_harmonics:
             self.pair_critic = HarmonicPairCritic(self.codec, self.vocab, widths, pair_critic_harmonics,
-                                                  len(instrument_counts) if instrument_projection else 0)
+                                                  instrument_classes)
         for key, weight in (("envelope_critic", envelope_critic), ("profile_critic", profile_critic)):
             if not weight >= 0:
                 raise SettingError(f"model.{key} must be >= 0 (its score per dB; 0: none), got {weight}")
