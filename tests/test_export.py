@@ -15,7 +15,7 @@ from gansynth.commands import cli
 from gansynth.commands.demo import compose_config
 from gansynth.commands.export import ExportError, run_export
 from gansynth.core.files import OutputError
-from gansynth.core.synth import CheckpointError
+from gansynth.core.synth import CheckpointError, RenderError
 from gansynth.inference.render import random_anchors
 from gansynth.inference.sfz import key_ranges, velocity_ranges
 from test_render import CLIP, LATENT, SR, make_checkpoint
@@ -102,6 +102,25 @@ def test_long_samples_loop_the_clip(ckpt, tmp_path):
     assert sf.info(tmp_path / "long" / "seed_0" / "samples" / "060_vel127.wav").frames == SR
 
 
+def test_play_as_moves_every_timbre_into_the_instruments_category(tmp_path):
+    """Each seed's latent with its two category entries swapped so viola's is the largest, the rest kept; an
+    instrument the checkpoint lacks writes nothing."""
+    ckpt = make_checkpoint(tmp_path / "c.ckpt", trained=range(60, 61), instruments=("oboe_068", "viola_041"))
+    one_sample = ("velocity_layers=1", "seeds=[0,1]")
+    files = export(ckpt, tmp_path / "pack", "play_as=viola_041", *one_sample)
+    assert [f.parent.name for f in files] == ["seed_0_as_viola_041", "seed_1_as_viola_041"]
+    for seed, sfz in enumerate(files):
+        latent, drawn = np.load(sfz.parent / "latent.npy"), random_anchors(1, LATENT, seed)[0]
+        assert latent[:2].argmax() == 1 and latent[:2].max() == drawn[:2].max()
+        np.testing.assert_array_equal(latent[2:], drawn[2:])
+        assert (sfz.parent / "samples" / "060_vel127.wav").exists()
+    assert random_anchors(1, LATENT, 0)[0][:2].argmax() == 0  # seed 0 alone plays the oboe (the control)
+    assert "seed 1, played as viola_041" in (tmp_path / "pack" / "README.txt").read_text()
+    with pytest.raises(RenderError, match="play_as='tuba' is not one of the checkpoint's instruments: oboe_068, "):
+        export(ckpt, tmp_path / "out", "play_as=tuba", *one_sample)
+    assert not (tmp_path / "out").exists()
+
+
 def test_ranges_give_each_key_to_the_nearest_sample():
     assert key_ranges([60]) == [(0, 127)]
     assert key_ranges([48, 52, 53]) == [(0, 50), (51, 52), (53, 127)]  # 50 is as near 48 as 52: the lower
@@ -117,6 +136,8 @@ def test_ranges_give_each_key_to_the_nearest_sample():
     (["pitch_low=C4"], ExportError, "pitch_low must be a MIDI number or null, got 'C4'"),
     (["compile=1"], ExportError, "compile must be true or false, got 1"),
     (["seeds=[0]", "latents_files=[missing.npy]"], ValueError, "missing.npy: latents file not found"),
+    (["play_as=viola_041"], RenderError, "play_as='viola_041' needs a checkpoint trained with "
+                                         "model.instrument_projection=true"),
 ])
 def test_bad_settings_write_nothing(ckpt, tmp_path, overrides, error, message):
     with pytest.raises(error, match=message):

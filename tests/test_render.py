@@ -215,9 +215,8 @@ def test_play_as_gives_every_latent_the_named_instruments_category(tmp_path):
 
 
 @pytest.mark.parametrize("instruments, message", [
-    (("oboe_068", "viola_041"), "generate: play_as='tuba' is not one of the checkpoint's instruments: oboe_068, "
-                                "viola_041"),
-    ((), "generate: play_as needs a checkpoint trained with model.instrument_projection=true"),
+    (("oboe_068", "viola_041"), "play_as='tuba' is not one of the checkpoint's instruments: oboe_068, viola_041"),
+    ((), "play_as='tuba' needs a checkpoint trained with model.instrument_projection=true"),
 ])
 def test_play_as_names_an_instrument_of_the_checkpoint(tmp_path, instruments, message):
     ckpt = make_checkpoint(tmp_path / "c.ckpt", instruments=instruments)

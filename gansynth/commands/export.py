@@ -74,8 +74,10 @@ def check_settings(cfg: DictConfig) -> None:
         fail("no timbre: give seeds, latents_files or between")
 
 
-def timbres(cfg: DictConfig, latent_dim: int) -> list[Timbre]:
-    """The timbres asked for, in order: seeds, latents files, points between two latents files."""
+def timbres(cfg: DictConfig, synth: Synth) -> list[Timbre]:
+    """The timbres asked for, in order: seeds, latents files, points between two latents files; with
+    `play_as`, each moved to that training instrument's latent category (its name gets `_as_<instrument>`)."""
+    latent_dim = synth.latent_dim
     chosen = [Timbre(f"seed_{seed}", f"seed {seed}", random_anchors(1, latent_dim, seed)[0]) for seed in cfg.seeds]
     for file in cfg.latents_files:
         path = Path(to_absolute_path(file))
@@ -85,6 +87,10 @@ def timbres(cfg: DictConfig, latent_dim: int) -> list[Timbre]:
         a, b = (load_anchors(path, latent_dim)[0] for path in (first, second))
         chosen += [Timbre(f"{first.stem}_to_{second.stem}_{t:.2f}", f"{t:g} of the way from {first} to {second}",
                           slerp(a, b, t).astype(np.float32)) for t in cfg.positions]
+    if cfg.play_as is not None:
+        moved = synth.as_instrument(np.stack([t.latent for t in chosen]), cfg.play_as)
+        chosen = [Timbre(f"{t.name}_as_{cfg.play_as}", f"{t.source}, played as {cfg.play_as}", latent)
+                  for t, latent in zip(chosen, moved)]
     names = [t.name for t in chosen]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
@@ -157,7 +163,7 @@ def run_export(cfg: DictConfig) -> list[Path]:
     check_settings(cfg)
     synth = load_checkpoint(to_absolute_path(cfg.ckpt_path), cfg.device, cfg.batch_size, cfg.precision,
                             compile=cfg.compile)
-    chosen = timbres(cfg, synth.latent_dim)
+    chosen = timbres(cfg, synth)
     pitches = sampled_pitches(synth, cfg)
     n_samples = synth.n_samples if cfg.note_seconds is None else round(cfg.note_seconds * synth.sample_rate)
     if n_samples > synth.n_samples and cfg.sustain != "loop":

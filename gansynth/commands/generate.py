@@ -18,7 +18,6 @@ from hydra.utils import to_absolute_path
 from gansynth.core.audio import WRITE_SUBTYPES, write_audio_stream
 from gansynth.core.files import save_npy
 from gansynth.core.midi import FIT_MODES, FitReport, MidiError, Note, fit_to_vocab, read_notes
-from gansynth.core.networks import with_category
 from gansynth.core.synth import PRECISIONS, RenderError, Synth
 from gansynth.inference.checkpoint import load_checkpoint
 from gansynth.inference.render import (NoteShape, interpolate_anchors, is_number, load_anchors, note_sequence,
@@ -89,28 +88,12 @@ def _absolute(path: str) -> Path:
 
 def _anchors(cfg: Mapping, synth: Synth, count: int) -> np.ndarray:
     """Timbre anchors [K, latent]: from the latents file, or `count` drawn from the seed; with `play_as`, each
-    one's category moved to that instrument (a slerp between two of them keeps it: the largest of the category
-    entries stays where it is in any positive mix of two latents)."""
+    one moved to that instrument's latent category."""
     if cfg.instrument == "file":
         anchors = load_anchors(_absolute(cfg.latents_file), synth.latent_dim)
     else:
         anchors = random_anchors(count, synth.latent_dim, cfg.seed)
-    if cfg.play_as is None:
-        return anchors
-    category = torch.full((anchors.shape[0],), synth.instruments.index(cfg.play_as))
-    return with_category(torch.from_numpy(anchors), category, len(synth.instruments)).numpy()
-
-
-def check_play_as(cfg: Mapping, synth: Synth) -> None:
-    """`play_as` names one of the instruments the checkpoint's latent categories play."""
-    if cfg.play_as is None:
-        return
-    if not synth.instruments:
-        raise RenderError(f"generate: play_as needs a checkpoint trained with model.instrument_projection=true "
-                          f"(its latent categories are instruments); {cfg.ckpt_path} has none")
-    if cfg.play_as not in synth.instruments:
-        raise RenderError(f"generate: play_as={cfg.play_as!r} is not one of the checkpoint's instruments: "
-                          f"{', '.join(synth.instruments)}")
+    return anchors if cfg.play_as is None else synth.as_instrument(anchors, cfg.play_as)
 
 
 def _fitted_notes(cfg: Mapping, synth: Synth) -> tuple[list[Note], FitReport, str]:
@@ -162,7 +145,8 @@ def run_generate(cfg: Mapping) -> GenerateReport:
     check_settings(cfg)
     synth = load_checkpoint(_absolute(cfg.ckpt_path), cfg.device, cfg.batch_size, cfg.precision,
                             compile=cfg.compile)
-    check_play_as(cfg, synth)
+    if cfg.play_as is not None:  # checked before any note is rendered
+        synth.instrument_category(cfg.play_as)
     notes, fit, stem = _fitted_notes(cfg, synth)
     outputs = _render_outputs(cfg, synth, notes, stem)
 

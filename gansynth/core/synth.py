@@ -9,12 +9,13 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from gansynth.core.errors import GANSynthError
 from gansynth.core.frozen import CompiledOrEager, frozen_generator
-from gansynth.core.networks import Generator
+from gansynth.core.networks import Generator, with_category
 from gansynth.core.pitch import PitchVocab
 from gansynth.core.spectral import SpecgramCodec
 
@@ -86,6 +87,24 @@ class Synth:
         """'25 trained pitches in MIDI 48..72', for messages."""
         pitches = self.trained_pitches
         return f"{len(pitches)} trained pitches in MIDI {pitches[0]}..{pitches[-1]}"
+
+    def instrument_category(self, name: str) -> int:
+        """The latent category that plays the training instrument ``name`` (its file-name stem), for
+        ``play_as``; a model trained without model.instrument_projection has no such categories."""
+        if not self.instruments:
+            raise RenderError(f"play_as={name!r} needs a checkpoint trained with model.instrument_projection=true "
+                              f"(its latent categories are instruments); this one has none")
+        if name not in self.instruments:
+            raise RenderError(f"play_as={name!r} is not one of the checkpoint's instruments: "
+                              f"{', '.join(self.instruments)}")
+        return self.instruments.index(name)
+
+    def as_instrument(self, latents: np.ndarray, name: str) -> np.ndarray:
+        """``latents`` [N, latent] moved into instrument ``name``'s category, the rest of each z kept. A slerp
+        between two of them stays there: the largest category entry keeps its place in any positive mix of
+        two latents that share it."""
+        category = torch.full((latents.shape[0],), self.instrument_category(name))
+        return with_category(torch.from_numpy(latents), category, len(self.instruments)).numpy()
 
     @torch.inference_mode()
     def generate(self, pitches: Sequence[int], z: torch.Tensor) -> torch.Tensor:
