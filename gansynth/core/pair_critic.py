@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from gansynth.core.harmonics import column_frequencies
 from gansynth.core.layers import EqualizedConv2d, EqualizedLinear
+from gansynth.core.networks import NetworkError
 from gansynth.core.pitch import PitchVocab, midi_to_hz
 from gansynth.core.spectral import SpecgramCodec
 
@@ -92,7 +93,7 @@ class HarmonicPairCritic(nn.Module):
         features = F.adaptive_avg_pool2d(self.convs(pairs), POOLED)
         outputs = self.score(features.flatten(1))  # [B/2, 1 + instrument_classes]
         if (instruments is None) != (outputs.shape[1] == 1):
-            raise ValueError("HarmonicPairCritic: instruments are given exactly when instrument_classes > 0")
+            raise NetworkError("HarmonicPairCritic: instruments are given exactly when instrument_classes > 0")
         if instruments is None:
             return outputs[:, 0]
         return outputs[:, 0] + outputs[:, 1:].gather(1, instruments[0::2, None]).squeeze(1)
