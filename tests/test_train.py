@@ -521,6 +521,7 @@ def test_ema_rampup_shortens_the_ema_memory_early_in_each_stage():
     ("model.envelope_critic=-1", "model.envelope_critic must be >= 0 (its score per dB; 0: none), got -1"),
     ("model.profile_critic=-1", "model.profile_critic must be >= 0 (its score per dB; 0: none), got -1"),
     ("model.instrument_balance=-1", "model.instrument_balance must be >= 0 (0: none), got -1"),
+    ("model.instrument_aux=-1", "model.instrument_aux must be >= 0 (0: none), got -1"),
     ("model.network.comb_if=false model.loss.harmonic_phase=1",
      "model.loss.harmonic_phase needs model.network.comb_if=true"),
 ])
@@ -615,12 +616,14 @@ def extra_critic_parameters(model) -> list[torch.Tensor]:
 
 @pytest.mark.parametrize("critic", ["model.network.critic_pack=2", "model.pair_critic_harmonics=4",
                                     "model.pair_critic_harmonics=4 model.envelope_critic=1 model.profile_critic=1",
-                                    "model.pair_critic_harmonics=4 model.instrument_balance=1"])
+                                    "model.pair_critic_harmonics=4 model.instrument_balance=1",
+                                    "model.pair_critic_harmonics=4 model.instrument_aux=1"])
 def test_instrument_pairs_play_one_latent_at_both_pitches_of_a_real_pair(notes, tmp_path, critic):
     """With data.instrument_pairs, every G call of training (G's step and the critic's fakes) gives the
     two notes of a pair one latent and the pitches of a real pair of one instrument (two pitches), and the
     critic of pairs (a packing D, or the harmonic pair critic beside the per-note D, and the envelope
-    critic of the pair's level curves) trains, as does the instrument classifier of the balance term."""
+    critic of the pair's level curves) trains, as does the instrument classifier of the balance and
+    auxiliary terms, whose costs G pays and the log shows."""
     calls, initial = [], []
 
     class RecordGeneratorInputs(pl.Callback):
@@ -637,12 +640,19 @@ def test_instrument_pairs_play_one_latent_at_both_pitches_of_a_real_pair(notes, 
     trained = extra_critic_parameters(model)
     assert len(trained) == len(initial) and all(not torch.equal(a, b) for a, b in zip(trained, initial))
     assert all(torch.isfinite(p).all() for p in trained)
+    logged = model.trainer.callback_metrics
+    paid = {term for term in ("loss/g_balance", "loss/g_instrument") if term in logged}
+    assert paid == {term for option, term in (("instrument_balance", "loss/g_balance"),
+                                              ("instrument_aux", "loss/g_instrument")) if option in critic}
+    assert all(torch.isfinite(logged[term]) for term in paid)
 
 
 @pytest.mark.parametrize("override, instruments, message", [
     ("model.instrument_projection=false model.instrument_balance=1", 0,
      "model.instrument_balance needs data.instrument_pairs=true (instruments from the file names) and at least 2 "
      "instruments, got 0"),
+    ("model.instrument_projection=false model.instrument_aux=1", 2,
+     "model.instrument_aux needs model.instrument_projection=true (a fake's instrument is its latent's category)"),
     ("data.instrument_pairs=false model.pair_critic_harmonics=0", 2,
      "model.instrument_projection needs data.instrument_pairs=true (instruments from the file names)"),
     ("model.instrument_projection=true", 1, "model.instrument_projection needs at least 2 instruments in the data, "

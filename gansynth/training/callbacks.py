@@ -136,7 +136,7 @@ class SampleLogger(EveryImages):
         writer.add_image("spectrogram/real", to_picture(real[0, 0]), seen, dataformats="HW")
 
 
-LOGGED_LOSSES = ("g_loss", "d_loss", "gp", "g_balance", "real_instrument_acc")  # the last step's, where logged, beside each record
+LOGGED_LOSSES = ("g_loss", "d_loss", "gp", "g_balance", "g_instrument", "real_instrument_acc")  # the last step's, where logged, beside each record
 
 
 class LearningMonitor(EveryImages):

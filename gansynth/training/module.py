@@ -93,7 +93,10 @@ class GANSynth(pl.LightningModule):
     latent categories (``network.latent_categories``) are the data's instruments: the critics (main and pair)
     are told each note's instrument (the reals' from their names, the fakes' from their latent's category), and the
     fakes of a step take the real batch's instruments, as they take its pitches; ``instrument_names`` (by index)
-    go into the checkpoint, so a render can ask for an instrument by name."""
+    go into the checkpoint, so a render can ask for an instrument by name. With ``instrument_projection`` and
+    ``instrument_aux`` > 0, G also pays ``instrument_aux`` × the cross-entropy of that classifier (learnt on
+    real notes only) on its fakes against their latent's category: an auxiliary classifier (Odena et al.
+    2017) for the instrument, a direct per-note push for category k to sound like instrument k."""
 
     def __init__(
         self,
@@ -115,6 +118,7 @@ class GANSynth(pl.LightningModule):
         instrument_counts: list | tuple = (),
         instrument_projection: bool = False,
         instrument_names: list | tuple = (),
+        instrument_aux: float = 0.0,
     ):
         super().__init__()
         if instrument_projection:  # saved with the hyperparameters, so a render builds the same G
@@ -184,9 +188,13 @@ class GANSynth(pl.LightningModule):
             self.profile_critic = HarmonicProfileCritic(self.codec, self.vocab, widths, self.magnitude_units_per_db,
                                                         notes_per_score=notes_per_score)
         self.instrument_classifier = None
-        if not instrument_balance >= 0:
-            raise SettingError(f"model.instrument_balance must be >= 0 (0: none), got {instrument_balance}")
-        if instrument_balance:
+        for key, weight in (("instrument_balance", instrument_balance), ("instrument_aux", instrument_aux)):
+            if not weight >= 0:
+                raise SettingError(f"model.{key} must be >= 0 (0: none), got {weight}")
+        if instrument_aux and not instrument_projection:
+            raise SettingError("model.instrument_aux needs model.instrument_projection=true (a fake's instrument "
+                               "is its latent's category)")
+        if instrument_balance or instrument_aux:
             if not instrument_pairs or len(instrument_counts) < 2:
                 raise SettingError("model.instrument_balance needs data.instrument_pairs=true (instruments from "
                                    f"the file names) and at least 2 instruments, got {len(instrument_counts)}")
@@ -357,9 +365,15 @@ class GANSynth(pl.LightningModule):
         if settings.harmonic_phase:
             phase = harmonic_phase_loss(fake, self.comb_if_normalized(fake_pitch, blocks), self.loud_peaks)
             g_total = g_total + settings.harmonic_phase * phase
+        g_instrument = {}  # the instrument terms G pays, logged as g_balance, g_instrument
         if self.instrument_classifier is not None:
-            balance = instrument_balance_loss(self.instrument_logits(fake, fake_pitch), self.instrument_share)
-            g_total = g_total + self.hparams.instrument_balance * balance
+            heard = self.instrument_logits(fake, fake_pitch)  # [B, instruments]
+            if self.hparams.instrument_balance:
+                g_instrument["g_balance"] = instrument_balance_loss(heard, self.instrument_share)
+                g_total = g_total + self.hparams.instrument_balance * g_instrument["g_balance"]
+            if self.hparams.instrument_aux:  # the fakes' instruments are their latents' categories
+                g_instrument["g_instrument"] = F.cross_entropy(heard.float(), instruments)
+                g_total = g_total + self.hparams.instrument_aux * g_instrument["g_instrument"]
         self._optimizer_step(opt_g, g_total, "generator loss")
 
         # The fakes take the real batch's pitches, so real, fake and their interpolates share one label.
@@ -392,8 +406,8 @@ class GANSynth(pl.LightningModule):
         if penalty is not None:  # otherwise the logs keep the last penalty actually computed
             losses["gp"] = penalty[1]
         losses.update(decibel_penalties)
+        losses.update(g_instrument)
         if self.instrument_classifier is not None:
-            losses["g_balance"] = balance
             losses["real_instrument_acc"] = (instrument_logits.argmax(1) == instruments).float().mean()
         self._log_step(losses, stage, alpha)
 
