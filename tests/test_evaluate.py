@@ -276,6 +276,51 @@ def test_evaluate_reports_what_a_generator_that_is_the_data_would_score(real_bat
     assert f"generated notes, share by features: harmonics {parts['harmonics']:.2f}" in format_report(report)
 
 
+def two_instrument_tones(midis: list[int], bright: list[bool]) -> torch.Tensor:
+    """Mono notes [N, 1, 4000]: a "bright" instrument of eight equal partials, a "dull" one of a fundamental
+    with a weak octave."""
+    t = torch.arange(4000, dtype=torch.float64) / SR
+    levels = {True: [1.0] * 8, False: [1.0, 0.05]}
+    clips = [sum(a * torch.sin(2 * math.pi * midi_to_hz(m) * (h + 1) * t) for h, a in enumerate(levels[b]))
+             for m, b in zip(midis, bright)]
+    return torch.stack([0.5 * c / c.abs().max() for c in clips]).unsqueeze(1).float()
+
+
+class CategorySynth(ToneSynth):
+    """Plays the instrument its latent's category names (z's first two entries), or the other one."""
+
+    instruments = ("bright", "dull")
+
+    def __init__(self, pitches: list[int], swapped: bool = False):
+        super().__init__(pitches)
+        self.swapped = swapped
+
+    def generate(self, pitches: list[int], z: torch.Tensor) -> torch.Tensor:
+        plays_bright = (z[:, :2].argmax(1) == 0) != self.swapped
+        return two_instrument_tones(list(pitches), plays_bright.tolist())
+
+
+def test_category_fidelity_hears_whether_each_category_plays_its_instrument():
+    """A synth whose categories play their instruments scores 1 per instrument; one that swaps them scores 0
+    at the same mix entropy (which cannot tell the two apart); a synth without categories reports none."""
+    from gansynth.commands.evaluate import format_report
+
+    midi = torch.tensor(EVAL_PITCHES).repeat(20)
+    bright = [i % 2 == 0 for i in range(len(midi))]
+    real = [(two_instrument_tones(midi.tolist(), bright), midi)]
+    names = ["bright" if b else "dull" for b in bright]
+    settings = dict(notes_per_pitch=16, ndb_bins=10, classifier_steps=20, seed=0)
+    faithful = evaluate(CategorySynth(EVAL_PITCHES), real, names, **settings)
+    swapped = evaluate(CategorySynth(EVAL_PITCHES, swapped=True), real, names, **settings)
+    assert faithful["generated"]["category_fidelity_per_instrument"] == {"bright": 1.0, "dull": 1.0}
+    assert swapped["generated"]["category_fidelity"] == 0.0
+    assert faithful["generated"]["entropy"] == pytest.approx(swapped["generated"]["entropy"])
+    assert faithful["generated"]["entropy"] > 0.5
+    assert "category plays: 1.000 (bright 1.00, dull 1.00; chance 0.500)" in format_report(faithful)
+    plain = evaluate(ToneSynth(EVAL_PITCHES), real, names, **settings)
+    assert "category_fidelity" not in plain["generated"] and "category plays" not in format_report(plain)
+
+
 def test_generated_notes_play_the_same_latents_at_every_pitch():
     """Note i of every pitch comes from latent i, so the keyboard metric can follow one latent up the
     keyboard; the latents differ from each other."""

@@ -53,6 +53,12 @@ def format_report(report: dict) -> str:
             lines.append(f"nearest-real distance of {column} notes, share by features: {parts}")
         lines.append(f"instruments: {', '.join(report['instruments'])} (classifier leave-one-pitch-out "
                      f"accuracy on real notes {report['instrument_classifier_leave_one_pitch_out']:.3f})")
+        generated = report["generated"]
+        if "category_fidelity" in generated:
+            shares = ", ".join(f"{name} {share:.2f}" for name, share in
+                               generated["category_fidelity_per_instrument"].items())
+            lines.append(f"generated notes heard as the instrument their latent's category plays: "
+                         f"{generated['category_fidelity']:.3f} ({shares}; chance {1 / len(report['instruments']):.3f})")
         sampler = report["perfect_sampler"]
         lines.append(f"a generator that is the data ({report['notes_per_pitch']} real notes drawn per pitch) scores "
                      f"coverage {sampler['coverage']['mean']:.3f}, mix entropy {sampler['entropy']['mean']:.3f} "

@@ -24,7 +24,8 @@ from gansynth.evaluation.classifier import (
 from gansynth.core.errors import GANSynthError
 from gansynth.core.labels import LabelError, instrument_of
 from gansynth.core.pitch import estimate_f0, hz_to_midi
-from gansynth.evaluation.timbre import TimbreReference, perfect_sampler_scores, timbre_features, timbre_scores
+from gansynth.evaluation.timbre import (TimbreReference, category_fidelity, perfect_sampler_scores, timbre_features,
+                                       timbre_scores)
 
 CENTS_TOLERANCE = 50.0
 NDB_ALPHA = 0.05
@@ -223,6 +224,15 @@ class _NoteSet:
         return self.spectrograms.flatten(1)  # [N, ch * 8 * F]
 
 
+def evaluation_latents(synth, notes_per_pitch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(MIDI [N], latents [N, latent_dim]) of the generated notes: every trained pitch, pitch by pitch, note i
+    of every pitch from latent i."""
+    pitches = synth.trained_pitches
+    midi = torch.tensor(pitches).repeat_interleave(notes_per_pitch)  # [N]
+    latents = torch.randn(notes_per_pitch, synth.latent_dim, generator=torch.Generator().manual_seed(seed))
+    return midi, latents.repeat(len(pitches), 1)
+
+
 def generated_note_batches(
     synth, notes_per_pitch: int, seed: int
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -232,9 +242,7 @@ def generated_note_batches(
     if notes_per_pitch < 1 or not pitches:
         raise EvaluationError(f"need notes_per_pitch >= 1 and a model with trained pitches, got "
                               f"notes_per_pitch={notes_per_pitch} and {len(pitches)} pitches")
-    midi = torch.tensor(pitches).repeat_interleave(notes_per_pitch)  # [N]
-    latents = torch.randn(notes_per_pitch, synth.latent_dim, generator=torch.Generator().manual_seed(seed))
-    latents = latents.repeat(len(pitches), 1)  # [N, latent_dim], note i of every pitch plays latent i
+    midi, latents = evaluation_latents(synth, notes_per_pitch, seed)
     for begin in range(0, len(midi), GENERATE_CHUNK):
         chunk = midi[begin : begin + GENERATE_CHUNK]
         yield synth.generate(chunk.tolist(), latents[begin : begin + GENERATE_CHUNK]), chunk
@@ -361,6 +369,11 @@ def evaluate(
         return result
 
     report = {name: scores(notes, notes) for name, notes in scored.items()}
+    instruments_played = tuple(getattr(synth, "instruments", ()))  # by latent category: model.instrument_projection
+    if timbre is not None and set(instruments_played) == set(timbre.names):
+        categories = evaluation_latents(synth, notes_per_pitch, seed)[1][:, :len(instruments_played)].argmax(1)
+        report["generated"].update(category_fidelity(timbre, scored["generated"].timbre,
+                                                     [instruments_played[c] for c in categories]))
     report["real"] = scores(real, held, is_real=True)
     report.update({
         "columns": ["generated", "real", *(controls or {})],

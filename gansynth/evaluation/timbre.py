@@ -31,6 +31,7 @@ every pitch may hold a fair mix; a timbre the latent does not choose (the mean n
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -173,6 +174,22 @@ def keyboard_consistency(predicted: torch.Tensor, voice: torch.Tensor, n_instrum
     within = (per_voice * entropy(joint)).sum() / per_voice.sum()
     information = float((entropy(joint.sum(0)) - within) / math.log(n_instruments))
     return max(0.0, information)  # no -0.0 from rounding
+
+
+def category_fidelity(reference: TimbreReference, features: torch.Tensor, played: Sequence[str]) -> dict:
+    """How often a note is heard (the reference's classifier) as the instrument its latent's category plays.
+
+    ``played`` [N] names each note's instrument by its latent category (a model trained with
+    ``model.instrument_projection``). The mix entropy cannot tell a category that plays its instrument from
+    one that spreads over all of them; this can. ``category_fidelity``: the per-instrument shares averaged
+    (chance 1 / instruments, the real notes' own ceiling is the classifier's accuracy)."""
+    heard = reference.classify(reference.standardise(features))
+    per_instrument = {}
+    for name in sorted(set(played)):
+        mine = torch.tensor([claimed == name for claimed in played])
+        per_instrument[name] = float((heard[mine] == reference.names.index(name)).double().mean())
+    return {"category_fidelity": sum(per_instrument.values()) / len(per_instrument),
+            "category_fidelity_per_instrument": per_instrument}
 
 
 def timbre_scores(reference: TimbreReference, features: torch.Tensor, midi: torch.Tensor,
