@@ -66,13 +66,18 @@ def upsample(x: torch.Tensor, mode: str) -> torch.Tensor:
     return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
 
 
+def latent_category(z: torch.Tensor, categories: int) -> torch.Tensor:
+    """[B] which of z's first ``categories`` entries is largest: the discrete choice G reads from z [B, D]."""
+    return z[:, :categories].argmax(dim=1)
+
+
 def with_category(z: torch.Tensor, category: torch.Tensor, categories: int) -> torch.Tensor:
     """z [B, D] with two of its first ``categories`` entries swapped so the largest sits at ``category`` [B]: the
     latent drawn on condition that `Generator.category` picks ``category`` (swapping i.i.d. entries keeps their
     distribution)."""
     head = z[:, :categories].clone()  # [B, K]
     rows = torch.arange(z.shape[0], device=z.device)
-    top = head.argmax(dim=1)
+    top = latent_category(head, categories)
     head[rows, top], head[rows, category] = head[rows, category], head[rows, top]
     return torch.cat([head, z[:, categories:]], dim=1)
 
@@ -385,7 +390,7 @@ class Generator(_ProgressiveNetwork):
         """[B, K] one-hot of which of z's first K entries is largest: a discrete choice drawn with z (uniform
         over K), so G can jump between instruments where a smooth map of a Gaussian z must pass through
         notes between them (README, Results)."""
-        return F.one_hot(z[:, :self.latent_categories].argmax(dim=1), self.latent_categories).to(z.dtype)
+        return F.one_hot(latent_category(z, self.latent_categories), self.latent_categories).to(z.dtype)
 
     def block_extras(self, i: int, pitch: torch.Tensor, latent: torch.Tensor, x: torch.Tensor) -> list[torch.Tensor]:
         """The channels block ``i`` (0-based) gets beside the previous block's output ``x``, each [B, k, h, w] at

@@ -23,6 +23,7 @@ from gansynth.evaluation.classifier import (
 )
 from gansynth.core.errors import GANSynthError
 from gansynth.core.labels import LabelError, instrument_of
+from gansynth.core.networks import latent_category
 from gansynth.core.pitch import estimate_f0, hz_to_midi
 from gansynth.evaluation.timbre import (TimbreReference, category_fidelity, perfect_sampler_scores, timbre_features,
                                        timbre_scores)
@@ -371,7 +372,7 @@ def evaluate(
     report = {name: scores(notes, notes) for name, notes in scored.items()}
     instruments_played = tuple(getattr(synth, "instruments", ()))  # by latent category: model.instrument_projection
     if timbre is not None and set(instruments_played) == set(timbre.names):
-        categories = evaluation_latents(synth, notes_per_pitch, seed)[1][:, :len(instruments_played)].argmax(1)
+        categories = latent_category(evaluation_latents(synth, notes_per_pitch, seed)[1], len(instruments_played))
         report["generated"].update(category_fidelity(timbre, scored["generated"].timbre,
                                                      [instruments_played[c] for c in categories]))
     report["real"] = scores(real, held, is_real=True)
