@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 import re
@@ -669,7 +670,8 @@ def test_the_instrument_options_need_instruments_from_the_names(override, instru
 
 def test_instrument_projection_plays_each_fake_as_the_instrument_of_its_real_partner(notes, tmp_path):
     """Both G calls of a step (G's own and the critic's fakes) draw latents whose category is the real batch's
-    instrument, note by note; the checkpoint renders with one category per instrument of the data."""
+    instrument, note by note; the checkpoint renders with one category per instrument of the data, and the
+    learning monitor records how often each category is heard as its instrument."""
     calls, instruments = [], []
 
     class RecordCategories(pl.Callback):
@@ -689,6 +691,8 @@ def test_instrument_projection_plays_each_fake_as_the_instrument_of_its_real_par
     synth = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")  # generate's play_as names these
     assert synth.generator.latent_categories == 2
     assert synth.instruments == tuple(sorted({instrument_of(f) for f in notes.glob("*.wav")}))
+    monitored = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])  # the monitor hears them too
+    assert 0.0 <= monitored["category_fidelity"] <= 1.0 and "keyboard" in monitored
 
 
 

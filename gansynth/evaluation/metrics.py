@@ -234,6 +234,16 @@ def evaluation_latents(synth, notes_per_pitch: int, seed: int) -> tuple[torch.Te
     return midi, latents.repeat(len(pitches), 1)
 
 
+def instruments_played(synth, notes_per_pitch: int, seed: int) -> list[str] | None:
+    """The instrument each of `generated_note_batches`' notes asks for through its latent's category, or None
+    for a model whose categories are not instruments (trained without model.instrument_projection)."""
+    names = tuple(getattr(synth, "instruments", ()))
+    if not names:
+        return None
+    categories = latent_category(evaluation_latents(synth, notes_per_pitch, seed)[1], len(names))
+    return [names[c] for c in categories]
+
+
 def generated_note_batches(
     synth, notes_per_pitch: int, seed: int
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -370,11 +380,9 @@ def evaluate(
         return result
 
     report = {name: scores(notes, notes) for name, notes in scored.items()}
-    instruments_played = tuple(getattr(synth, "instruments", ()))  # by latent category: model.instrument_projection
-    if timbre is not None and set(instruments_played) == set(timbre.names):
-        categories = latent_category(evaluation_latents(synth, notes_per_pitch, seed)[1], len(instruments_played))
-        report["generated"].update(category_fidelity(timbre, scored["generated"].timbre,
-                                                     [instruments_played[c] for c in categories]))
+    played = instruments_played(synth, notes_per_pitch, seed)
+    if timbre is not None and played is not None and set(played) == set(timbre.names):
+        report["generated"].update(category_fidelity(timbre, scored["generated"].timbre, played))
     report["real"] = scores(real, held, is_real=True)
     report.update({
         "columns": ["generated", "real", *(controls or {})],

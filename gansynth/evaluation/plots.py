@@ -18,7 +18,7 @@ from gansynth.core.files import atomic_write
 CURVE_PANELS = (  # (title, metrics.jsonl keys)
     ("losses", ("g_loss", "d_loss")),
     ("pitch accuracy", ("pitch_accuracy",)),
-    ("instrument coverage, mix entropy", ("coverage", "entropy")),
+    ("instruments: coverage, mix, category fidelity", ("coverage", "entropy", "category_fidelity")),
 )
 
 

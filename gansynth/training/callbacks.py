@@ -13,8 +13,9 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from gansynth.core.audio import peak_normalize, write_audio
 from gansynth.core.files import atomic_write
-from gansynth.evaluation.metrics import generated_note_batches, pitch_accuracy, real_instruments
-from gansynth.evaluation.timbre import TimbreError, TimbreReference, timbre_features, timbre_scores
+from gansynth.evaluation.metrics import generated_note_batches, instruments_played, pitch_accuracy, real_instruments
+from gansynth.evaluation.timbre import (TimbreError, TimbreReference, category_fidelity, timbre_features,
+                                        timbre_scores)
 
 SAMPLE_PEAK_DB = -1.0
 
@@ -142,7 +143,9 @@ LOGGED_LOSSES = ("g_loss", "d_loss", "gp", "g_balance", "g_instrument", "real_in
 class LearningMonitor(EveryImages):
     """Every ``every_images`` images, score the EMA generator on ``notes_per_pitch`` latents of every
     training pitch: periodicity-gated pitch accuracy and, when the file names carry instruments, the
-    timbre metrics against the real notes as the codec returns them (``gansynth.evaluation.timbre``). Logged to
+    timbre metrics against the real notes as the codec returns them (``gansynth.evaluation.timbre``), and, when
+    G's latent categories are the data's instruments, how often a category is heard as its instrument (the
+    mix entropy alone cannot tell when the categories are learnt). Logged to
     TensorBoard and appended to ``<run>/metrics.jsonl`` with the wall-clock minutes and the last step's
     losses."""
 
@@ -191,7 +194,8 @@ class LearningMonitor(EveryImages):
         seconds = time.perf_counter() - self._start
         if self._reference is None:
             self._reference = self._timbre_reference(trainer, pl_module) or False
-        batches = list(generated_note_batches(pl_module.synth(), self.notes_per_pitch, self.seed))
+        synth = pl_module.synth()
+        batches = list(generated_note_batches(synth, self.notes_per_pitch, self.seed))
         audio, pitches = torch.cat([a for a, _ in batches]), torch.cat([m for _, m in batches])
         scores = pitch_accuracy(audio, pl_module.codec.sample_rate, pitches)
         record = {"images_seen": seen, "minutes": seconds / 60.0, "stage": pl_module.stage,
@@ -199,10 +203,13 @@ class LearningMonitor(EveryImages):
                   **{key: float(trainer.callback_metrics[f"loss/{key}"]) for key in LOGGED_LOSSES
                      if f"loss/{key}" in trainer.callback_metrics}}
         if self._reference:
-            timbre = timbre_scores(self._reference, timbre_features(audio, pitches, pl_module.codec.sample_rate),
-                                   pitches)
+            features = timbre_features(audio, pitches, pl_module.codec.sample_rate)
+            timbre = timbre_scores(self._reference, features, pitches)
             record.update({key: timbre[key] for key in ("coverage", "entropy", "diversity", "nearest_real_ratio",
                                                         "keyboard")})
+            played = instruments_played(synth, self.notes_per_pitch, self.seed)
+            if played is not None and set(played) == set(self._reference.names):
+                record["category_fidelity"] = category_fidelity(self._reference, features, played)["category_fidelity"]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")

@@ -471,7 +471,8 @@ class GANSynth(pl.LightningModule):
         blocks, alpha = self.blocks_and_alpha()
         return Synth(generator=self.ema_generator, codec=self.codec, vocab=self.vocab,
                      pitch_counts=self.hparams.pitch["counts"], blocks=blocks, alpha=alpha,
-                     latent_dim=self.generator.latent_dim, device=self.device, batch_size=64)
+                     latent_dim=self.generator.latent_dim, device=self.device, batch_size=64,
+                     instruments=tuple(self.hparams.instrument_names) if self.hparams.instrument_projection else ())
 
     def latent(self, n: int, seed: int = 0) -> torch.Tensor:
         return torch.randn(n, self.generator.latent_dim, generator=torch.Generator().manual_seed(seed))
