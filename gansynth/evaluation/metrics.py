@@ -234,11 +234,12 @@ def evaluation_latents(synth, notes_per_pitch: int, seed: int) -> tuple[torch.Te
     return midi, latents.repeat(len(pitches), 1)
 
 
-def instruments_played(synth, notes_per_pitch: int, seed: int) -> list[str] | None:
+def instruments_played(synth, notes_per_pitch: int, seed: int, heard: Sequence[str]) -> list[str] | None:
     """The instrument each of `generated_note_batches`' notes asks for through its latent's category, or None
-    for a model whose categories are not instruments (trained without model.instrument_projection)."""
+    unless the model's categories are exactly the instruments ``heard`` (the classifier's): a model trained
+    without model.instrument_projection has none, one trained on other data has others."""
     names = tuple(getattr(synth, "instruments", ()))
-    if not names:
+    if not names or set(names) != set(heard):
         return None
     categories = latent_category(evaluation_latents(synth, notes_per_pitch, seed)[1], len(names))
     return [names[c] for c in categories]
@@ -380,8 +381,8 @@ def evaluate(
         return result
 
     report = {name: scores(notes, notes) for name, notes in scored.items()}
-    played = instruments_played(synth, notes_per_pitch, seed)
-    if timbre is not None and played is not None and set(played) == set(timbre.names):
+    played = instruments_played(synth, notes_per_pitch, seed, timbre.names) if timbre is not None else None
+    if played is not None:
         report["generated"].update(category_fidelity(timbre, scored["generated"].timbre, played))
     report["real"] = scores(real, held, is_real=True)
     report.update({

@@ -207,8 +207,8 @@ class LearningMonitor(EveryImages):
             timbre = timbre_scores(self._reference, features, pitches)
             record.update({key: timbre[key] for key in ("coverage", "entropy", "diversity", "nearest_real_ratio",
                                                         "keyboard")})
-            played = instruments_played(synth, self.notes_per_pitch, self.seed)
-            if played is not None and set(played) == set(self._reference.names):
+            played = instruments_played(synth, self.notes_per_pitch, self.seed, self._reference.names)
+            if played is not None:
                 record["category_fidelity"] = category_fidelity(self._reference, features, played)["category_fidelity"]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a") as f:
