@@ -639,6 +639,34 @@ def test_reals_fade_in_as_the_skip_generator_upsamples(mode):
     assert (fade_reals(x, (8, 64), 0.0, mode) - fade_reals(x, (8, 64), 0.0, other)).abs().mean() > 0.1
 
 
+def test_harmonic_gains_weigh_the_coordinates_into_the_magnitudes_only():
+    """harmonic_gains: untrained, G is the same G as without it (its gains start at zero); with gains, each
+    magnitude channel of a one-block G moves by exactly its block's coordinates weighed by those gains
+    before tanh, and no IF channel moves."""
+    from gansynth.core.harmonics import harmonic_coordinates
+
+    codec, vocab = _tiny_codec_and_vocab()
+    network = dict(num_blocks=5, fmap_base=1024, fmap_max=128, latent_dim=256, harmonic_coordinates=True,
+                   skip_output=True)
+    z, pitch = _latents(2)
+    torch.manual_seed(0)
+    plain = Generator.for_codec(codec, vocab, **network)
+    torch.manual_seed(0)
+    weighed = Generator.for_codec(codec, vocab, **network, harmonic_gains=True)
+    with torch.no_grad():
+        torch.testing.assert_close(weighed(z, pitch, 5, 1.0), plain(z, pitch, 5, 1.0), rtol=0, atol=0)
+        gains = weighed.comb_gains[0]
+        torch.nn.init.zeros_(gains.weight)
+        gains.bias.copy_(torch.linspace(-1, 1, len(gains.bias)))  # [audio channels x K] constant gains
+        table = harmonic_coordinates(codec, vocab, weighed.resolution(1)[1])[pitch]  # [2, K, w]
+        shift = torch.einsum("ak,bkw->baw", gains.bias.view(2, -1), table)[:, :, None, :]  # [2, 2 ch, 1, w]
+        moved = torch.atanh(weighed(z, pitch, 1, 1.0)) - torch.atanh(plain(z, pitch, 1, 1.0))  # [2, 4, 2, 16]
+    torch.testing.assert_close(moved[:, 0::2], shift.expand_as(moved[:, 0::2]), atol=1e-4, rtol=1e-4)
+    assert moved[:, 1::2].abs().max() < 1e-5 < 0.1 < moved[:, 0::2].abs().max()
+    with pytest.raises(NetworkError, match="harmonic_gains needs harmonic_coordinates"):
+        Generator(**TINY, skip_output=True, harmonic_gains=True)
+
+
 def test_skip_upsample_needs_a_skip_generator():
     with pytest.raises(NetworkError, match="skip_upsample=bilinear needs skip_output"):
         Generator(**TINY, skip_upsample="bilinear")

@@ -128,6 +128,7 @@ class _ProgressiveNetwork(nn.Module):
         pitch_one_hot: bool = True,
         comb_if: bool = False,
         comb_phase: bool = False,
+        harmonic_gains: bool = False,
         skip_output: bool = False,
         zero_init_rgb: bool = False,
         skip_input: bool = False,
@@ -165,6 +166,10 @@ class _ProgressiveNetwork(nn.Module):
         self.comb_if = comb_if
         self.comb_phase = comb_phase
         self.skip_output = skip_output
+        if harmonic_gains and not (harmonic_coordinates and skip_output):
+            raise NetworkError(f"{name}: harmonic_gains needs harmonic_coordinates (the patterns it weighs) "
+                               "and skip_output (each block adds to the sum)")
+        self.harmonic_gains = harmonic_gains
         if zero_init_rgb and not skip_output:
             raise NetworkError(f"{name}: zero_init_rgb needs skip_output (a blended stage of zeros is silence)")
         self.zero_init_rgb = zero_init_rgb
@@ -326,6 +331,14 @@ class Generator(_ProgressiveNetwork):
         if self.zero_init_rgb:
             for to_rgb in self.to_rgb[1:]:
                 nn.init.zeros_(to_rgb[0].weight)
+        # harmonic_gains: each block also weighs the harmonic-coordinate channels pixel by pixel into its
+        # log-magnitude output, so a comb as sharp as the coordinates is one gain away, where convs drawing it
+        # from features blur harmonics above ~2 kHz (README, Results). Zero at the start: the same G as without.
+        self.comb_gains = nn.ModuleList(
+            EqualizedConv2d(widths[i], (self.image_channels // 2) * coordinates[0].shape[1], 1, slope=1.0)
+            for i in range(1, self.num_blocks + 1)) if self.harmonic_gains else nn.ModuleList()
+        for gains in self.comb_gains:
+            nn.init.zeros_(gains.weight)
 
     @classmethod
     def for_codec(cls, codec, vocab, **network) -> Generator:
@@ -375,7 +388,10 @@ class Generator(_ProgressiveNetwork):
             previous, x = x, block(features)  # x: [B, width(i), resolution(i)]
             if self.skip_output:
                 weight = alpha if i == stage_blocks - 1 else 1.0
-                rgb = weight * self.to_rgb[i](x)  # [B, C, resolution(i)]
+                rgb = self.to_rgb[i](x)  # [B, C, resolution(i)]
+                if self.harmonic_gains:
+                    rgb = rgb + self.weighed_harmonics(i, pitch, x)
+                rgb = weight * rgb
                 skip = rgb if skip is None else upsample(skip, self.skip_upsample) + rgb
         if self.skip_output:
             image = torch.tanh(skip)
@@ -409,6 +425,15 @@ class Generator(_ProgressiveNetwork):
             channels = self.latent_maps[i](latent).to(x.dtype)  # [B, block_latent_channels]
             extras.append(channels[:, :, None, None].expand(-1, -1, h, w))
         return extras
+
+    def weighed_harmonics(self, i: int, pitch: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """[B, C, h, w]: block ``i``'s harmonic coordinates, weighed per pixel by gains drawn from its features
+        ``x`` [B, width(i), h, w], summed into each magnitude channel (the IF channels get zeros)."""
+        table = getattr(self, f"coordinates_{i}")[pitch].to(x.dtype)  # [B, K, w]
+        batch, k = table.shape[:2]
+        gains = self.comb_gains[i](x).unflatten(1, (-1, k))  # [B, audio channels, K, h, w]
+        magnitude = (gains * table[:, None, :, None, :]).sum(2)  # [B, audio channels, h, w]
+        return torch.stack([magnitude, torch.zeros_like(magnitude)], dim=2).flatten(1, 2)
 
     def with_comb_phase(self, image: torch.Tensor, pitch: torch.Tensor, stage_blocks: int) -> torch.Tensor:
         """image [B, C, h, w] normalised at the stage's resolution with each IF channel replaced by the comb's
