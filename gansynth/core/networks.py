@@ -253,7 +253,9 @@ class Generator(_ProgressiveNetwork):
     (one map per block). With `comb_phase`, G draws only the log-magnitude: every IF channel of its
     output is the comb's IF image of the asked-for pitch, in normalised units (`phase_images`, one
     [P, 1, h, w] tensor per block), the phase a pitched note's harmonics have by physics; the critic then
-    sees the reals with the same IF (`with_comb_phase`).
+    sees the reals with the same IF (`with_comb_phase`). With `harmonic_gains` (a skip G), every block's output
+    also adds its harmonic coordinates to each log-magnitude channel, weighed per pixel by gains its features
+    draw (`weighed_harmonics`).
     Attention follows the last conv of a block whose area is in `attention_areas`; G's attention always
     takes the fused path, since nothing differentiates G twice. With `upsampling_convs` (set by the frozen
     inference copy, `gansynth.core.frozen`) a block's first layer is handed the coarse map and the extra
@@ -430,7 +432,7 @@ class Generator(_ProgressiveNetwork):
         """[B, C, h, w]: block ``i``'s harmonic coordinates, weighed per pixel by gains drawn from its features
         ``x`` [B, width(i), h, w], summed into each magnitude channel (the IF channels get zeros)."""
         table = getattr(self, f"coordinates_{i}")[pitch].to(x.dtype)  # [B, K, w]
-        batch, k = table.shape[:2]
+        k = table.shape[1]
         gains = self.comb_gains[i](x).unflatten(1, (-1, k))  # [B, audio channels, K, h, w]
         magnitude = (gains * table[:, None, :, None, :]).sum(2)  # [B, audio channels, h, w]
         return torch.stack([magnitude, torch.zeros_like(magnitude)], dim=2).flatten(1, 2)
