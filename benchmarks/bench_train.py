@@ -6,7 +6,9 @@ random pitch labels. ``images_seen`` is set to the middle of each chosen stage b
 module's own schedule picks the resolution and fade-in weight. The first batch of every run is the
 warm-up and is also where FLOPs are counted (``FlopCounterMode``); the next ``--iters`` are timed and
 averaged (use a multiple of ``model.loss.gp_every`` when it is overridden).
-Achieved GFLOP/s is compared with this machine's speed on one large 3x3 conv (forward+backward).
+Achieved GFLOP/s is compared with this machine's speed on one large 3x3 conv (forward+backward, 256 channels)
+in the row's own layout and dtype, measured in the same run; a 32-channel conv at 128x1024 (the paper's top
+stage) is timed beside it, the ceiling of a stage made of such layers.
 
     python benchmarks/bench_train.py [--device cpu|cuda] [--iters 2] [--stages 0 2 4] [--configs paper]
     python benchmarks/bench_train.py --configs tiny tiny:model.loss.gp_every=4 --stages 8 --iters 8
@@ -39,7 +41,10 @@ from gansynth.core.spectral import SpecgramCodec  # noqa: E402
 
 CONFIGS = {"paper": "paper", "fork": "stereo_44k", "tiny": "tiny"}  # benchmark name -> Hydra experiment
 PRECISIONS = {"fp32": "32-true", "bf16": "bf16-mixed"}
+LAYOUTS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
 PEAK_CONV = dict(channels=256, height=32, width=256)
+NARROW_CONV = dict(channels=32, height=128, width=1024)  # the paper's top stage: its widest maps, its fewest channels
+INSTRUMENTS = 3  # with data.instrument_pairs (the tiny experiment): pairs of notes of one of three instruments
 
 
 def parse_config(text: str) -> str:
@@ -50,30 +55,35 @@ def parse_config(text: str) -> str:
 
 def build_model(experiment: str, overrides: list[str] = ()) -> GANSynth:
     """The LightningModule exactly as ``train.py experiment=... <overrides>`` composes it, with a flat
-    pitch histogram (and ``data.instrument_pairs`` passed on as the data module passes it)."""
+    pitch histogram (and ``data.instrument_pairs`` passed on as the data module passes it, with three
+    instruments of equal counts)."""
     cfg = compose_config("train", [f"experiment={experiment}", *overrides])
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     model_cfg.pop("_target_")
     low, high = cfg.data.pitch_low, cfg.data.pitch_high
     codec = SpecgramCodec(**OmegaConf.to_container(cfg.codec, resolve=True))
     pitch = dict(low=low, high=high, counts=[1] * (high - low + 1))
-    return GANSynth(codec=codec.to_dict(), pitch=pitch, instrument_pairs=cfg.data.instrument_pairs, **model_cfg)
+    instruments = INSTRUMENTS if cfg.data.instrument_pairs else 0
+    return GANSynth(codec=codec.to_dict(), pitch=pitch, instrument_pairs=cfg.data.instrument_pairs,
+                    instrument_counts=[1] * instruments, instrument_names=[f"instrument_{i}" for i in range(instruments)],
+                    **model_cfg)
 
 
 class RandomNotes(Dataset):
-    """``length`` (raw image, pitch index, no instrument) items as the DataModule's; one random image is shared
-    so loading costs nothing."""
+    """``length`` (raw image, pitch index, instrument index or -1) items as the DataModule's; one random image
+    is shared so loading costs nothing."""
 
-    def __init__(self, image_shape, num_pitches: int, length: int):
+    def __init__(self, image_shape, num_pitches: int, length: int, instruments: int = 0):
         self.image = torch.randn(*image_shape)
         self.num_pitches = num_pitches
         self.length = length
+        self.instruments = instruments
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, index: int):
-        return self.image, index % self.num_pitches, -1
+        return self.image, index % self.num_pitches, index // 2 % self.instruments if self.instruments else -1
 
 
 class _GlobalOnly:
@@ -135,7 +145,8 @@ def bench_stage(model: GANSynth, stage: int, precision: str, batch: int, iters: 
     """One ``fit`` of 1 + ``iters`` batches with the schedule parked in the middle of ``stage``."""
     model.images_seen.fill_(stage_midpoint(model, stage))
     blocks, alpha = model.blocks_and_alpha()
-    data = RandomNotes(model.codec.image_shape, model.vocab.size, batch * (1 + iters))
+    data = RandomNotes(model.codec.image_shape, model.vocab.size, batch * (1 + iters),
+                       len(model.hparams.instrument_counts))
     timer = StepTimer(device)
     trainer = pl.Trainer(
         accelerator=device.type, devices=1, precision=PRECISIONS[precision], max_epochs=1,
@@ -151,11 +162,16 @@ def bench_stage(model: GANSynth, stage: int, precision: str, batch: int, iters: 
                 gflop_per_iter=timer.flops / 1e9, gflop_per_s=timer.flops / 1e9 / seconds)
 
 
-def conv_peak(device: torch.device, precision: str, min_seconds: float = 1.0) -> dict:
-    """GFLOP/s of a 3x3 256->256 conv on [1, 256, 32, 256], forward + backward (input and weight grads)."""
-    c, h, w = PEAK_CONV["channels"], PEAK_CONV["height"], PEAK_CONV["width"]
-    x = torch.randn(1, c, h, w, device=device, requires_grad=True)
-    weight = torch.randn(c, c, 3, 3, device=device, requires_grad=True)
+def conv_peak(device: torch.device, precision: str, layout: str, channels: int = PEAK_CONV["channels"],
+              height: int = PEAK_CONV["height"], width: int = PEAK_CONV["width"], batch: int = 1,
+              min_seconds: float = 1.0) -> dict:
+    """GFLOP/s of a 3x3 ``channels``->``channels`` conv on [batch, channels, height, width] in ``layout``,
+    forward + backward (input and weight grads)."""
+    memory_format = LAYOUTS[layout]
+    x = torch.randn(batch, channels, height, width, device=device).contiguous(memory_format=memory_format)
+    weight = torch.randn(channels, channels, 3, 3, device=device).contiguous(memory_format=memory_format)
+    x.requires_grad_(True)
+    weight.requires_grad_(True)
 
     def step() -> None:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
@@ -175,7 +191,8 @@ def conv_peak(device: torch.device, precision: str, min_seconds: float = 1.0) ->
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     seconds = statistics.median(times)
-    return dict(ms=1e3 * seconds, gflop=flops / 1e9, gflop_per_s=flops / 1e9 / seconds)
+    return dict(shape=[batch, channels, height, width], ms=1e3 * seconds, gflop=flops / 1e9,
+                gflop_per_s=flops / 1e9 / seconds)
 
 
 def device_name(device: torch.device) -> str:
@@ -183,10 +200,10 @@ def device_name(device: torch.device) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| config | precision | stage | blocks | resolution | ms/iter | images/s | GFLOP/iter | GFLOP/s | % of conv peak |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| config | precision | layout | stage | blocks | resolution | ms/iter | images/s | GFLOP/iter | GFLOP/s | "
+             "% of conv peak |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['config']} | {r['precision']} | {r['stage']} | {r['blocks']} | "
+        lines.append(f"| {r['config']} | {r['precision']} | {r['layout']} | {r['stage']} | {r['blocks']} | "
                      f"{r['resolution'][0]}x{r['resolution'][1]} | {r['ms_per_iter']:.0f} | {r['images_per_s']:.2f} | "
                      f"{r['gflop_per_iter']:.1f} | {r['gflop_per_s']:.1f} | {100 * r['peak_fraction']:.1f} |")
     return "\n".join(lines)
@@ -217,11 +234,16 @@ def main() -> None:
     warnings.filterwarnings("ignore", message=r".*(does not have many workers|log_every_n_steps|in eval mode|LeafSpec).*")
     torch.manual_seed(0)
 
-    peak = {p: conv_peak(device, p) for p in args.precisions}
+    # Every row is compared with the reference conv in its own layout and dtype, measured here.
+    peak = {layout: {p: conv_peak(device, p, layout) for p in args.precisions} for layout in LAYOUTS}
+    narrow = {layout: {p: conv_peak(device, p, layout, batch=args.batch, **NARROW_CONV) for p in args.precisions}
+              for layout in LAYOUTS}
     print(f"training step, {device_name(device)} ({device.type}, {torch.get_num_threads()} threads), "
           f"torch {torch.__version__}, batch {args.batch}, 1 warm-up + {args.iters} timed")
-    for p, result in peak.items():
-        print(f"conv 3x3 256->256 on [1, 256, 32, 256] fwd+bwd, {p}: {result['gflop_per_s']:.1f} GFLOP/s")
+    for layout in LAYOUTS:
+        for p in args.precisions:
+            print(f"conv 3x3 fwd+bwd, {p}, {layout}: 256->256 on [1, 256, 32, 256] {peak[layout][p]['gflop_per_s']:.1f} "
+                  f"GFLOP/s; 32->32 on [{args.batch}, 32, 128, 1024] {narrow[layout][p]['gflop_per_s']:.1f} GFLOP/s")
 
     rows = []
     for config in args.configs:
@@ -230,9 +252,10 @@ def main() -> None:
         stages = args.stages if args.stages is not None else list(range(0, model.schedule.num_stages, 2))
         for precision in args.precisions:
             for stage in stages:
-                row = dict(config=config, precision=precision,
+                layout = "channels_last" if model.hparams.channels_last else "contiguous"
+                row = dict(config=config, precision=precision, layout=layout,
                            **bench_stage(model, stage, precision, args.batch, args.iters, device))
-                row["peak_fraction"] = row["gflop_per_s"] / peak[precision]["gflop_per_s"]
+                row["peak_fraction"] = row["gflop_per_s"] / peak[layout][precision]["gflop_per_s"]
                 rows.append(row)
                 print(table(rows[-1:]).splitlines()[-1], flush=True)
         del model
@@ -240,8 +263,7 @@ def main() -> None:
     print(table(rows))
     report = dict(device=device.type, device_name=device_name(device), threads=torch.get_num_threads(),
                   torch=torch.__version__, batch=args.batch, iters=args.iters,
-                  conv_peak=dict(shape=[1, PEAK_CONV["channels"], PEAK_CONV["height"], PEAK_CONV["width"]],
-                                 kernel=3, **peak),
+                  conv_peak=peak, narrow_conv_peak=narrow,
                   rows=rows)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2) + "\n")

@@ -148,15 +148,24 @@ def render_breakdown_table(data: dict):
         ["G ms", "decode ms", "decode + copy to CPU ms", "generate ms", "notes/s"], rows
 
 
+def conv_speeds(by_layout: dict) -> str:
+    """'channels_last fp32 350, bf16 2113; contiguous ...' from {layout: {dtype: {gflop_per_s}}}."""
+    return "; ".join(f"{layout} " + ", ".join(f"{p} {by_dtype[p]['gflop_per_s']:.0f}" for p in ("fp32", "bf16")
+                                              if p in by_dtype) for layout, by_dtype in by_layout.items())
+
+
 def train_table(data: dict):
-    rows = [((r["config"], r["precision"], r["stage"], "x".join(map(str, r["resolution"]))),
+    rows = [((r["config"], r["precision"], r.get("layout", "contiguous"), r["stage"], "x".join(map(str, r["resolution"]))),
              (r["images_per_s"], r["ms_per_iter"], r["gflop_per_iter"], r["gflop_per_s"], 100 * r["peak_fraction"]))
             for r in data["rows"]]
     peak = data["conv_peak"]
-    peaks = ", ".join(f"{p} {peak[p]['gflop_per_s']:.0f}" for p in ("fp32", "bf16") if p in peak)
+    if "contiguous" not in peak:  # results written before the reference was measured per layout
+        peak = {"contiguous": peak}
     setting = (f"batch {data['batch']}, 1 warm-up + {data['iters']} timed iterations; "
-               f"conv 3x3 256→256 peak GFLOP/s: {peaks}")
-    return setting, ["config", "precision", "stage", "resolution"], \
+               f"conv 3x3 256→256 peak GFLOP/s: {conv_speeds(peak)}")
+    if "narrow_conv_peak" in data:
+        setting += f"; the 32→32 conv at 128x1024 alone: {conv_speeds(data['narrow_conv_peak'])}"
+    return setting, ["config", "precision", "layout", "stage", "resolution"], \
         ["images/s", "ms/iter", "GFLOP/iter", "GFLOP/s", "% of conv peak"], rows
 
 

@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from gansynth.core.double_backward import LeakyReLU
 from gansynth.core.layers import EqualizedConv2d, EqualizedLinear
 from gansynth.core.networks import frame_levels
 
@@ -38,9 +39,9 @@ class EnvelopeCritic(nn.Module):
         self.notes_per_score = notes_per_score
         self.convs = nn.Sequential(
             EqualizedConv2d(notes_per_score * audio_channels + 1, WIDTH, (3, 1), slope=LEAKY_SLOPE, padding=(1, 0)),
-            nn.LeakyReLU(LEAKY_SLOPE),
+            LeakyReLU(LEAKY_SLOPE),
             EqualizedConv2d(WIDTH, WIDTH, (3, 1), slope=LEAKY_SLOPE, padding=(1, 0)),
-            nn.LeakyReLU(LEAKY_SLOPE),
+            LeakyReLU(LEAKY_SLOPE),
         )
         self.score = EqualizedLinear(WIDTH * POOLED, 1, slope=1.0)
 

@@ -12,6 +12,7 @@ from torch import nn
 from torch.nn.utils import skip_init
 from torch.nn.utils.parametrizations import spectral_norm
 
+from gansynth.core.double_backward import conv2d
 from gansynth.core.errors import GANSynthError
 
 LEAKY_SLOPE = 0.2
@@ -46,7 +47,7 @@ class EqualizedConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # [B, C_in, H, W] -> [B, C_out, H', W']
-        return F.conv2d(x, self.weight * self.scale, self.bias, padding=self.padding)
+        return conv2d(x, self.weight * self.scale, self.bias, padding=self.padding)
 
     def folded(self) -> nn.Conv2d:
         """The same map as a plain conv with the scale multiplied into the weight once (inference)."""

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gansynth.core.errors import GANSynthError
+from gansynth.core.double_backward import LeakyReLU
 from gansynth.core.layers import (
     LEAKY_SLOPE,
     EqualizedConv2d,
@@ -447,7 +448,7 @@ class Generator(_ProgressiveNetwork):
 
 def _discriminator_conv(in_channels: int, out_channels: int, kernel: int | tuple[int, int], padding: int) -> nn.Module:
     """conv -> bias -> leaky ReLU (D has no normalisation layers)."""
-    return nn.Sequential(EqualizedConv2d(in_channels, out_channels, kernel, padding=padding), nn.LeakyReLU(LEAKY_SLOPE))
+    return nn.Sequential(EqualizedConv2d(in_channels, out_channels, kernel, padding=padding), LeakyReLU(LEAKY_SLOPE))
 
 
 class _DiscriminatorBlock(nn.Module):

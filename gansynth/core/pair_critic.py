@@ -17,6 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from gansynth.core.harmonics import column_frequencies
+from gansynth.core.double_backward import LeakyReLU
 from gansynth.core.layers import EqualizedConv2d, EqualizedLinear
 from gansynth.core.networks import NetworkError
 from gansynth.core.pitch import PitchVocab, midi_to_hz
@@ -74,8 +75,8 @@ class HarmonicPairCritic(nn.Module):
         self.reader = HarmonicReader(codec, vocab, widths, harmonics)
         magnitudes = codec.audio_channels
         self.convs = nn.Sequential(
-            EqualizedConv2d(2 * (magnitudes + 1), WIDTH, 3, slope=LEAKY_SLOPE, padding=1), nn.LeakyReLU(LEAKY_SLOPE),
-            EqualizedConv2d(WIDTH, WIDTH, 3, slope=LEAKY_SLOPE, padding=1), nn.LeakyReLU(LEAKY_SLOPE),
+            EqualizedConv2d(2 * (magnitudes + 1), WIDTH, 3, slope=LEAKY_SLOPE, padding=1), LeakyReLU(LEAKY_SLOPE),
+            EqualizedConv2d(WIDTH, WIDTH, 3, slope=LEAKY_SLOPE, padding=1), LeakyReLU(LEAKY_SLOPE),
         )
         self.score = EqualizedLinear(WIDTH * POOLED[0] * POOLED[1], 1 + instrument_classes, slope=1.0)
 

@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from gansynth.core.double_backward import LeakyReLU
 from gansynth.core.layers import EqualizedConv2d, EqualizedLinear
 from gansynth.core.pair_critic import HarmonicReader
 from gansynth.core.pitch import PitchVocab
@@ -43,8 +44,8 @@ class HarmonicProfileCritic(nn.Module):
         self.notes_per_score = notes_per_score
         channels = notes_per_score * codec.audio_channels
         self.convs = nn.Sequential(
-            EqualizedConv2d(channels, WIDTH, 3, slope=LEAKY_SLOPE, padding=1), nn.LeakyReLU(LEAKY_SLOPE),
-            EqualizedConv2d(WIDTH, WIDTH, 3, slope=LEAKY_SLOPE, padding=1), nn.LeakyReLU(LEAKY_SLOPE),
+            EqualizedConv2d(channels, WIDTH, 3, slope=LEAKY_SLOPE, padding=1), LeakyReLU(LEAKY_SLOPE),
+            EqualizedConv2d(WIDTH, WIDTH, 3, slope=LEAKY_SLOPE, padding=1), LeakyReLU(LEAKY_SLOPE),
         )
         self.score = EqualizedLinear(WIDTH * POOLED[0] * POOLED[1], outputs, slope=1.0)
 

@@ -7,6 +7,7 @@ step's generator, so the order of the calls is part of a run's reproducibility.
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -35,6 +36,7 @@ class LossSettings:
     mode_seeking: float = 0.0    # weight of MSGAN's term
     harmonic_phase: float = 0.0  # weight of the pull of G's IF on its own spectral peaks to the comb's IF
     critic_floor_db: float | None = None  # the critics see magnitudes this far below a note's peak as flat
+    gp_autocast: bool = False    # the penalty's critic pass in the trainer's autocast dtype (bf16-mixed) instead of fp32
 
     def __post_init__(self) -> None:
         if not self.mode_seeking >= 0:
@@ -83,15 +85,16 @@ def critic_loss(real_score: torch.Tensor, fake_score: torch.Tensor, real_logits:
 
 
 def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, target: float,
-                     generator: torch.Generator) -> torch.Tensor:
-    """Two-sided WGAN-GP on random interpolates, in fp32 (double backward in bf16 is fragile). The slope
-    is taken per score: a critic that scores packs of notes has one slope per pack."""
+                     generator: torch.Generator, autocast: bool = False) -> torch.Tensor:
+    """Two-sided WGAN-GP on random interpolates, by default in fp32 (``autocast``: in the trainer's autocast
+    dtype, e.g. bf16, ~1.6x faster steps at 128x1024; its effect on learning is in the README's Results). The
+    slope is taken per score: a critic that scores packs of notes has one slope per pack."""
     u = torch.rand(real.shape[0], 1, 1, 1, device=real.device, generator=generator)
     mixed = (real.float() + u * (fake.float() - real.float())).requires_grad_(True)
-    with torch.autocast(device_type=real.device.type, enabled=False):
+    with contextlib.nullcontext() if autocast else torch.autocast(device_type=real.device.type, enabled=False):
         score = critic(mixed)
-    (grad,) = torch.autograd.grad(score.sum(), mixed, create_graph=True)
-    slope = grad.reshape(score.shape[0], -1).norm(dim=1)
+    (grad,) = torch.autograd.grad(score.float().sum(), mixed, create_graph=True)
+    slope = grad.float().reshape(score.shape[0], -1).norm(dim=1)
     return ((slope / target - 1.0) ** 2).mean()
 
 
@@ -111,7 +114,7 @@ def lazy_gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: 
         return None
     if view is not None:
         real, fake = view(real), view(fake)
-    gp = gradient_penalty(critic, real, fake, settings.gp_target, generator)
+    gp = gradient_penalty(critic, real, fake, settings.gp_target, generator, settings.gp_autocast)
     return settings.gp_every * settings.gp_weight * gp, gp
 
 

@@ -119,6 +119,7 @@ class GANSynth(pl.LightningModule):
         instrument_projection: bool = False,
         instrument_names: list | tuple = (),
         instrument_aux: float = 0.0,
+        channels_last: bool = True,
     ):
         super().__init__()
         if instrument_projection:  # saved with the hyperparameters, so a render builds the same G
@@ -261,6 +262,8 @@ class GANSynth(pl.LightningModule):
     def on_fit_start(self) -> None:
         """Point the DataModule at this model's image count and batch-size schedule (the count is
         read when each epoch's loader is built, after a resume has restored it)."""
+        if self.hparams.channels_last:
+            self.to(memory_format=torch.channels_last)
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is not None and hasattr(datamodule, "follow"):
             datamodule.follow(lambda: int(self.images_seen), self.batch_size_at)
@@ -345,6 +348,8 @@ class GANSynth(pl.LightningModule):
         blocks, alpha = self.blocks_and_alpha()
         noise = self.step_generator()
         real = fade_reals(self.codec.normalize(images), self.current_size(blocks), alpha, self.generator.skip_upsample)
+        if self.hparams.channels_last:
+            real = real.contiguous(memory_format=torch.channels_last)
         if self.generator.comb_phase:  # the critic compares magnitudes: every IF is the comb's of the note's pitch
             real = self.generator.with_comb_phase(real, labels, blocks)
         n = real.shape[0]
