@@ -26,6 +26,9 @@ RESULTS = HERE / "results"
 REPORT = ROOT / "BENCHMARKS.md"
 
 
+# the training levers, each timed against the shipped paper config in one run
+TRAIN_LEVERS = ["paper", "paper:model.channels_last=false", "paper:model.loss.gp_autocast=true",
+                "fork:model.loss.gp_autocast=true"]
 # name -> script, its arguments on each device (no "cuda": CPU only), extra arguments with --quick
 SCRIPTS = {
     "codec": dict(script="bench_codec.py",
@@ -41,6 +44,11 @@ SCRIPTS = {
                    quick={"cpu": ["--notes", "8", "--lever-notes", "8", "--rounds", "1", "--minutes", "2"]}),
     "train": dict(script="bench_train.py", args={"cpu": ["--device", "cpu"], "cuda": ["--device", "cuda"]},
                   quick={"cpu": ["--iters", "1", "--stages", "0", "2", "4"]}),
+    "train_levers": dict(script="bench_train.py",
+                         args={"cpu": ["--device", "cpu", "--stages", "8", "12", "--configs", *TRAIN_LEVERS,
+                                       "--output", str(RESULTS / "train_levers.json")]},
+                         quick={"cpu": ["--iters", "1", "--stages", "4"]}),
+    "double_backward": dict(script="bench_double_backward.py", args={"cpu": []}, quick={"cpu": ["--rounds", "1"]}),
 }
 GPU_SUFFIXES = ("_cuda", "_gpu")
 
@@ -169,6 +177,13 @@ def train_table(data: dict):
         ["images/s", "ms/iter", "GFLOP/iter", "GFLOP/s", "% of conv peak"], rows
 
 
+def double_backward_table(data: dict):
+    rows = [((r["ops"], r["precision"]), (r["ms"], r["speedup"])) for r in data["rows"]]
+    height, width = data["shape"]
+    setting = f"D's top block at {height}x{width}, batch {data['batch']}, channels_last, best of {data['rounds']} rounds"
+    return setting, ["ops", "precision"], ["ms per penalty step", "× PyTorch's (same run)"], rows
+
+
 def learning_curve_table(data: dict):
     """One row per recorded run: its last measurement (the README's Results table has the curves)."""
     rows = []
@@ -199,10 +214,12 @@ def mel_matrix_table(data: dict):
 
 TABLES = {"codec": codec_table, "data": data_table, "attention": attention_table, "render": render_table,
           "render_levers": render_levers_table, "render_memory": render_memory_table,
-          "render_breakdown": render_breakdown_table, "train": train_table, "learning_curve": learning_curve_table,
+          "render_breakdown": render_breakdown_table, "train": train_table, "train_levers": train_table,
+          "double_backward": double_backward_table, "learning_curve": learning_curve_table,
           "mel_matrix": mel_matrix_table}
 SOURCES = {"learning_curve": "learning_curve.py", "render_levers": "bench_render.py",
-           "render_memory": "bench_render.py", "render_breakdown": "bench_render.py"}
+           "render_memory": "bench_render.py", "render_breakdown": "bench_render.py",
+           "train_levers": "bench_train.py"}
 
 
 def device_of(stem: str, data: dict) -> tuple[str, str]:

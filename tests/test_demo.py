@@ -5,6 +5,7 @@ import json
 
 import pytest
 import soundfile as sf
+import torch
 
 from gansynth.commands import demo
 from gansynth.commands.cli import compose_config
@@ -12,13 +13,14 @@ from gansynth.commands.cli import compose_config
 
 @pytest.mark.slow
 def test_demo_renders_trains_renders_and_evaluates(tmp_path):
-    report = demo.run(compose_config("demo", [f"out={tmp_path}", "minutes=0.5"]))
+    report = demo.run(compose_config("demo", [f"out={tmp_path}", "minutes=1", "max_images=5008"]))
     assert len(list((tmp_path / "notes").glob("*.wav"))) == 225
     info = sf.info(tmp_path / "demo.wav")
     # demo.mid ends at 4.77 s; the mix ends at the last sounding sample, never past the clip tail.
     assert (info.channels, info.samplerate) == (2, 16000)
     assert 4.5 < info.duration < 5.1
-    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert int(checkpoint["state_dict"]["images_seen"]) == 5008  # the image cap stopped training (~30 s), not the clock
     assert list((tmp_path / "run" / "tb").glob("events.out.tfevents.*"))
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert records and all("g_loss" in r and "d_loss" in r for r in records)  # the report's loss curves

@@ -40,13 +40,13 @@ def run(cfg: DictConfig) -> dict:
     print(f"[1/5] rendering the dataset into {notes}")
     make_dataset(notes, seed=cfg.seed, **DEMO_DATASET)
 
-    print(f"[2/5] training the tiny experiment (at most {cfg.minutes:g} minutes)")
+    print(f"[2/5] training the tiny experiment (at most {cfg.minutes:g} minutes or {cfg.max_images:,} images)")
     from gansynth.commands.train import run as train
 
     train_cfg = compose_config("train", [
         "experiment=tiny", "codec.channel_mode=stereo", f"data.path={notes}", f"run_dir={run_dir}",
         f"trainer.max_time=00:{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}",
-        f"seed={cfg.seed}", "callbacks.learning_monitor.every_images=5000",
+        f"seed={cfg.seed}", f"max_images={cfg.max_images}", "callbacks.learning_monitor.every_images=5000",
     ])
     train(train_cfg)
     ckpt = run_dir / "checkpoints" / "last.ckpt"

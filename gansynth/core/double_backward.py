@@ -8,7 +8,8 @@ transposed convolution of the output gradient, an ordinary differentiable op, so
 reaches the weights through a transposed convolution's regular weight-gradient kernel. The leaky ReLU's
 own derivative w.r.t. its input is zero almost everywhere; autograd still fills a zero tensor for it in every
 double backward, which this version skips. Both are exact (tests compare them with PyTorch's in float64);
-on a paper-size critic at 128x1024 they made a training step 1.6x faster (BENCHMARKS.md, train).
+they make the penalty's step through the paper critic's top block at 128x1024 1.6x faster (BENCHMARKS.md,
+double_backward).
 Under autocast the convolution runs in the autocast dtype, as ``F.conv2d`` would.
 """
 
