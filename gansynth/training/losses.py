@@ -87,9 +87,9 @@ def critic_loss(real_score: torch.Tensor, fake_score: torch.Tensor, real_logits:
 def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, target: float,
                      generator: torch.Generator, autocast: bool = False) -> torch.Tensor:
     """Two-sided WGAN-GP on random interpolates, by default in fp32 (``autocast``: in the trainer's autocast
-    dtype, e.g. bf16: 1.4-1.8x faster paper steps, BENCHMARKS.md, train_levers; its effect on learning is in the
-    README's Results). The
-    slope is taken per score: a critic that scores packs of notes has one slope per pack."""
+    dtype, e.g. bf16: 1.4-1.8x faster paper steps, BENCHMARKS.md, train_levers; its effect on learning is in
+    the README's Results). The slope is taken per score: a critic that scores packs of notes has one slope per
+    pack."""
     u = torch.rand(real.shape[0], 1, 1, 1, device=real.device, generator=generator)
     mixed = (real.float() + u * (fake.float() - real.float())).requires_grad_(True)
     with contextlib.nullcontext() if autocast else torch.autocast(device_type=real.device.type, enabled=False):
