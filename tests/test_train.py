@@ -514,6 +514,8 @@ def test_ema_rampup_shortens_the_ema_memory_early_in_each_stage():
     ("model.ema_rampup=-0.5", "model.ema_rampup must be > 0 or null (a fixed decay), got -0.5"),
     ("model.loss.mode_seeking=-1", "model.loss.mode_seeking must be >= 0, got -1"),
     ("model.loss.gp_every=0", "model.loss.gp_every must be an integer >= 1, got 0"),
+    ("model.loss.gp_autocast=yes", "model.loss.gp_autocast must be true or false, got 'yes'"),
+    ("model.channels_last=1", "model.channels_last must be true or false, got 1"),
     ("model.augment=[gain,reverb]", "model.augment: unknown augmentation 'reverb'"),
     ("model.network.critic_pack=3", "model.schedule.batch_sizes [8, 8, 4] must split into packs of "
                                     "model.network.critic_pack=3"),

@@ -45,6 +45,8 @@ class LossSettings:
             raise SettingError(f"model.loss.harmonic_phase must be >= 0, got {self.harmonic_phase}")
         if self.critic_floor_db is not None and not self.critic_floor_db > 0:
             raise SettingError(f"model.loss.critic_floor_db must be > 0 dB or null, got {self.critic_floor_db}")
+        if not isinstance(self.gp_autocast, bool):
+            raise SettingError(f"model.loss.gp_autocast must be true or false, got {self.gp_autocast!r}")
         if not (isinstance(self.gp_every, int) and self.gp_every >= 1):
             raise SettingError(f"model.loss.gp_every must be an integer >= 1, got {self.gp_every}")
 

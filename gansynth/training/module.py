@@ -134,6 +134,8 @@ class GANSynth(pl.LightningModule):
                                    f"G's latent categories; model.network.latent_categories must be 0 or "
                                    f"{len(instrument_counts)}, got {network['latent_categories']}")
             network = dict(network, latent_categories=len(instrument_counts))
+        if not isinstance(channels_last, bool):
+            raise SettingError(f"model.channels_last must be true or false, got {channels_last!r}")
         if not (ema_rampup is None or ema_rampup > 0):
             raise SettingError(f"model.ema_rampup must be > 0 or null (a fixed decay), got {ema_rampup}")
         self.loss_settings = LossSettings(**loss)
