@@ -45,10 +45,11 @@ class _Conv2d(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, padding):
         dtype = _compute_dtype(x)
-        ctx.save_for_backward(x, weight)  # the originals: a double backward must reach the parameters
+        x = x.to(dtype)  # only the weight gradient reads it, under no_grad: the cast copy is enough
+        ctx.save_for_backward(x, weight)  # the original weight: a double backward must reach the parameter
         ctx.dtype, ctx.padding, ctx.has_bias = dtype, _pair(padding), bias is not None
         with _no_autocast(x.device.type):
-            return F.conv2d(x.to(dtype), weight.to(dtype), None if bias is None else bias.to(dtype), padding=padding)
+            return F.conv2d(x, weight.to(dtype), None if bias is None else bias.to(dtype), padding=padding)
 
     @staticmethod
     def backward(ctx, grad):
@@ -64,7 +65,7 @@ class _Conv2d(torch.autograd.Function):
             with torch.no_grad():  # no loss depends on a weight gradient
                 if ctx.needs_input_grad[1]:
                     grad_weight = torch.ops.aten.convolution_backward(
-                        grad, x.to(ctx.dtype), weight.to(ctx.dtype), None, [1, 1], ctx.padding, [1, 1], False,
+                        grad, x, weight.to(ctx.dtype), None, [1, 1], ctx.padding, [1, 1], False,
                         [0, 0], 1, [False, True, False])[1]
                 if ctx.has_bias and ctx.needs_input_grad[2]:
                     grad_bias = grad.sum((0, 2, 3))
