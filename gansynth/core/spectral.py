@@ -260,12 +260,17 @@ class SpecgramCodec(nn.Module):
         batch = self._check_image(image[None] if single else image)
         pairs = batch.unflatten(1, (self.audio_channels, 2))  # [B, ch, 2, T, F]
         logmag, inst_freq = pairs[:, :, 0], pairs[:, :, 1]  # [B, ch, T, F] each
+        phase = phase_from_if(inst_freq)  # [B, ch, T, F], unwrapped
         if self.mel:
+            # Linear bins from mel ones: power and unwrapped phase through the same matrix. The phase is not
+            # unwrapped again: that would only add multiples of 2 pi, which the polar form ignores.
             to_linear = self.mel_to_linear.to(logmag.dtype)
-            logmag = 0.5 * torch.log(torch.exp(logmag) @ to_linear + LOG_EPSILON)
-            inst_freq = instantaneous_frequency(phase_from_if(inst_freq) @ to_linear)
-        spec = torch.polar(torch.exp(logmag), phase_from_if(inst_freq))  # [B, ch, T, F]
-        window = self.synthesis_window.to(logmag.dtype)
+            magnitude = torch.sqrt(torch.exp(logmag) @ to_linear + LOG_EPSILON)
+            phase = phase @ to_linear
+        else:
+            magnitude = torch.exp(logmag)
+        spec = torch.polar(magnitude, phase)  # [B, ch, T, F]
+        window = self.synthesis_window.to(magnitude.dtype)
         wave = istft(spec, self.n_fft, self.hop_length, window)[..., self.pad:]  # [B, ch, n]
         return wave[0] if single else wave
 
