@@ -129,7 +129,9 @@ class Synth:
                 image = self.network(z_batch, p_batch, self.blocks, self.alpha)[:count]  # [b, C, h, w] in [-1, 1]
             # A checkpoint from before the last stage emits a smaller image: its blocky spectrogram
             # is what it means at full size (nearest-neighbour), as Magenta's full-size output.
-            image = F.interpolate(image.float(), size=tuple(self.codec.image_shape[1:]), mode="nearest")
+            image = image.float()
+            if image.shape[-2:] != self.codec.image_shape[1:]:
+                image = F.interpolate(image, size=tuple(self.codec.image_shape[1:]), mode="nearest")
             wave = self.codec.decode(self.codec.denormalize(image))  # [b, ch, n]
             clips.append(wave.float().cpu())
         return torch.cat(clips)  # [N, ch, n]
