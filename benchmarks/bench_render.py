@@ -6,7 +6,12 @@ Three parts, each writing its own JSON (every file records the CPU/GPU model, th
   the fast path added in turn, and the issue's baseline measured in the same run: a naive PyTorch
   stack of the same conv shapes (no pixel norm, no equalised LR), bf16 + channels_last, G only.
   Rounds interleave the variants and the best round counts, so a busy machine slows all alike. Each
-  row also records its first call (warm-up: oneDNN primitives; for compile=true, the compiling).
+  row also records its first call (warm-up: oneDNN primitives; for compile=true, the compiling). Two
+  ceilings close the list: the fast path's convolutions and linear maps alone, each run on the input it
+  got in a real batch (what G costs if everything between them were free), and the decode alone. The
+  whole list runs twice, each in its own process: with glibc's default allocator, which returns every
+  large freed block to the system, and with freed memory kept for reuse (`gansynth.core.allocator`, what
+  every command does; the other parts run that way too).
 - render (`render.json`): the paper and fork models rendering a generated ~2-minute polyphonic MIDI
   piece in which every note has its own latent (nothing deduplicated: the worst case), per precision,
   each in its own process so its peak RSS (VmHWM) is that run's.
@@ -107,6 +112,8 @@ def lever_variants(synth, pitches, z) -> dict:
         variant.batch_size, variant.precision = batch_size or synth.batch_size, precision or synth.precision
         return variant
 
+    fast = synth_with(precision="bf16")
+
     def no_grad(variant):
         def run():
             with torch.no_grad():
@@ -126,12 +133,40 @@ def lever_variants(synth, pitches, z) -> dict:
                     stack(inputs[begin:begin + synth.batch_size])
         return run
 
+    def layers_alone():
+        """The fast path's convolutions and linear maps, each run on the input it got in one real batch and
+        nothing between them: what G would cost if every activation, norm and copy were free."""
+        calls = []
+        with torch.inference_mode(), fast._autocast():
+            hooks = [layer.register_forward_hook(lambda layer, args, _: calls.append((layer, args)))
+                     for layer in weighted_layers(fast.network)]
+            fast.network(z[:fast.batch_size], torch.tensor([fast.vocab.index(p) for p in pitches[:fast.batch_size]]),
+                         fast.blocks, fast.alpha)
+            for hook in hooks:
+                hook.remove()
+        batches = -(-len(pitches) // fast.batch_size)
+
+        @torch.inference_mode()
+        def run():
+            with fast._autocast():
+                for _ in range(batches):
+                    for layer, args in calls:
+                        layer(*args)
+        return run
+
+    image = fast.network(z[:fast.batch_size], torch.zeros(fast.batch_size, dtype=torch.long), fast.blocks,
+                         fast.alpha).detach().float()
+
+    @torch.inference_mode()
+    def decode_alone():
+        for _ in range(-(-len(pitches) // fast.batch_size)):
+            fast.codec.decode(fast.codec.denormalize(image))
+
     from gansynth.core.frozen import CompiledOrEager
 
     upsampling_apart = with_upsampling_apart(synth.network, synth.generator)
     folded_nchw = unfused(upsampling_apart).to(memory_format=torch.contiguous_format)
     folded_cl = unfused(upsampling_apart)
-    fast = synth_with(precision="bf16")
     compiled = synth_with(network=CompiledOrEager(synth.network))
     return {
         "naive stack fp32 (G only)": (naive(False, False), False),
@@ -148,7 +183,22 @@ def lever_variants(synth, pitches, z) -> dict:
         "  same with no_grad instead of inference_mode": (no_grad(fast), True),
         **{f"  same with batch {b}": (lambda b=b: synth_with(batch_size=b).generate(pitches, z), True)
            for b in (2, 4, 16)},
+        "ceiling: its convs and linear maps alone, each on its own input (G only)": (layers_alone(), False),
+        "ceiling: decode alone": (decode_alone, True),
     }
+
+
+def weighted_layers(network):
+    """The convolutions and linear maps of a frozen G, outermost only (an UpsamplingConv2d's own conv of the
+    extra channels runs inside it)."""
+    from torch import nn
+
+    from gansynth.core.frozen import UpsamplingConv2d
+
+    inner = {id(m) for layer in network.modules() if isinstance(layer, UpsamplingConv2d) for m in layer.modules()
+             if m is not layer}
+    return [m for m in network.modules()
+            if isinstance(m, (nn.Conv2d, nn.Linear, UpsamplingConv2d)) and id(m) not in inner]
 
 
 def with_upsampling_apart(network, generator):
@@ -179,12 +229,16 @@ def unfused(network):
     return network
 
 
-def run_levers(notes: int, batch_size: int, rounds: int, threads: int) -> dict:
-    """Every variant timed `rounds` times, interleaved; the best round of each counts."""
+def run_levers(notes: int, batch_size: int, rounds: int, threads: int, freed_memory: str) -> dict:
+    """Every variant timed `rounds` times, interleaved; the best round of each counts. `freed_memory`:
+    "returned" (glibc's default) or "reused" (what the commands do, `gansynth.core.allocator`)."""
     import torch
 
+    from gansynth.core.allocator import reuse_freed_memory
     from machine import machine_record
 
+    if freed_memory == "reused" and not reuse_freed_memory():
+        raise RuntimeError("no glibc malloc here: cannot keep freed memory for reuse")
     torch.set_num_threads(threads)
     synth = load_random("paper", batch_size=batch_size, precision="bf16")
     generator = torch.Generator().manual_seed(0)
@@ -204,7 +258,7 @@ def run_levers(notes: int, batch_size: int, rounds: int, threads: int) -> dict:
             best[name] = min(best[name], time.perf_counter() - started)
             print(f"  {name}: {notes / best[name]:.2f} notes/s", flush=True)
     baseline = notes / next(best[name] for name in best if name.endswith("baseline"))
-    rows = [dict(lever=name, decode=decode, notes_per_second=round(notes / best[name], 2),
+    rows = [dict(lever=name, freed_memory=freed_memory, decode=decode, notes_per_second=round(notes / best[name], 2),
                  vs_baseline=round(notes / best[name] / baseline, 2), first_call_s=round(warmup[name], 1))
             for name, (_, decode) in variants.items()]
     return dict(machine_record("cpu", threads), model="paper", notes=notes, batch_size=batch_size,
@@ -395,6 +449,7 @@ def save(path: Path, report: dict, columns: list[str]) -> None:
 
 
 def main() -> None:
+    from gansynth.core.allocator import reuse_freed_memory
     from machine import machine_record
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -410,7 +465,12 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=RESULTS / "render.json")
     parser.add_argument("--one", nargs=2, metavar=("MODEL", "PRECISION"), help=argparse.SUPPRESS)
     parser.add_argument("--memory-one", nargs=2, metavar=("MINUTES", "MODE"), help=argparse.SUPPRESS)
+    parser.add_argument("--levers-one", choices=("returned", "reused"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.levers_one:
+        print(json.dumps(run_levers(args.lever_notes, args.batch_size, args.rounds, args.threads, args.levers_one)))
+        return
+    reuse_freed_memory()  # as the generate command does
     if args.one:
         print(json.dumps(run_one(*args.one, args.notes, args.device, args.threads, args.batch_size)))
         return
@@ -419,9 +479,18 @@ def main() -> None:
         return
     cpu = args.device == "cpu"
     if "levers" in args.parts and cpu:
-        report = run_levers(args.lever_notes, args.batch_size, args.rounds, args.threads)
+        # Keeping freed memory cannot be undone in a process: each allocator mode runs the levers in its own,
+        # one after the other. Every row is also compared with the glibc default's baseline.
+        common = ["--lever-notes", str(args.lever_notes), "--batch-size", str(args.batch_size),
+                  "--rounds", str(args.rounds), "--threads", str(args.threads)]
+        report, reused = (in_child("--levers-one", mode, *common) for mode in ("returned", "reused"))
+        default_baseline = next(r["notes_per_second"] for r in report["rows"] if r["lever"].endswith("baseline"))
+        report["rows"] += reused["rows"]
+        for row in report["rows"]:
+            row["vs_default_baseline"] = round(row["notes_per_second"] / default_baseline, 2)
         save(RESULTS / "render_levers.json", report,
-             ["lever", "decode", "notes_per_second", "vs_baseline", "first_call_s"])
+             ["lever", "freed_memory", "decode", "notes_per_second", "vs_baseline", "vs_default_baseline",
+              "first_call_s"])
     if "render" in args.parts:
         common = ["--notes", str(args.notes), "--device", args.device, "--threads", str(args.threads),
                   "--batch-size", str(args.batch_size)]

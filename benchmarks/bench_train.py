@@ -8,10 +8,13 @@ warm-up and is also where FLOPs are counted (``FlopCounterMode``); the next ``--
 averaged (use a multiple of ``model.loss.gp_every`` when it is overridden).
 Achieved GFLOP/s is compared with this machine's speed on one large 3x3 conv (forward+backward, 256 channels)
 in the row's own layout and dtype, measured in the same run; a 32-channel conv at 128x1024 (the paper's top
-stage) is timed beside it, the ceiling of a stage made of such layers.
+stage) is timed beside it, the ceiling of a stage made of such layers. Freed memory is kept for reuse, as
+the train command does (`gansynth.core.allocator`); ``--freed-memory returned reused`` times glibc's
+default beside it, one process per mode.
 
     python benchmarks/bench_train.py [--device cpu|cuda] [--iters 2] [--stages 0 2 4] [--configs paper]
     python benchmarks/bench_train.py --configs tiny tiny:model.loss.gp_every=4 --stages 8 --iters 8
+    python benchmarks/bench_train.py --configs paper --precisions bf16 --stages 8 12 --freed-memory returned reused
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ import argparse
 import json
 import logging
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -35,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gansynth.commands.cli import compose_config  # noqa: E402
+from gansynth.core.allocator import reuse_freed_memory  # noqa: E402
 from gansynth.training.module import GANSynth  # noqa: E402
 from machine import cpu_model  # noqa: E402  (benchmarks/, the script's own folder)
 from gansynth.core.spectral import SpecgramCodec  # noqa: E402
@@ -221,13 +227,23 @@ def main() -> None:
     parser.add_argument("--precisions", nargs="+", choices=tuple(PRECISIONS), default=list(PRECISIONS))
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own)")
     parser.add_argument("--output", type=Path, help="default: benchmarks/results/train_<device>.json")
+    parser.add_argument("--freed-memory", nargs="+", choices=("reused", "returned"), default=["reused"],
+                        help="reused: freed blocks kept for the next step, as the train command does "
+                             "(gansynth.core.allocator); returned: glibc's default. Several: one process each "
+                             "(a process cannot switch back), their rows in one file")
     args = parser.parse_args()
     if args.iters < 1:
         parser.error("--iters must be >= 1")
+    output = args.output or ROOT / "benchmarks" / "results" / f"train_{args.device}.json"
+    if len(args.freed_memory) > 1:
+        write_report(output, [run_child(args, mode) for mode in args.freed_memory])
+        return
+    freed_memory = args.freed_memory[0]
+    if freed_memory == "reused" and not reuse_freed_memory():
+        parser.error("--freed-memory reused needs glibc's malloc")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    output = args.output or ROOT / "benchmarks" / "results" / f"train_{device.type}.json"
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     # expected here: no workers (the data is one cached tensor), the EMA generator kept in eval mode
@@ -239,7 +255,7 @@ def main() -> None:
     narrow = {layout: {p: conv_peak(device, p, layout, batch=args.batch, **NARROW_CONV) for p in args.precisions}
               for layout in LAYOUTS}
     print(f"training step, {device_name(device)} ({device.type}, {torch.get_num_threads()} threads), "
-          f"torch {torch.__version__}, batch {args.batch}, 1 warm-up + {args.iters} timed")
+          f"torch {torch.__version__}, batch {args.batch}, 1 warm-up + {args.iters} timed, freed memory {freed_memory}")
     for layout in LAYOUTS:
         for p in args.precisions:
             print(f"conv 3x3 fwd+bwd, {p}, {layout}: 256->256 on [1, 256, 32, 256] {peak[layout][p]['gflop_per_s']:.1f} "
@@ -253,7 +269,7 @@ def main() -> None:
         for precision in args.precisions:
             for stage in stages:
                 layout = "channels_last" if model.hparams.channels_last else "contiguous"
-                row = dict(config=config, precision=precision, layout=layout,
+                row = dict(config=config, precision=precision, layout=layout, freed_memory=freed_memory,
                            **bench_stage(model, stage, precision, args.batch, args.iters, device))
                 row["peak_fraction"] = row["gflop_per_s"] / peak[layout][precision]["gflop_per_s"]
                 rows.append(row)
@@ -261,10 +277,28 @@ def main() -> None:
         del model
 
     print(table(rows))
-    report = dict(device=device.type, device_name=device_name(device), threads=torch.get_num_threads(),
-                  torch=torch.__version__, batch=args.batch, iters=args.iters,
-                  conv_peak=peak, narrow_conv_peak=narrow,
-                  rows=rows)
+    write_report(output, [dict(device=device.type, device_name=device_name(device), threads=torch.get_num_threads(),
+                               torch=torch.__version__, batch=args.batch, iters=args.iters,
+                               conv_peak=peak, narrow_conv_peak=narrow, rows=rows)])
+
+
+def run_child(args: argparse.Namespace, freed_memory: str) -> dict:
+    """This script with the same settings and one allocator mode, in a fresh process; its report."""
+    with tempfile.TemporaryDirectory() as folder:
+        output = Path(folder) / "report.json"
+        command = [sys.executable, __file__, "--device", args.device, "--iters", str(args.iters),
+                   "--batch", str(args.batch), "--configs", *args.configs, "--precisions", *args.precisions,
+                   "--freed-memory", freed_memory, "--output", str(output)]
+        command += ["--stages", *map(str, args.stages)] if args.stages is not None else []
+        command += ["--threads", str(args.threads)] if args.threads else []
+        subprocess.run(command, check=True)
+        return json.loads(output.read_text())
+
+
+def write_report(output: Path, reports: list[dict]) -> None:
+    """One file: the first report's machine and references, every report's rows (each row's percentage
+    is against the reference measured in its own process)."""
+    report = dict(reports[0], rows=[row for r in reports for row in r["rows"]])
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {output}")

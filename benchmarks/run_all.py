@@ -48,6 +48,11 @@ SCRIPTS = {
                          args={"cpu": ["--device", "cpu", "--stages", "8", "12", "--configs", *TRAIN_LEVERS,
                                        "--output", str(RESULTS / "train_levers.json")]},
                          quick={"cpu": ["--iters", "1", "--stages", "4"]}),
+    "train_allocator": dict(script="bench_train.py",
+                            args={"cpu": ["--device", "cpu", "--stages", "8", "12", "--configs", "paper",
+                                          "--precisions", "bf16", "--freed-memory", "returned", "reused",
+                                          "--output", str(RESULTS / "train_allocator.json")]},
+                            quick={"cpu": ["--iters", "1", "--stages", "4"]}),
     "double_backward": dict(script="bench_double_backward.py", args={"cpu": []}, quick={"cpu": ["--rounds", "1"]}),
 }
 GPU_SUFFIXES = ("_cuda", "_gpu")
@@ -132,12 +137,14 @@ def render_table(data: dict):
 
 
 def render_levers_table(data: dict):
-    rows = [((r["lever"], "yes" if r["decode"] else "no"),
-             (r["notes_per_second"], r["vs_baseline"], r.get("first_call_s", "—")))
+    rows = [((r["lever"], r.get("freed_memory", "returned"), "yes" if r["decode"] else "no"),
+             (r["notes_per_second"], r["vs_baseline"], r.get("vs_default_baseline", "—"), r.get("first_call_s", "—")))
             for r in data["rows"]]
     setting = (f"{data['model']} model, {data['notes']} notes, batch {data['batch_size']}, best of "
-               f"{data['rounds']} interleaved rounds; bf16 units: {data.get('bf16_units', '—')}")
-    return setting, ["lever", "decode included"], ["notes/s", "× baseline (same run)", "first call s"], rows
+               f"{data['rounds']} interleaved rounds, one process per allocator mode; "
+               f"bf16 units: {data.get('bf16_units', '—')}")
+    return setting, ["lever", "freed memory", "decode included"], \
+        ["notes/s", "× its process's baseline", "× glibc-default baseline", "first call s"], rows
 
 
 def render_memory_table(data: dict):
@@ -163,7 +170,8 @@ def conv_speeds(by_layout: dict) -> str:
 
 
 def train_table(data: dict):
-    rows = [((r["config"], r["precision"], r.get("layout", "contiguous"), r["stage"], "x".join(map(str, r["resolution"]))),
+    rows = [((r["config"], r["precision"], r.get("layout", "contiguous"), r.get("freed_memory", "returned"), r["stage"],
+              "x".join(map(str, r["resolution"]))),
              (r["images_per_s"], r["ms_per_iter"], r["gflop_per_iter"], r["gflop_per_s"], 100 * r["peak_fraction"]))
             for r in data["rows"]]
     peak = data["conv_peak"]
@@ -173,7 +181,7 @@ def train_table(data: dict):
                f"conv 3x3 256→256 peak GFLOP/s: {conv_speeds(peak)}")
     if "narrow_conv_peak" in data:
         setting += f"; the 32→32 conv at 128x1024 alone: {conv_speeds(data['narrow_conv_peak'])}"
-    return setting, ["config", "precision", "layout", "stage", "resolution"], \
+    return setting, ["config", "precision", "layout", "freed memory", "stage", "resolution"], \
         ["images/s", "ms/iter", "GFLOP/iter", "GFLOP/s", "% of conv peak"], rows
 
 
@@ -215,11 +223,12 @@ def mel_matrix_table(data: dict):
 TABLES = {"codec": codec_table, "data": data_table, "attention": attention_table, "render": render_table,
           "render_levers": render_levers_table, "render_memory": render_memory_table,
           "render_breakdown": render_breakdown_table, "train": train_table, "train_levers": train_table,
+          "train_allocator": train_table,
           "double_backward": double_backward_table, "learning_curve": learning_curve_table,
           "mel_matrix": mel_matrix_table}
 SOURCES = {"learning_curve": "learning_curve.py", "render_levers": "bench_render.py",
            "render_memory": "bench_render.py", "render_breakdown": "bench_render.py",
-           "train_levers": "bench_train.py"}
+           "train_levers": "bench_train.py", "train_allocator": "bench_train.py"}
 
 
 def device_of(stem: str, data: dict) -> tuple[str, str]:

@@ -25,6 +25,7 @@ from hydra.core.override_parser.types import OverrideType
 from hydra.errors import HydraException, InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
+from gansynth.core.allocator import reuse_freed_memory
 from gansynth.core.errors import GANSynthError
 
 CONFIG_DIR = str(files("gansynth") / "conf")  # package data: found the same way in a checkout and in a wheel
@@ -217,6 +218,7 @@ def hydra_command(config_name: str, target: str) -> Callable[[], None]:
     def main() -> None:
         with bad_input_exits():
             check_command_line(config_name, sys.argv[1:])
+        reuse_freed_memory()  # every command renders or trains batch after batch of equal-sized maps
         job()
 
     main.__doc__ = f"Runs {target} on the config {config_name}."

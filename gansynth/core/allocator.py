@@ -1,0 +1,28 @@
+"""Keep freed memory in the process for the next tensor of the same size.
+
+glibc serves every allocation above its mmap threshold (at most 32 MiB however it adapts) with a fresh
+mapping and unmaps it at free, so a 64 MiB activation map comes back as untouched pages on every call and
+the first pass over it pays a page fault per 4 KiB. Rendering and training allocate the same large maps
+batch after batch, so that cost recurs without end (BENCHMARKS.md: ``render_levers``, ``train_levers``).
+Raising the mmap and trim thresholds keeps such blocks on the heap, where the next allocation reuses them.
+Peak memory is unchanged; what is freed is not handed back to the system until the process ends.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+
+M_TRIM_THRESHOLD = -1  # glibc's mallopt parameters (malloc.h)
+M_MMAP_THRESHOLD = -3
+KEEP_BELOW = 1 << 30  # blocks up to 1 GiB come from the heap and stay there when freed
+
+
+def reuse_freed_memory() -> bool:
+    """Tell glibc's malloc to keep freed blocks up to 1 GiB for reuse; False where there is no glibc."""
+    name = ctypes.util.find_library("c")
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError, TypeError):  # no C library found, or not glibc (musl, macOS, Windows)
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, KEEP_BELOW)) and bool(mallopt(M_TRIM_THRESHOLD, KEEP_BELOW))
