@@ -271,7 +271,8 @@ def main() -> None:
                 layout = "channels_last" if model.hparams.channels_last else "contiguous"
                 row = dict(config=config, precision=precision, layout=layout, freed_memory=freed_memory,
                            **bench_stage(model, stage, precision, args.batch, args.iters, device))
-                row["peak_fraction"] = row["gflop_per_s"] / peak[layout][precision]["gflop_per_s"]
+                row["reference_gflop_per_s"] = peak[layout][precision]["gflop_per_s"]
+                row["peak_fraction"] = row["gflop_per_s"] / row["reference_gflop_per_s"]
                 rows.append(row)
                 print(table(rows[-1:]).splitlines()[-1], flush=True)
         del model
@@ -297,7 +298,7 @@ def run_child(args: argparse.Namespace, freed_memory: str) -> dict:
 
 def write_report(output: Path, reports: list[dict]) -> None:
     """One file: the first report's machine and references, every report's rows (each row's percentage
-    is against the reference measured in its own process)."""
+    is against the reference measured in its own process, recorded in the row)."""
     report = dict(reports[0], rows=[row for r in reports for row in r["rows"]])
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2) + "\n")

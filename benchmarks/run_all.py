@@ -172,7 +172,8 @@ def conv_speeds(by_layout: dict) -> str:
 def train_table(data: dict):
     rows = [((r["config"], r["precision"], r.get("layout", "contiguous"), r.get("freed_memory", "returned"), r["stage"],
               "x".join(map(str, r["resolution"]))),
-             (r["images_per_s"], r["ms_per_iter"], r["gflop_per_iter"], r["gflop_per_s"], 100 * r["peak_fraction"]))
+             (r["images_per_s"], r["ms_per_iter"], r["gflop_per_iter"], r["gflop_per_s"], r.get("reference_gflop_per_s", "—"),
+              100 * r["peak_fraction"]))
             for r in data["rows"]]
     peak = data["conv_peak"]
     if "contiguous" not in peak:  # results written before the reference was measured per layout
@@ -182,7 +183,7 @@ def train_table(data: dict):
     if "narrow_conv_peak" in data:
         setting += f"; the 32→32 conv at 128x1024 alone: {conv_speeds(data['narrow_conv_peak'])}"
     return setting, ["config", "precision", "layout", "freed memory", "stage", "resolution"], \
-        ["images/s", "ms/iter", "GFLOP/iter", "GFLOP/s", "% of conv peak"], rows
+        ["images/s", "ms/iter", "GFLOP/iter", "GFLOP/s", "its process's conv peak GFLOP/s", "% of conv peak"], rows
 
 
 def double_backward_table(data: dict):
