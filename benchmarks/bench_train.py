@@ -240,7 +240,8 @@ def main() -> None:
         return
     freed_memory = args.freed_memory[0]
     if freed_memory == "reused" and not reuse_freed_memory():
-        parser.error("--freed-memory reused needs glibc's malloc")
+        print("note: malloc is not glibc's, freed memory stays as it manages it (recorded as 'returned')")
+        freed_memory = "returned"
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)

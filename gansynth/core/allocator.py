@@ -16,14 +16,20 @@ import ctypes.util
 
 M_TRIM_THRESHOLD = -1  # glibc's mallopt parameters (malloc.h)
 M_MMAP_THRESHOLD = -3
+M_MMAP_MAX = -4
 KEEP_BELOW = 1 << 30  # blocks up to 1 GiB come from the heap and stay there when freed
 
 
 def reuse_freed_memory() -> bool:
-    """Tell glibc's malloc to keep freed blocks up to 1 GiB for reuse; False where there is no glibc."""
+    """Tell glibc's malloc to keep freed blocks for reuse; False where malloc is not glibc's (with jemalloc
+    or tcmalloc preloaded the call succeeds and changes nothing: they keep freed memory themselves).
+
+    Older glibc refuses an mmap threshold above 32 MiB; there no block is mmapped at all instead. Threads
+    other than the main one allocate from arenas of at most 64 MiB, which still map larger blocks apart."""
     name = ctypes.util.find_library("c")
     try:
         mallopt = ctypes.CDLL(name).mallopt
     except (OSError, AttributeError, TypeError):  # no C library found, or not glibc (musl, macOS, Windows)
         return False
-    return bool(mallopt(M_MMAP_THRESHOLD, KEEP_BELOW)) and bool(mallopt(M_TRIM_THRESHOLD, KEEP_BELOW))
+    kept = mallopt(M_MMAP_THRESHOLD, KEEP_BELOW) or mallopt(M_MMAP_MAX, 0)
+    return bool(kept) and bool(mallopt(M_TRIM_THRESHOLD, KEEP_BELOW))
