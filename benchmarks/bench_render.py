@@ -234,13 +234,9 @@ def run_levers(notes: int, batch_size: int, rounds: int, threads: int, freed_mem
     "returned" (glibc's default) or "reused" (what the commands do, `gansynth.core.allocator`)."""
     import torch
 
-    from gansynth.core.allocator import reuse_freed_memory
-    from machine import machine_record
+    from machine import apply_freed_memory, machine_record
 
-    if freed_memory == "reused" and not reuse_freed_memory():
-        print("note: malloc is not glibc's, freed memory stays as it manages it (recorded as 'returned')",
-              file=sys.stderr)
-        freed_memory = "returned"
+    freed_memory = apply_freed_memory(freed_memory)
     torch.set_num_threads(threads)
     synth = load_random("paper", batch_size=batch_size, precision="bf16")
     generator = torch.Generator().manual_seed(0)

@@ -40,9 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gansynth.commands.cli import compose_config  # noqa: E402
-from gansynth.core.allocator import reuse_freed_memory  # noqa: E402
 from gansynth.training.module import GANSynth  # noqa: E402
-from machine import cpu_model  # noqa: E402  (benchmarks/, the script's own folder)
+from machine import apply_freed_memory, cpu_model  # noqa: E402  (benchmarks/, the script's own folder)
 from gansynth.core.spectral import SpecgramCodec  # noqa: E402
 
 CONFIGS = {"paper": "paper", "fork": "stereo_44k", "tiny": "tiny"}  # benchmark name -> Hydra experiment
@@ -238,10 +237,7 @@ def main() -> None:
     if len(args.freed_memory) > 1:
         write_report(output, [run_child(args, mode) for mode in args.freed_memory])
         return
-    freed_memory = args.freed_memory[0]
-    if freed_memory == "reused" and not reuse_freed_memory():
-        print("note: malloc is not glibc's, freed memory stays as it manages it (recorded as 'returned')")
-        freed_memory = "returned"
+    freed_memory = apply_freed_memory(args.freed_memory[0])
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
