@@ -12,9 +12,9 @@ SCALE = 0.2  # normalised units per neper of mel power
 UNITS_PER_DB = SCALE * math.log(10.0) / 10.0
 
 
-def critic_of(channels: int = 1, notes_per_score: int = 1) -> EnvelopeCritic:
+def critic_of(channels: int = 1, notes_per_score: int = 1, bands: int = 1) -> EnvelopeCritic:
     return EnvelopeCritic(audio_channels=channels, magnitude_scale=SCALE, units_per_db=UNITS_PER_DB,
-                          notes_per_score=notes_per_score)
+                          notes_per_score=notes_per_score, bands=bands)
 
 
 def score(critic: EnvelopeCritic, x: torch.Tensor) -> torch.Tensor:
@@ -60,3 +60,32 @@ def test_notes_judged_together_share_one_score_per_group():
     assert score(critic_of(channels=2, notes_per_score=2), x).shape == (3,)
     assert score(critic_of(channels=2), x).shape == (6,)
     assert score(critic_of(channels=2), images(batch=6, channels=2, frames=2)).shape == (6,)
+
+
+def test_band_curves_are_each_band_level_in_db():
+    """Stereo, 4 bands of 16 columns: the upper half of band 2 of the right channel 10 dB up in frame 5 moves that
+    one curve (channel 1 * 4 + 2) by 10 log10((1 + 10) / 2) dB there and no other curve anywhere."""
+    critic, x = critic_of(channels=2, bands=4), torch.zeros(4, 4, 32, 64)  # every column at one level
+    louder = x.clone()
+    louder[:, 2, 5, 40:48] += 10 * UNITS_PER_DB  # magnitude channel of audio channel 1, columns 40..47 of 32..47
+    difference = critic.curves(louder) - critic.curves(x)  # [B, 8, h, 1]
+    assert difference.shape == (4, 8, 32, 1)
+    moved = difference[:, 6, 5, 0]
+    torch.testing.assert_close(moved, torch.full((4,), 10 * math.log10(5.5)), rtol=0, atol=1e-4)
+    difference[:, 6, 5] = 0
+    assert difference.abs().max() < 1e-4
+
+
+def test_bands_see_the_spectrum_tilt_move_in_time_where_one_level_does_not():
+    """Power moved from the top band to the bottom one in the last frames (a release that darkens the note): the
+    single-level critic scores it as before, the 4-band critic does not; moving power within a band, neither."""
+    x = images()
+    darker = x.clone()
+    top, bottom = x[:, 0, 24:, 48:].clone(), x[:, 0, 24:, :16].clone()
+    darker[:, 0, 24:, 48:], darker[:, 0, 24:, :16] = bottom, top  # swap whole bands: each frame's power kept
+    within = x.clone()
+    within[:, 0, :, :16] = x[:, 0, :, :16].flip(-1)
+    one, four = critic_of(), critic_of(bands=4)
+    torch.testing.assert_close(score(one, darker), score(one, x), rtol=0, atol=1e-4)
+    assert (score(four, darker) - score(four, x)).abs().min() > 1e-3
+    torch.testing.assert_close(score(four, within), score(four, x), rtol=0, atol=1e-4)

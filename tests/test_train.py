@@ -523,6 +523,8 @@ def test_ema_rampup_shortens_the_ema_memory_early_in_each_stage():
     ("model.loss.critic_floor_db=0", "model.loss.critic_floor_db must be > 0 dB or null, got 0"),
     ("model.envelope_critic=-1", "model.envelope_critic must be >= 0 (its score per dB; 0: none), got -1"),
     ("model.profile_critic=-1", "model.profile_critic must be >= 0 (its score per dB; 0: none), got -1"),
+    ("model.envelope_bands=3", "model.envelope_bands must be a positive int that divides the first stage's 16 "
+                               "mel columns, got 3"),
     ("model.instrument_balance=-1", "model.instrument_balance must be >= 0 (0: none), got -1"),
     ("model.instrument_aux=-1", "model.instrument_aux must be >= 0 (0: none), got -1"),
     ("model.network.comb_if=false model.loss.harmonic_phase=1",
@@ -653,7 +655,7 @@ def extra_critic_parameters(model) -> list[torch.Tensor]:
 
 
 @pytest.mark.parametrize("critic", ["model.network.critic_pack=2", "model.pair_critic_harmonics=4",
-                                    "model.pair_critic_harmonics=4 model.envelope_critic=1 model.profile_critic=1",
+                                    "model.pair_critic_harmonics=4 model.envelope_critic=1 model.envelope_bands=4 model.profile_critic=1",
                                     "model.pair_critic_harmonics=4 model.instrument_balance=1",
                                     "model.pair_critic_harmonics=4 model.instrument_aux=1"])
 def test_instrument_pairs_play_one_latent_at_both_pitches_of_a_real_pair(notes, tmp_path, critic):

@@ -9,7 +9,10 @@ sees nothing but the curve of each frame's level (log of its summed power, as ``
 it) in dB, and each frame's place in the clip, and takes its own gradient penalty in those units: its
 score moves by up to one unit per dB (times its weight), whatever the rest of the image does. Notes
 judged together (a pair of one instrument, or a pack) are stacked along channels, so it also sees whether
-one latent keeps its envelope at two pitches. Nothing is fitted to data.
+one latent keeps its envelope at two pitches. With ``bands`` > 1 it reads one curve per band of adjacent mel
+columns (lowest first), all below the note's loudest band-frame, so it also judges how the spectrum's tilt moves
+in time: a bass's upper harmonics dying at the release, a sax's brightening onset, which move a single
+level curve by next to nothing (README, Results). Nothing is fitted to data.
 """
 from __future__ import annotations
 
@@ -27,18 +30,20 @@ LEAKY_SLOPE = 0.2
 
 
 class EnvelopeCritic(nn.Module):
-    """Level curves [B, ch, h, 1] in dB (`curves`) -> [B / notes_per_score] scores.
+    """Level curves [B, ch * bands, h, 1] in dB (`curves`) -> [B / notes_per_score] scores.
 
     Per score: the curves of ``notes_per_score`` consecutive notes and the frame positions -> conv 3 ->
     conv 3 (along time) -> average to POOLED frames -> linear."""
 
-    def __init__(self, audio_channels: int, magnitude_scale: float, units_per_db: float, notes_per_score: int = 1):
+    def __init__(self, audio_channels: int, magnitude_scale: float, units_per_db: float, notes_per_score: int = 1,
+                 bands: int = 1):
         super().__init__()
+        self.bands = bands
         self.magnitude_scale = magnitude_scale
         self.units_per_db = units_per_db
         self.notes_per_score = notes_per_score
         self.convs = nn.Sequential(
-            EqualizedConv2d(notes_per_score * audio_channels + 1, WIDTH, (3, 1), slope=LEAKY_SLOPE, padding=(1, 0)),
+            EqualizedConv2d(notes_per_score * audio_channels * bands + 1, WIDTH, (3, 1), slope=LEAKY_SLOPE, padding=(1, 0)),
             LeakyReLU(LEAKY_SLOPE),
             EqualizedConv2d(WIDTH, WIDTH, (3, 1), slope=LEAKY_SLOPE, padding=(1, 0)),
             LeakyReLU(LEAKY_SLOPE),
@@ -46,12 +51,13 @@ class EnvelopeCritic(nn.Module):
         self.score = EqualizedLinear(WIDTH * POOLED, 1, slope=1.0)
 
     def curves(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalised images [B, 2 ch, h, w] -> each frame's level in dB [B, ch, h, 1]."""
-        return frame_levels(x, self.magnitude_scale) / self.units_per_db
+        """Normalised images [B, 2 ch, h, w] -> each frame's level in dB per band [B, ch * bands, h, 1]."""
+        return frame_levels(x, self.magnitude_scale, self.bands) / self.units_per_db
 
     def forward(self, curves: torch.Tensor) -> torch.Tensor:
         batch, channels, frames, _ = curves.shape
-        curves = curves - curves.amax(2, keepdim=True)  # dB below each note's loudest frame: loudness is not timbre
+        loudest = curves.reshape(batch, -1, self.bands * frames, 1).amax(2, keepdim=True)  # [B, audio ch, 1, 1]
+        curves = curves - loudest.repeat_interleave(self.bands, 1)  # dB below the loudest: loudness is not timbre
         curves = curves.reshape(batch // self.notes_per_score, self.notes_per_score * channels, frames, 1)
         positions = torch.linspace(-1.0, 1.0, frames, device=curves.device, dtype=curves.dtype)
         curves = torch.cat([curves, positions[None, None, :, None].expand(curves.shape[0], 1, frames, 1)], dim=1)

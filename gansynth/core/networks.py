@@ -91,14 +91,17 @@ def frame_positions(like: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return frames[None, None, :, None].expand(like.shape[0], 1, h, w)
 
 
-def frame_levels(x: torch.Tensor, magnitude_scale: float) -> torch.Tensor:
-    """[B, 2 ch, h, w] normalised [logmag, IF] pairs -> [B, ch, h, 1] fp32: each frame's level, the log of
-    its summed mel power in the magnitude's normalised units. Summing power weights the loud harmonics as
-    the ear does; a convolution over the log image sees a 6 dB dip of the fundamental as a small change in
-    a few of its 256 bins."""
+def frame_levels(x: torch.Tensor, magnitude_scale: float, bands: int = 1) -> torch.Tensor:
+    """[B, 2 ch, h, w] normalised [logmag, IF] pairs -> [B, ch * bands, h, 1] fp32: each frame's level, the log of
+    its summed mel power in the magnitude's normalised units, per band of w / bands adjacent mel columns (channel
+    c * bands + b: audio channel c, band b, lowest first). Summing power weights the loud harmonics as the ear
+    does; a convolution over the log image sees a 6 dB dip of the fundamental as a small change in a few of its
+    256 bins."""
+    batch, _, frames, columns = x.shape
     magnitude = x[:, 0::2].float() / magnitude_scale  # [B, ch, h, w] log mel power plus a constant
-    level = magnitude.logsumexp(-1, keepdim=True) - math.log(x.shape[-1])  # [B, ch, h, 1]
-    return magnitude_scale * level
+    magnitude = magnitude.reshape(batch, -1, frames, bands, columns // bands)
+    level = magnitude.logsumexp(-1) - math.log(columns // bands)  # [B, ch, h, bands]
+    return magnitude_scale * level.transpose(2, 3).reshape(batch, -1, frames, 1)
 
 
 def with_frame_levels(x: torch.Tensor, magnitude_scale: float) -> torch.Tensor:

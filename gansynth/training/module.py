@@ -113,6 +113,7 @@ class GANSynth(pl.LightningModule):
         instrument_pairs: bool = False,
         pair_critic_harmonics: int = 0,
         envelope_critic: float = 0.0,
+        envelope_bands: int = 1,
         profile_critic: float = 0.0,
         instrument_balance: float = 0.0,
         instrument_counts: list | tuple = (),
@@ -182,10 +183,14 @@ class GANSynth(pl.LightningModule):
             if not weight >= 0:
                 raise SettingError(f"model.{key} must be >= 0 (its score per dB; 0: none), got {weight}")
         notes_per_score = 2 if instrument_pairs else pack  # the decibel critics score what the main critic does
+        first_columns = self.generator.resolution(1)[1]  # the fewest mel columns a stage has
+        if not (isinstance(envelope_bands, int) and envelope_bands >= 1 and first_columns % envelope_bands == 0):
+            raise SettingError(f"model.envelope_bands must be a positive int that divides the first stage's "
+                               f"{first_columns} mel columns, got {envelope_bands}")
         self.envelope_critic = None
         if envelope_critic:
             self.envelope_critic = EnvelopeCritic(self.codec.audio_channels, per_neper, self.magnitude_units_per_db,
-                                                  notes_per_score=notes_per_score)
+                                                  notes_per_score=notes_per_score, bands=envelope_bands)
         self.profile_critic = None
         if profile_critic:
             self.profile_critic = HarmonicProfileCritic(self.codec, self.vocab, widths, self.magnitude_units_per_db,
