@@ -334,15 +334,17 @@ def polyphonic_notes(count: int) -> list:
     return sorted(notes, key=lambda n: n.start)
 
 
-def run_one(model: str, precision: str, notes_count: int, device: str, threads: int, batch_size: int) -> dict:
-    """Render once in this process and report its timings and peak RSS."""
+def run_one(model: str, precision: str, compiled: bool, notes_count: int, device: str, threads: int,
+            batch_size: int) -> dict:
+    """Render once in this process and report its timings and peak RSS (with ``compiled``: generate.py's
+    compile=true; its warm-up note pays the compiling)."""
     import numpy as np
     import torch
 
     from gansynth.inference.render import interpolate_anchors, random_anchors, render_midi
 
     torch.set_num_threads(threads)
-    synth = load_random(model, device=device, batch_size=batch_size, precision=precision)
+    synth = load_random(model, device=device, batch_size=batch_size, precision=precision, compile=compiled)
     notes = polyphonic_notes(notes_count)
     end = max(n.end for n in notes)
     anchors = random_anchors(round(end) + 1, synth.latent_dim, seed=0)
@@ -354,7 +356,8 @@ def run_one(model: str, precision: str, notes_count: int, device: str, threads: 
     audio = render_midi(synth, notes, latents)
     seconds = time.perf_counter() - started
     audio_seconds = audio.shape[1] / synth.sample_rate
-    return dict(model=model, precision=precision, device=device, notes=len(notes), batch_size=batch_size,
+    return dict(model=model, precision=precision, compile=compiled, device=device, notes=len(notes),
+                batch_size=batch_size,
                 audio_seconds=round(audio_seconds, 2), wall_seconds=round(seconds, 2),
                 notes_per_second=round(len(notes) / seconds, 2), ms_per_note=round(1000 * seconds / len(notes), 1),
                 real_time_factor=round(seconds / audio_seconds, 3), peak_rss_mib=peak_rss_mib())
@@ -453,7 +456,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", nargs="+", choices=("levers", "render", "breakdown", "memory"),
                         default=["levers", "render", "breakdown", "memory"])
-    parser.add_argument("--notes", type=int, default=24)
+    parser.add_argument("--notes", type=int, default=48)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -461,7 +464,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds of the levers")
     parser.add_argument("--minutes", type=float, nargs="+", default=list(MEMORY_MINUTES))
     parser.add_argument("--output", type=Path, default=RESULTS / "render.json")
-    parser.add_argument("--one", nargs=2, metavar=("MODEL", "PRECISION"), help=argparse.SUPPRESS)
+    parser.add_argument("--one", nargs=3, metavar=("MODEL", "PRECISION", "COMPILE"), help=argparse.SUPPRESS)
     parser.add_argument("--memory-one", nargs=2, metavar=("MINUTES", "MODE"), help=argparse.SUPPRESS)
     parser.add_argument("--levers-one", choices=("returned", "reused"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -470,7 +473,9 @@ def main() -> None:
         return
     reuse_freed_memory()  # as the generate command does
     if args.one:
-        print(json.dumps(run_one(*args.one, args.notes, args.device, args.threads, args.batch_size)))
+        model, precision, compiled = args.one
+        print(json.dumps(run_one(model, precision, compiled == "compile", args.notes, args.device, args.threads,
+                                 args.batch_size)))
         return
     if args.memory_one:
         print(json.dumps(memory_one(float(args.memory_one[0]), args.memory_one[1], args.threads)))
@@ -492,9 +497,11 @@ def main() -> None:
     if "render" in args.parts:
         common = ["--notes", str(args.notes), "--device", args.device, "--threads", str(args.threads),
                   "--batch-size", str(args.batch_size)]
-        rows = [in_child("--one", model, precision, *common) for model in MODELS for precision in ("fp32", "bf16")]
+        variants = (("fp32", "eager"), ("bf16", "eager"), ("bf16", "compile"))  # generate.py's precision, compile
+        rows = [in_child("--one", model, precision, compiled, *common) for model in MODELS
+                for precision, compiled in variants]
         report = dict(machine_record(args.device, args.threads), piece_seconds=PIECE_SECONDS, rows=rows)
-        save(args.output, report, ["model", "precision", "notes", "ms_per_note", "notes_per_second",
+        save(args.output, report, ["model", "precision", "compile", "notes", "ms_per_note", "notes_per_second",
                                    "real_time_factor", "peak_rss_mib"])
     if "breakdown" in args.parts:
         name = "render_breakdown.json" if cpu else "render_breakdown_gpu.json"

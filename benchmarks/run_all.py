@@ -53,6 +53,10 @@ SCRIPTS = {
                                           "--precisions", "bf16", "--freed-memory", "returned", "reused",
                                           "--output", str(RESULTS / "train_allocator.json")]},
                             quick={"cpu": ["--iters", "1", "--stages", "4"]}),
+    "train_precision": dict(script="bench_train.py",  # issue 12: bf16 against fp32 at every stage, one process
+                            args={"cpu": ["--device", "cpu", "--configs", "paper",
+                                          "--output", str(RESULTS / "train_precision.json")]},
+                            quick={"cpu": ["--iters", "1", "--stages", "0", "4"]}),
     "double_backward": dict(script="bench_double_backward.py", args={"cpu": []}, quick={"cpu": ["--rounds", "1"]}),
 }
 GPU_SUFFIXES = ("_cuda", "_gpu")
@@ -128,12 +132,13 @@ def attention_table(data: dict):
 
 
 def render_table(data: dict):
-    rows = [((r["model"], r["precision"]),
+    rows = [((r["model"], r["precision"], "yes" if r.get("compile") else "no"),
              (r["ms_per_note"], r["notes_per_second"], r["real_time_factor"], r["peak_rss_mib"]))
             for r in data["rows"]]
     first = data["rows"][0]
     setting = f"{first['notes']} notes of a {data['piece_seconds']:g} s piece, batch {first['batch_size']}"
-    return setting, ["model", "precision"], ["ms/note", "notes/s", "RTF (wall/audio)", "peak RSS MiB"], rows
+    return setting, ["model", "precision", "compile=true"], ["ms/note", "notes/s", "RTF (wall/audio)",
+                                                             "peak RSS MiB"], rows
 
 
 def render_levers_table(data: dict):
@@ -170,10 +175,16 @@ def conv_speeds(by_layout: dict) -> str:
 
 
 def train_table(data: dict):
+    def setting_of(r):  # what a bf16 row is compared with: the fp32 row of the same setting in the same run
+        return r["config"], r.get("layout", "contiguous"), r.get("freed_memory", "returned"), r["stage"]
+
+    fp32 = {setting_of(r): r["images_per_s"] for r in data["rows"] if r["precision"] == "fp32"}
     rows = [((r["config"], r["precision"], r.get("layout", "contiguous"), r.get("freed_memory", "returned"), r["stage"],
               "x".join(map(str, r["resolution"]))),
              (r["images_per_s"], r["ms_per_iter"], r["gflop_per_iter"], r["gflop_per_s"], r.get("reference_gflop_per_s", "—"),
-              100 * r["peak_fraction"]))
+              100 * r["peak_fraction"],
+              round(r["images_per_s"] / fp32[setting_of(r)], 2) if r["precision"] == "bf16" and setting_of(r) in fp32
+              else "—"))
             for r in data["rows"]]
     peak = data["conv_peak"]
     if "contiguous" not in peak:  # results written before the reference was measured per layout
@@ -183,7 +194,8 @@ def train_table(data: dict):
     if "narrow_conv_peak" in data:
         setting += f"; the 32→32 conv at 128x1024 alone: {conv_speeds(data['narrow_conv_peak'])}"
     return setting, ["config", "precision", "layout", "freed memory", "stage", "resolution"], \
-        ["images/s", "ms/iter", "GFLOP/iter", "GFLOP/s", "its process's conv peak GFLOP/s", "% of conv peak"], rows
+        ["images/s", "ms/iter", "GFLOP/iter", "GFLOP/s", "its process's conv peak GFLOP/s", "% of conv peak",
+         "bf16 ÷ fp32 images/s"], rows
 
 
 def double_backward_table(data: dict):
@@ -225,11 +237,13 @@ TABLES = {"codec": codec_table, "data": data_table, "attention": attention_table
           "render_levers": render_levers_table, "render_memory": render_memory_table,
           "render_breakdown": render_breakdown_table, "train": train_table, "train_levers": train_table,
           "train_allocator": train_table,
+          "train_precision": train_table,
           "double_backward": double_backward_table, "learning_curve": learning_curve_table,
           "mel_matrix": mel_matrix_table}
 SOURCES = {"learning_curve": "learning_curve.py", "render_levers": "bench_render.py",
            "render_memory": "bench_render.py", "render_breakdown": "bench_render.py",
-           "train_levers": "bench_train.py", "train_allocator": "bench_train.py"}
+           "train_levers": "bench_train.py", "train_allocator": "bench_train.py",
+           "train_precision": "bench_train.py"}
 
 
 def device_of(stem: str, data: dict) -> tuple[str, str]:
