@@ -56,8 +56,8 @@ class EnvelopeCritic(nn.Module):
 
     def forward(self, curves: torch.Tensor) -> torch.Tensor:
         batch, channels, frames, _ = curves.shape
-        loudest = curves.reshape(batch, -1, self.bands * frames, 1).amax(2, keepdim=True)  # [B, audio ch, 1, 1]
-        curves = curves - loudest.repeat_interleave(self.bands, 1)  # dB below the loudest: loudness is not timbre
+        curves = curves.reshape(batch, -1, self.bands * frames, 1)  # [B, audio ch, bands * h, 1]
+        curves = curves - curves.amax(2, keepdim=True)  # dB below each note's loudest band-frame: loudness is not timbre
         curves = curves.reshape(batch // self.notes_per_score, self.notes_per_score * channels, frames, 1)
         positions = torch.linspace(-1.0, 1.0, frames, device=curves.device, dtype=curves.dtype)
         curves = torch.cat([curves, positions[None, None, :, None].expand(curves.shape[0], 1, frames, 1)], dim=1)
