@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from gansynth.core.envelope_critic import EnvelopeCritic
+from gansynth.core.networks import NetworkError
 
 SCALE = 0.2  # normalised units per neper of mel power
 UNITS_PER_DB = SCALE * math.log(10.0) / 10.0
 
 
-def critic_of(channels: int = 1, notes_per_score: int = 1, bands: int = 1) -> EnvelopeCritic:
+def critic_of(channels: int = 1, notes_per_score: int = 1, bands: int = 1, instruments: int = 0) -> EnvelopeCritic:
     return EnvelopeCritic(audio_channels=channels, magnitude_scale=SCALE, units_per_db=UNITS_PER_DB,
-                          notes_per_score=notes_per_score, bands=bands)
+                          notes_per_score=notes_per_score, bands=bands, instrument_classes=instruments)
 
 
 def score(critic: EnvelopeCritic, x: torch.Tensor) -> torch.Tensor:
@@ -89,3 +91,27 @@ def test_bands_see_the_spectrum_tilt_move_in_time_where_one_level_does_not():
     torch.testing.assert_close(score(one, darker), score(one, x), rtol=0, atol=1e-4)
     assert (score(four, darker) - score(four, x)).abs().min() > 1e-3
     torch.testing.assert_close(score(four, within), score(four, x), rtol=0, atol=1e-4)
+
+
+def test_told_instruments_add_the_logit_of_each_groups_instrument():
+    """Pairs of notes, 3 instruments: each pair's score is the untold score plus its instrument's logit (the score
+    head's row 1 + k), read from the pair's first note; a critic with instruments refuses to score without them,
+    one without refuses them."""
+    critic = critic_of(notes_per_score=2, instruments=3)
+    curves = critic.curves(images(batch=6))
+
+    def head_row(row: int) -> torch.Tensor:
+        """The pair scores of an untold critic with the same convs whose head is ``critic``'s row ``row``."""
+        plain = critic_of(notes_per_score=2)
+        plain.convs.load_state_dict(critic.convs.state_dict())
+        plain.score.weight.data, plain.score.bias.data = critic.score.weight[row:row + 1], critic.score.bias[row:row + 1]
+        return plain(curves)
+
+    pairs = torch.tensor([2, 2, 0, 0, 1, 1])
+    logits = torch.stack([head_row(1 + k) for k in range(3)], dim=1)  # [3 pairs, 3 instruments]
+    torch.testing.assert_close(critic(curves, pairs), head_row(0) + logits[torch.arange(3), pairs[0::2]])
+    assert (logits[:, 0] - logits[:, 2]).abs().min() > 1e-3  # telling another instrument moves the score
+    with pytest.raises(NetworkError, match="instruments are given exactly when instrument_classes > 0"):
+        critic(curves)
+    with pytest.raises(NetworkError, match="instruments are given exactly when instrument_classes > 0"):
+        critic_of(notes_per_score=2)(curves, pairs)

@@ -114,6 +114,7 @@ class GANSynth(pl.LightningModule):
         pair_critic_harmonics: int = 0,
         envelope_critic: float = 0.0,
         envelope_bands: int = 1,
+        envelope_instruments: bool = False,
         profile_critic: float = 0.0,
         instrument_balance: float = 0.0,
         instrument_counts: list | tuple = (),
@@ -187,10 +188,14 @@ class GANSynth(pl.LightningModule):
         if not (isinstance(envelope_bands, int) and envelope_bands >= 1 and first_columns % envelope_bands == 0):
             raise SettingError(f"model.envelope_bands must be a positive int that divides the first stage's "
                                f"{first_columns} mel columns, got {envelope_bands}")
+        if envelope_instruments and not (envelope_critic and instrument_projection):
+            raise SettingError("model.envelope_instruments needs model.envelope_critic > 0 and "
+                               "model.instrument_projection=true (the instruments it is told)")
         self.envelope_critic = None
         if envelope_critic:
             self.envelope_critic = EnvelopeCritic(self.codec.audio_channels, per_neper, self.magnitude_units_per_db,
-                                                  notes_per_score=notes_per_score, bands=envelope_bands)
+                                                  notes_per_score=notes_per_score, bands=envelope_bands,
+                                                  instrument_classes=instrument_classes if envelope_instruments else 0)
         self.profile_critic = None
         if profile_critic:
             self.profile_critic = HarmonicProfileCritic(self.codec, self.vocab, widths, self.magnitude_units_per_db,
@@ -304,12 +309,16 @@ class GANSynth(pl.LightningModule):
               generator: torch.Generator) -> torch.Tensor:
         return self.generator(self.latents(instruments, generator), pitches, blocks, alpha)
 
-    def decibel_critics(self, pitches: torch.Tensor) -> list[tuple[str, float, torch.nn.Module, Callable]]:
+    def decibel_critics(self, pitches: torch.Tensor,
+                        instruments: torch.Tensor) -> list[tuple[str, float, Callable, Callable]]:
         """(name, weight, critic, view) of each critic that judges a view of the image in dB under its own gradient
-        penalty (``envelope_critic``: level curves; ``profile_critic``: the harmonic grid of ``pitches``)."""
+        penalty (``envelope_critic``: level curves, told ``instruments`` with ``envelope_instruments``;
+        ``profile_critic``: the harmonic grid of ``pitches``)."""
         critics = []
         if self.envelope_critic is not None:
-            critics.append(("envelope", self.hparams.envelope_critic, self.envelope_critic, self.envelope_critic.curves))
+            told = instruments if self.hparams.get("envelope_instruments") else None
+            critics.append(("envelope", self.hparams.envelope_critic,
+                            lambda curves: self.envelope_critic(curves, told), self.envelope_critic.curves))
         if self.profile_critic is not None:
             critics.append(("profile", self.hparams.profile_critic, self.profile_critic,
                             lambda x: self.profile_critic.view(x, pitches)))
@@ -337,7 +346,7 @@ class GANSynth(pl.LightningModule):
         if self.pair_critic is not None:  # one score per pair: its notes' scores and the pair critic's
             score = score.reshape(x.shape[0] // 2, -1).sum(1) + self.pair_critic(x, pitches, told)
         if decibel:  # each Lipschitz in dB of its view by its own penalty
-            for _, weight, critic, view in self.decibel_critics(pitches):
+            for _, weight, critic, view in self.decibel_critics(pitches, instruments):
                 score = score + weight * critic(view(x))
         return score, logits
 
@@ -399,7 +408,7 @@ class GANSynth(pl.LightningModule):
                                         real, fake, int(self.images_seen), settings, noise)
         d_loss = d.total if penalty is None else d.total + penalty[0]
         decibel_penalties = {}  # logged as gp_envelope, gp_profile
-        for name, _, critic, view in self.decibel_critics(labels):
+        for name, _, critic, view in self.decibel_critics(labels, instruments):
             critic_penalty = lazy_gradient_penalty(critic, real, fake, int(self.images_seen), settings, noise, view=view)
             if critic_penalty is not None:
                 d_loss = d_loss + critic_penalty[0]
