@@ -667,6 +667,37 @@ def test_harmonic_gains_weigh_the_coordinates_into_the_magnitudes_only():
         Generator(**TINY, skip_output=True, harmonic_gains=True)
 
 
+def test_harmonic_profile_adds_each_harmonics_level_on_its_columns_of_the_magnitudes_only():
+    """harmonic_profile: untrained, G is the same G as without it (its map starts at zero). A profile whose level
+    is 0.01 h at harmonic h = 1..8 (minus that on the second audio channel) moves each magnitude column at f by
+    0.01 f / f0 up to the 8th harmonic, as the levels are interpolated between harmonics and fade below the
+    fundamental; from 8 to 9 f0 it fades to 0, above it nothing moves, and no IF channel moves."""
+    from gansynth.core.harmonics import column_frequencies
+    from gansynth.core.pitch import midi_to_hz
+
+    codec, vocab = _tiny_codec_and_vocab()
+    network = dict(num_blocks=5, fmap_base=1024, fmap_max=128, latent_dim=256, harmonic_coordinates=True,
+                   skip_output=True)
+    z, pitch = _latents(2)
+    torch.manual_seed(0)
+    plain = Generator.for_codec(codec, vocab, **network)
+    torch.manual_seed(0)
+    profiled = Generator.for_codec(codec, vocab, **network, harmonic_profile=8)
+    with torch.no_grad():
+        torch.testing.assert_close(profiled(z, pitch, 5, 1.0), plain(z, pitch, 5, 1.0), rtol=0, atol=0)
+        profiled.profile_map.bias.copy_(torch.cat([0.01 * torch.arange(1.0, 9.0), -0.01 * torch.arange(1.0, 9.0)]))
+        before, after = plain(z, pitch, 5, 1.0), profiled(z, pitch, 5, 1.0)  # [2, 4, 32, 256]
+    ratio = column_frequencies(codec)[None, :] / midi_to_hz(torch.tensor(vocab.low) + pitch.double())[:, None]
+    shift = 0.01 * torch.where(ratio <= 8, ratio, 8 * (9 - ratio).clamp_min(0)).float()[:, None, :]  # [2, 1, 256]
+    for channel, sign in ((0, 1.0), (2, -1.0)):  # compared after tanh, where atanh of a saturated pixel is not
+        torch.testing.assert_close(after[:, channel], torch.tanh(torch.atanh(before[:, channel]) + sign * shift),
+                                   atol=2e-5, rtol=0)
+    torch.testing.assert_close(after[:, 1::2], before[:, 1::2], rtol=0, atol=0)
+    assert (ratio > 9).any() and (after[:, 0] - before[:, 0]).abs().max() > 0.01
+    with pytest.raises(NetworkError, match="harmonic_profile needs skip_output"):
+        Generator(**TINY, harmonic_profile=8)
+
+
 def test_skip_upsample_needs_a_skip_generator():
     with pytest.raises(NetworkError, match="skip_upsample=bilinear needs skip_output"):
         Generator(**TINY, skip_upsample="bilinear")

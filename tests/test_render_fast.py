@@ -81,7 +81,7 @@ def test_bf16_fast_path_stays_close_to_fp32():
 def test_upsampling_folded_into_the_first_conv_matches_the_tiny_generator(blocks, alpha):
     """Every block after the first takes the coarse map into a transposed conv instead of upsampling it;
     with the tiny experiment's extra channels at every block (harmonic coordinates with combs, frame
-    positions, maps of z), its skip output and harmonic gains, the fp32 image is the training modules' to
+    positions, maps of z), its skip output, harmonic gains and profile, the fp32 image is the training modules' to
     float rounding."""
     from gansynth.core.frozen import UpsamplingConv2d, frozen_generator
 
@@ -90,8 +90,9 @@ def test_upsampling_folded_into_the_first_conv_matches_the_tiny_generator(blocks
     generator = Generator.for_codec(
         codec, PitchVocab(), num_blocks=5, start_shape=(2, 16), latent_dim=LATENT, fmap_base=256, fmap_max=64,
         harmonic_coordinates=True, subharmonic_combs=[2, 3], time_coordinates=True, block_latent_channels=4,
-        pitch_one_hot=False, skip_output=True, skip_upsample="bilinear", comb_phase=True, harmonic_gains=True).eval()
-    for conv in [rgb[0] for rgb in generator.to_rgb] + list(generator.comb_gains):  # not a fresh G's zeros
+        pitch_one_hot=False, skip_output=True, skip_upsample="bilinear", comb_phase=True, harmonic_gains=True,
+        harmonic_profile=8).eval()
+    for conv in [rgb[0] for rgb in generator.to_rgb] + list(generator.comb_gains) + [generator.profile_map]:  # not zeros
         torch.nn.init.normal_(conv.weight)
     frozen = frozen_generator(generator)
     assert [type(block[0]) for block in frozen.blocks] == [torch.nn.Conv2d] + [UpsamplingConv2d] * 4

@@ -66,6 +66,17 @@ def harmonic_coordinates(codec: SpecgramCodec, vocab: PitchVocab, width: int,
     return torch.stack(channels, dim=1).float()  # [P, 5, w]
 
 
+def harmonic_profile_weights(codec: SpecgramCodec, vocab: PitchVocab, width: int, harmonics: int) -> torch.Tensor:
+    """[P, H, width]: how much each column of a stage ``width`` columns wide takes of harmonic h's level (G's
+    ``harmonic_profile``): 1 on the harmonic, falling linearly to 0 on its neighbours (h - 1, h + 1), so
+    between two harmonics the level is interpolated and below the fundamental or above harmonic H it fades out.
+    Data-free, like the coordinates."""
+    hz = column_frequencies(codec).reshape(width, -1).mean(1)  # [w]
+    f0 = midi_to_hz(torch.arange(vocab.low, vocab.high + 1, dtype=torch.float64))[:, None, None]  # [P, 1, 1]
+    h = torch.arange(1, harmonics + 1, dtype=torch.float64)[None, :, None]  # [1, H, 1]
+    return (1.0 - (hz[None, None, :] / f0 - h).abs()).clamp_min(0.0).float()
+
+
 def comb_wave(codec: SpecgramCodec, f0_hz: float) -> torch.Tensor:
     """[n_samples] every harmonic of ``f0_hz`` below Nyquist, equal level, cosine phase, peak 0.5."""
     t = torch.arange(codec.n_samples, dtype=torch.float64) / codec.sample_rate

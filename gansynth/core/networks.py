@@ -133,6 +133,7 @@ class _ProgressiveNetwork(nn.Module):
         comb_if: bool = False,
         comb_phase: bool = False,
         harmonic_gains: bool = False,
+        harmonic_profile: int = 0,
         skip_output: bool = False,
         zero_init_rgb: bool = False,
         skip_input: bool = False,
@@ -174,6 +175,11 @@ class _ProgressiveNetwork(nn.Module):
             raise NetworkError(f"{name}: harmonic_gains needs harmonic_coordinates (the patterns it weighs) "
                                "and skip_output (each block adds to the sum)")
         self.harmonic_gains = harmonic_gains
+        if not (isinstance(harmonic_profile, int) and harmonic_profile >= 0):
+            raise NetworkError(f"{name}: harmonic_profile must be an int >= 0 (harmonics; 0: none), got {harmonic_profile!r}")
+        if harmonic_profile and not skip_output:
+            raise NetworkError(f"{name}: harmonic_profile needs skip_output (the profile is added to the sum before tanh)")
+        self.harmonic_profile = harmonic_profile
         if zero_init_rgb and not skip_output:
             raise NetworkError(f"{name}: zero_init_rgb needs skip_output (a blended stage of zeros is silence)")
         self.zero_init_rgb = zero_init_rgb
@@ -259,7 +265,8 @@ class Generator(_ProgressiveNetwork):
     [P, 1, h, w] tensor per block), the phase a pitched note's harmonics have by physics; the critic then
     sees the reals with the same IF (`with_comb_phase`). With `harmonic_gains` (a skip G), every block's output
     also adds its harmonic coordinates to each log-magnitude channel, weighed per pixel by gains its features
-    draw (`weighed_harmonics`).
+    draw (`weighed_harmonics`); with `harmonic_profile` H, the sum also gets a level per harmonic 1..H, a linear map
+    of z, on each harmonic's columns (`profile_levels`; `profile_weights`: one [P, H, w] tensor per block).
     Attention follows the last conv of a block whose area is in `attention_areas`; G's attention always
     takes the fused path, since nothing differentiates G twice. With `upsampling_convs` (set by the frozen
     inference copy, `gansynth.core.frozen`) a block's first layer is handed the coarse map and the extra
@@ -270,8 +277,13 @@ class Generator(_ProgressiveNetwork):
 
     def __init__(self, *args, coordinates: Sequence[torch.Tensor] | None = None,
                  comb_images: Sequence[torch.Tensor] | None = None,
-                 phase_images: Sequence[torch.Tensor] | None = None, **kwargs) -> None:
+                 phase_images: Sequence[torch.Tensor] | None = None,
+                 profile_weights: Sequence[torch.Tensor] | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        if bool(self.harmonic_profile) != (profile_weights is not None):
+            raise NetworkError("Generator: harmonic_profile needs the profile weights of every block, and only then")
+        for i, weights in enumerate(profile_weights or ()):
+            self.register_buffer(f"profile_weights_{i}", weights.float(), persistent=False)  # [P, H, w_i]
         if self.harmonic_coordinates != (coordinates is not None):
             raise NetworkError("Generator: harmonic_coordinates needs the coordinates of every block, and only then")
         if self.comb_if != (comb_images is not None):
@@ -345,12 +357,20 @@ class Generator(_ProgressiveNetwork):
             for i in range(1, self.num_blocks + 1)) if self.harmonic_gains else nn.ModuleList()
         for gains in self.comb_gains:
             nn.init.zeros_(gains.weight)
+        # harmonic_profile: one level per harmonic 1..H and audio channel, a linear map of z, added to the
+        # log-magnitude on the columns of each harmonic: a latent's instrument keeps its harmonic levels (a
+        # pluck's missing 8th) at every pitch, where per-pixel convs blur them (README, Results). Zero at the start.
+        self.profile_map = None
+        if self.harmonic_profile:
+            self.profile_map = EqualizedLinear(self.latent_dim + self.latent_categories,
+                                               (self.image_channels // 2) * self.harmonic_profile, slope=1.0)
+            nn.init.zeros_(self.profile_map.weight)
 
     @classmethod
     def for_codec(cls, codec, vocab, **network) -> Generator:
         """G for a codec's images and a pitch vocabulary, with its harmonic coordinates and comb IF when
         asked for."""
-        from gansynth.core.harmonics import comb_if, harmonic_coordinates
+        from gansynth.core.harmonics import comb_if, harmonic_coordinates, harmonic_profile_weights
 
         args = dict(network, image_shape=tuple(codec.image_shape), num_pitches=vocab.size)
         geometry = _ProgressiveNetwork(**args)
@@ -358,10 +378,13 @@ class Generator(_ProgressiveNetwork):
         coordinates = None
         if geometry.harmonic_coordinates:
             coordinates = [harmonic_coordinates(codec, vocab, w, geometry.subharmonic_combs) for _, w in shapes]
+        profile_weights = None
+        if geometry.harmonic_profile:
+            profile_weights = [harmonic_profile_weights(codec, vocab, w, geometry.harmonic_profile) for _, w in shapes]
         combs = comb_if(codec, vocab, shapes) if geometry.comb_if or geometry.comb_phase else None
         phase_images = [codec.normalize_if(comb) for comb in combs] if geometry.comb_phase else None
         return cls(**args, coordinates=coordinates, comb_images=combs if geometry.comb_if else None,
-                   phase_images=phase_images)
+                   phase_images=phase_images, profile_weights=profile_weights)
 
     def forward(self, z: torch.Tensor, pitch: torch.Tensor, stage_blocks: int, alpha: float) -> torch.Tensor:
         """z [B, latent_dim], pitch [B] class indices -> image [B, C, h, w] in [-1, 1]."""
@@ -400,6 +423,8 @@ class Generator(_ProgressiveNetwork):
                 rgb = weight * rgb
                 skip = rgb if skip is None else upsample(skip, self.skip_upsample) + rgb
         if self.skip_output:
+            if self.profile_map is not None:
+                skip = skip + self.profile_levels(stage_blocks - 1, pitch, latent).to(skip.dtype)
             image = torch.tanh(skip)
         else:
             image = self.to_rgb[stage_blocks - 1](x)  # [B, C, h, w]
@@ -439,6 +464,13 @@ class Generator(_ProgressiveNetwork):
         k = table.shape[1]
         gains = self.comb_gains[i](x).unflatten(1, (-1, k))  # [B, audio channels, K, h, w]
         magnitude = (gains * table[:, None, :, None, :]).sum(2)  # [B, audio channels, h, w]
+        return torch.stack([magnitude, torch.zeros_like(magnitude)], dim=2).flatten(1, 2)
+
+    def profile_levels(self, i: int, pitch: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+        """[B, C, 1, w]: each note's harmonic profile, a map of its ``latent`` [B, latent + K], spread over the columns
+        of block ``i`` by ``harmonic_profile_weights``, on every magnitude channel (the IF channels get zeros)."""
+        levels = self.profile_map(latent).unflatten(1, (-1, self.harmonic_profile))  # [B, audio channels, H]
+        magnitude = torch.einsum("bch,bhw->bcw", levels, getattr(self, f"profile_weights_{i}")[pitch])[:, :, None]
         return torch.stack([magnitude, torch.zeros_like(magnitude)], dim=2).flatten(1, 2)
 
     def with_comb_phase(self, image: torch.Tensor, pitch: torch.Tensor, stage_blocks: int) -> torch.Tensor:
