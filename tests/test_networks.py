@@ -698,6 +698,17 @@ def test_harmonic_profile_adds_each_harmonics_level_on_its_columns_of_the_magnit
         Generator(**TINY, harmonic_profile=8)
 
 
+def test_projected_scores_add_the_logit_of_each_groups_instrument():
+    """Groups of 2 notes: score column 0 plus the column of the group's instrument (its first note's), 1-based."""
+    from gansynth.core.networks import projected_scores
+
+    outputs = torch.tensor([[1.0, 10.0, 20.0, 30.0], [2.0, 40.0, 50.0, 60.0]])
+    torch.testing.assert_close(projected_scores(outputs, torch.tensor([2, 2, 0, 0]), 2, "C"), torch.tensor([31.0, 42.0]))
+    torch.testing.assert_close(projected_scores(outputs[:, :1], None, 2, "C"), torch.tensor([1.0, 2.0]))
+    with pytest.raises(NetworkError, match="C: instruments are given exactly when instrument_classes > 0"):
+        projected_scores(outputs, None, 2, "C")
+
+
 def test_skip_upsample_needs_a_skip_generator():
     with pytest.raises(NetworkError, match="skip_upsample=bilinear needs skip_output"):
         Generator(**TINY, skip_upsample="bilinear")

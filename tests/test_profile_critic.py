@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
+from gansynth.core.networks import NetworkError
 from gansynth.core.pitch import PitchVocab
 from gansynth.core.profile_critic import HARMONICS, HarmonicProfileCritic
 from gansynth.core.spectral import SpecgramCodec
@@ -68,3 +70,18 @@ def test_notes_judged_together_share_one_score_per_group():
     x = images(batch=6)
     assert score(critic_of(notes_per_score=2), x).shape == (3,)
     assert score(critic_of(), x).shape == (6,)
+
+
+def test_told_instruments_add_each_pairs_instrument_logit_and_a_classifier_is_told_none():
+    """Pairs, 3 instruments: telling a pair another instrument moves its score by the difference of the two
+    instruments' logits and nothing else (the first pair told 2 then 0, the second 1 both times); a told critic
+    needs the instruments; a classifier (several outputs) cannot be told them."""
+    torch.manual_seed(0)
+    critic = HarmonicProfileCritic(CODEC, VOCAB, [256], UNITS_PER_DB, notes_per_score=2, instrument_classes=3)
+    grid = critic.view(images(), pitches())
+    first, second = critic(grid, torch.tensor([2, 2, 1, 1])), critic(grid, torch.tensor([0, 0, 1, 1]))
+    assert first.shape == (2,) and abs(first[0] - second[0]) > 1e-3 and first[1] == second[1]
+    with pytest.raises(NetworkError, match="instruments are given exactly when instrument_classes > 0"):
+        critic(grid)
+    with pytest.raises(NetworkError, match="a classifier"):
+        HarmonicProfileCritic(CODEC, VOCAB, [256], UNITS_PER_DB, outputs=3, instrument_classes=3)

@@ -656,14 +656,15 @@ def extra_critic_parameters(model) -> list[torch.Tensor]:
 
 @pytest.mark.parametrize("critic", ["model.network.critic_pack=2", "model.pair_critic_harmonics=4",
                                     "model.pair_critic_harmonics=4 model.envelope_critic=1 model.envelope_bands=4 "
-                                    "model.envelope_instruments=true model.profile_critic=1",
+                                    "model.decibel_instruments=true model.profile_critic=1",
                                     "model.pair_critic_harmonics=4 model.instrument_balance=1",
                                     "model.pair_critic_harmonics=4 model.instrument_aux=1"])
 def test_instrument_pairs_play_one_latent_at_both_pitches_of_a_real_pair(notes, tmp_path, critic):
     """With data.instrument_pairs, every G call of training (G's step and the critic's fakes) gives the
     two notes of a pair one latent and the pitches of a real pair of one instrument (two pitches), and the
     critic of pairs (a packing D, or the harmonic pair critic beside the per-note D, and the envelope
-    critic of the pair's level curves, told the pair's instrument) trains, as does the instrument classifier of the balance and
+    critic of the pair's level curves and the profile critic of its harmonic grids, both told the pair's
+    instrument) trains, as does the instrument classifier of the balance and
     auxiliary terms, whose costs G pays and the log shows."""
     calls, initial = [], []
 
@@ -698,8 +699,9 @@ def test_instrument_pairs_play_one_latent_at_both_pitches_of_a_real_pair(notes, 
      "model.instrument_projection needs data.instrument_pairs=true (instruments from the file names)"),
     ("model.instrument_projection=true", 1, "model.instrument_projection needs at least 2 instruments in the data, "
                                             "got 1"),
-    ("model.instrument_projection=false model.envelope_instruments=true", 2,
-     "model.envelope_instruments needs model.envelope_critic > 0 and model.instrument_projection=true"),
+    ("model.instrument_projection=false model.decibel_instruments=true", 2,
+     "model.decibel_instruments needs model.envelope_critic or model.profile_critic > 0 and "
+     "model.instrument_projection=true"),
     ("model.network.latent_categories=3", 2, "model.instrument_projection makes the data's 2 instruments G's latent "
                                              "categories; model.network.latent_categories must be 0 or 2, got 3"),
 ])

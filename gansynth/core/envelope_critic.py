@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from gansynth.core.double_backward import LeakyReLU
 from gansynth.core.layers import EqualizedConv2d, EqualizedLinear
-from gansynth.core.networks import NetworkError, frame_levels
+from gansynth.core.networks import frame_levels, projected_scores
 
 WIDTH = 32        # channels of every conv
 POOLED = 16       # frames the features are averaged to before the score
@@ -66,9 +66,4 @@ class EnvelopeCritic(nn.Module):
         positions = torch.linspace(-1.0, 1.0, frames, device=curves.device, dtype=curves.dtype)
         curves = torch.cat([curves, positions[None, None, :, None].expand(curves.shape[0], 1, frames, 1)], dim=1)
         features = F.adaptive_avg_pool2d(self.convs(curves), (POOLED, 1))  # [B / n, WIDTH, POOLED, 1]
-        outputs = self.score(features.flatten(1))  # [B / n, 1 + instrument_classes]
-        if (instruments is None) != (outputs.shape[1] == 1):
-            raise NetworkError("EnvelopeCritic: instruments are given exactly when instrument_classes > 0")
-        if instruments is None:
-            return outputs[:, 0]
-        return outputs[:, 0] + outputs[:, 1:].gather(1, instruments[::self.notes_per_score, None]).squeeze(1)
+        return projected_scores(self.score(features.flatten(1)), instruments, self.notes_per_score, "EnvelopeCritic")

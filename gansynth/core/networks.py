@@ -104,6 +104,17 @@ def frame_levels(x: torch.Tensor, magnitude_scale: float, bands: int = 1) -> tor
     return magnitude_scale * level.transpose(2, 3).reshape(batch, -1, frames, 1)
 
 
+def projected_scores(outputs: torch.Tensor, instruments: torch.Tensor | None, group: int, critic: str) -> torch.Tensor:
+    """[N, 1 + K] outputs of a critic that scores groups of ``group`` notes -> [N] scores: the first column plus,
+    with K > 0, the logit of each group's instrument (its notes share one; ``instruments`` [N * group]), a
+    projection critic (Miyato & Koyama 2018) that judges a note against its instrument's notes alone."""
+    if (instruments is None) != (outputs.shape[1] == 1):
+        raise NetworkError(f"{critic}: instruments are given exactly when instrument_classes > 0")
+    if instruments is None:
+        return outputs[:, 0]
+    return outputs[:, 0] + outputs[:, 1:].gather(1, instruments[::group, None]).squeeze(1)
+
+
 def with_frame_levels(x: torch.Tensor, magnitude_scale: float) -> torch.Tensor:
     """[B, 2 ch, h, w] -> [B, 3 ch, h, w]: one more channel per audio channel holding each frame's level
     (`frame_levels`) across every column."""

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from gansynth.core.harmonics import column_frequencies
 from gansynth.core.double_backward import LeakyReLU
 from gansynth.core.layers import EqualizedConv2d, EqualizedLinear
-from gansynth.core.networks import NetworkError
+from gansynth.core.networks import projected_scores
 from gansynth.core.pitch import PitchVocab, midi_to_hz
 from gansynth.core.spectral import SpecgramCodec
 
@@ -92,9 +92,4 @@ class HarmonicPairCritic(nn.Module):
         grid = self.harmonic_grid(x, pitches)
         pairs = grid.reshape(grid.shape[0] // 2, 2 * grid.shape[1], *grid.shape[2:])  # [B/2, 2(C/2+1), h, 2K]
         features = F.adaptive_avg_pool2d(self.convs(pairs), POOLED)
-        outputs = self.score(features.flatten(1))  # [B/2, 1 + instrument_classes]
-        if (instruments is None) != (outputs.shape[1] == 1):
-            raise NetworkError("HarmonicPairCritic: instruments are given exactly when instrument_classes > 0")
-        if instruments is None:
-            return outputs[:, 0]
-        return outputs[:, 0] + outputs[:, 1:].gather(1, instruments[0::2, None]).squeeze(1)
+        return projected_scores(self.score(features.flatten(1)), instruments, 2, "HarmonicPairCritic")

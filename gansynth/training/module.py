@@ -114,7 +114,7 @@ class GANSynth(pl.LightningModule):
         pair_critic_harmonics: int = 0,
         envelope_critic: float = 0.0,
         envelope_bands: int = 1,
-        envelope_instruments: bool = False,
+        decibel_instruments: bool = False,
         profile_critic: float = 0.0,
         instrument_balance: float = 0.0,
         instrument_counts: list | tuple = (),
@@ -188,18 +188,19 @@ class GANSynth(pl.LightningModule):
         if not (isinstance(envelope_bands, int) and envelope_bands >= 1 and first_columns % envelope_bands == 0):
             raise SettingError(f"model.envelope_bands must be a positive int that divides the first stage's "
                                f"{first_columns} mel columns, got {envelope_bands}")
-        if envelope_instruments and not (envelope_critic and instrument_projection):
-            raise SettingError("model.envelope_instruments needs model.envelope_critic > 0 and "
-                               "model.instrument_projection=true (the instruments it is told)")
+        if decibel_instruments and not ((envelope_critic or profile_critic) and instrument_projection):
+            raise SettingError("model.decibel_instruments needs model.envelope_critic or model.profile_critic > 0 and "
+                               "model.instrument_projection=true (the instruments they are told)")
+        told_classes = instrument_classes if decibel_instruments else 0  # the decibel critics' projection heads
         self.envelope_critic = None
         if envelope_critic:
             self.envelope_critic = EnvelopeCritic(self.codec.audio_channels, per_neper, self.magnitude_units_per_db,
                                                   notes_per_score=notes_per_score, bands=envelope_bands,
-                                                  instrument_classes=instrument_classes if envelope_instruments else 0)
+                                                  instrument_classes=told_classes)
         self.profile_critic = None
         if profile_critic:
             self.profile_critic = HarmonicProfileCritic(self.codec, self.vocab, widths, self.magnitude_units_per_db,
-                                                        notes_per_score=notes_per_score)
+                                                        notes_per_score=notes_per_score, instrument_classes=told_classes)
         self.instrument_classifier = None
         for key, weight in (("instrument_balance", instrument_balance), ("instrument_aux", instrument_aux)):
             if not weight >= 0:
@@ -312,15 +313,15 @@ class GANSynth(pl.LightningModule):
     def decibel_critics(self, pitches: torch.Tensor,
                         instruments: torch.Tensor) -> list[tuple[str, float, Callable, Callable]]:
         """(name, weight, critic, view) of each critic that judges a view of the image in dB under its own gradient
-        penalty (``envelope_critic``: level curves, told ``instruments`` with ``envelope_instruments``;
-        ``profile_critic``: the harmonic grid of ``pitches``)."""
+        penalty (``envelope_critic``: level curves; ``profile_critic``: the harmonic grid of ``pitches``), each told
+        ``instruments`` with ``decibel_instruments``."""
         critics = []
+        told = instruments if self.hparams.get("decibel_instruments") else None
         if self.envelope_critic is not None:
-            told = instruments if self.hparams.get("envelope_instruments") else None
             critics.append(("envelope", self.hparams.envelope_critic,
                             lambda curves: self.envelope_critic(curves, told), self.envelope_critic.curves))
         if self.profile_critic is not None:
-            critics.append(("profile", self.hparams.profile_critic, self.profile_critic,
+            critics.append(("profile", self.hparams.profile_critic, lambda grid: self.profile_critic(grid, told),
                             lambda x: self.profile_critic.view(x, pitches)))
         return critics
 
