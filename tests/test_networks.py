@@ -639,20 +639,26 @@ def test_reals_fade_in_as_the_skip_generator_upsamples(mode):
     assert (fade_reals(x, (8, 64), 0.0, mode) - fade_reals(x, (8, 64), 0.0, other)).abs().mean() > 0.1
 
 
+def _skip_generator_and_twin(**option):
+    """(codec, vocab, G, G with ``option``): a tiny-codec skip G with harmonic coordinates, and the same G built from
+    the same seed with one more option, whose own weights start where it adds nothing."""
+    codec, vocab = _tiny_codec_and_vocab()
+    network = dict(num_blocks=5, fmap_base=1024, fmap_max=128, latent_dim=256, harmonic_coordinates=True,
+                   skip_output=True)
+    torch.manual_seed(0)
+    plain = Generator.for_codec(codec, vocab, **network)
+    torch.manual_seed(0)
+    return codec, vocab, plain, Generator.for_codec(codec, vocab, **network, **option)
+
+
 def test_harmonic_gains_weigh_the_coordinates_into_the_magnitudes_only():
     """harmonic_gains: untrained, G is the same G as without it (its gains start at zero); with gains, each
     magnitude channel of a one-block G moves by exactly its block's coordinates weighed by those gains
     before tanh, and no IF channel moves."""
     from gansynth.core.harmonics import harmonic_coordinates
 
-    codec, vocab = _tiny_codec_and_vocab()
-    network = dict(num_blocks=5, fmap_base=1024, fmap_max=128, latent_dim=256, harmonic_coordinates=True,
-                   skip_output=True)
+    codec, vocab, plain, weighed = _skip_generator_and_twin(harmonic_gains=True)
     z, pitch = _latents(2)
-    torch.manual_seed(0)
-    plain = Generator.for_codec(codec, vocab, **network)
-    torch.manual_seed(0)
-    weighed = Generator.for_codec(codec, vocab, **network, harmonic_gains=True)
     with torch.no_grad():
         torch.testing.assert_close(weighed(z, pitch, 5, 1.0), plain(z, pitch, 5, 1.0), rtol=0, atol=0)
         gains = weighed.comb_gains[0]
@@ -675,14 +681,8 @@ def test_harmonic_profile_adds_each_harmonics_level_on_its_columns_of_the_magnit
     from gansynth.core.harmonics import column_frequencies
     from gansynth.core.pitch import midi_to_hz
 
-    codec, vocab = _tiny_codec_and_vocab()
-    network = dict(num_blocks=5, fmap_base=1024, fmap_max=128, latent_dim=256, harmonic_coordinates=True,
-                   skip_output=True)
+    codec, vocab, plain, profiled = _skip_generator_and_twin(harmonic_profile=8)
     z, pitch = _latents(2)
-    torch.manual_seed(0)
-    plain = Generator.for_codec(codec, vocab, **network)
-    torch.manual_seed(0)
-    profiled = Generator.for_codec(codec, vocab, **network, harmonic_profile=8)
     with torch.no_grad():
         torch.testing.assert_close(profiled(z, pitch, 5, 1.0), plain(z, pitch, 5, 1.0), rtol=0, atol=0)
         profiled.profile_map.bias.copy_(torch.cat([0.01 * torch.arange(1.0, 9.0), -0.01 * torch.arange(1.0, 9.0)]))

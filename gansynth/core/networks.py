@@ -104,6 +104,11 @@ def frame_levels(x: torch.Tensor, magnitude_scale: float, bands: int = 1) -> tor
     return magnitude_scale * level.transpose(2, 3).reshape(batch, -1, frames, 1)
 
 
+def interleaved(magnitude: torch.Tensor, inst_freq: torch.Tensor) -> torch.Tensor:
+    """[B, ch, h, w] magnitudes and [B, ch, h, w] IFs -> the image layout [B, 2 ch, h, w]: magnitude, IF per channel."""
+    return torch.stack([magnitude, inst_freq], dim=2).flatten(1, 2)
+
+
 def projected_scores(outputs: torch.Tensor, instruments: torch.Tensor | None, group: int, critic: str) -> torch.Tensor:
     """[N, 1 + K] outputs of a critic that scores groups of ``group`` notes -> [N] scores: the first column plus,
     with K > 0, the logit of each group's instrument (its notes share one; ``instruments`` [N * group]), a
@@ -475,21 +480,21 @@ class Generator(_ProgressiveNetwork):
         k = table.shape[1]
         gains = self.comb_gains[i](x).unflatten(1, (-1, k))  # [B, audio channels, K, h, w]
         magnitude = (gains * table[:, None, :, None, :]).sum(2)  # [B, audio channels, h, w]
-        return torch.stack([magnitude, torch.zeros_like(magnitude)], dim=2).flatten(1, 2)
+        return interleaved(magnitude, torch.zeros_like(magnitude))
 
     def profile_levels(self, i: int, pitch: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
         """[B, C, 1, w]: each note's harmonic profile, a map of its ``latent`` [B, latent + K], spread over the columns
         of block ``i`` by ``harmonic_profile_weights``, on every magnitude channel (the IF channels get zeros)."""
         levels = self.profile_map(latent).unflatten(1, (-1, self.harmonic_profile))  # [B, audio channels, H]
         magnitude = torch.einsum("bch,bhw->bcw", levels, getattr(self, f"profile_weights_{i}")[pitch])[:, :, None]
-        return torch.stack([magnitude, torch.zeros_like(magnitude)], dim=2).flatten(1, 2)
+        return interleaved(magnitude, torch.zeros_like(magnitude))
 
     def with_comb_phase(self, image: torch.Tensor, pitch: torch.Tensor, stage_blocks: int) -> torch.Tensor:
         """image [B, C, h, w] normalised at the stage's resolution with each IF channel replaced by the comb's
         IF image of ``pitch`` [B]: G's output, and the reals the critic compares it with."""
         magnitude = image[:, 0::2]  # [B, audio channels, h, w]
         phase = getattr(self, f"phase_{stage_blocks - 1}")[pitch].to(image.dtype).expand_as(magnitude)
-        return torch.stack([magnitude, phase], dim=2).flatten(1, 2)  # [B, C, h, w]: magnitude, IF per channel
+        return interleaved(magnitude, phase)
 
 
 def _discriminator_conv(in_channels: int, out_channels: int, kernel: int | tuple[int, int], padding: int) -> nn.Module:
