@@ -690,10 +690,10 @@ def test_instrument_pairs_play_one_latent_at_both_pitches_of_a_real_pair(notes, 
 
 
 @pytest.mark.parametrize("override, instruments, message", [
-    ("model.instrument_projection=false model.instrument_balance=1", 0,
+    ("model.instrument_projection=false model.decibel_instruments=false model.instrument_balance=1", 0,
      "model.instrument_balance needs data.instrument_pairs=true (instruments from the file names) and at least 2 "
      "instruments, got 0"),
-    ("model.instrument_projection=false model.instrument_aux=1", 2,
+    ("model.instrument_projection=false model.decibel_instruments=false model.instrument_aux=1", 2,
      "model.instrument_aux needs model.instrument_projection=true (a fake's instrument is its latent's category)"),
     ("data.instrument_pairs=false model.pair_critic_harmonics=0", 2,
      "model.instrument_projection needs data.instrument_pairs=true (instruments from the file names)"),
@@ -743,7 +743,7 @@ def test_instrument_projection_plays_each_fake_as_the_instrument_of_its_real_par
 @pytest.mark.parametrize("override, message", [
     ("model.pair_critic_harmonics=0", "data.instrument_pairs needs a critic of pairs: model.network.critic_pack=2 "
                                       "(got 1) or model.pair_critic_harmonics > 0"),
-    ("data.instrument_pairs=false model.instrument_projection=false",
+    ("data.instrument_pairs=false model.instrument_projection=false model.decibel_instruments=false",
      "model.pair_critic_harmonics needs data.instrument_pairs=true"),
     ("model.network.critic_pack=4", "data.instrument_pairs needs model.network.critic_pack 1 or 2, got 4"),
 ])
