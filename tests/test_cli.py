@@ -112,7 +112,7 @@ def test_an_instrument_of_one_pitch_stops_the_paired_tiny_before_anything_is_enc
                      launch_folder)
     assert_one_line_error(result, f"{folder}: notes that cannot be paired (to train without pairs: "
                                   "data.instrument_pairs=false model.pair_critic_harmonics=0 "
-                                  "model.instrument_projection=false model.decibel_instruments=false): "
+                                  "model.instrument_projection=false): "
                                   f"{lone.name}: data.instrument_pairs: instrument '{instrument_of(lone)}' has no note "
                                   "at another pitch")
     assert not (folder / ".gansynth_cache").exists() and list(launch_folder.glob("runs/*")) == []

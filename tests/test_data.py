@@ -376,7 +376,7 @@ def test_notes_that_cannot_be_paired_are_all_named():
         InstrumentPairs(files, [60, 60, 60, 67, 61], Path("/notes"))
     assert str(caught.value).splitlines() == [
         "/notes: notes that cannot be paired (to train without pairs: data.instrument_pairs=false "
-        "model.pair_critic_harmonics=0 model.instrument_projection=false model.decibel_instruments=false) (3 files):",
+        "model.pair_critic_harmonics=0 model.instrument_projection=false) (3 files):",
         "  oboe_068-060-100.wav: data.instrument_pairs: instrument 'oboe_068' has no note at another pitch",
         "  oboe_068-060-050.wav: data.instrument_pairs: instrument 'oboe_068' has no note at another pitch",
         "  take 3.wav: data.instrument_pairs needs the instrument in the name (NAME_PPP-VVV)",

@@ -690,10 +690,10 @@ def test_instrument_pairs_play_one_latent_at_both_pitches_of_a_real_pair(notes, 
 
 
 @pytest.mark.parametrize("override, instruments, message", [
-    ("model.instrument_projection=false model.decibel_instruments=false model.instrument_balance=1", 0,
+    ("model.instrument_projection=false model.instrument_balance=1", 0,
      "model.instrument_balance needs data.instrument_pairs=true (instruments from the file names) and at least 2 "
      "instruments, got 0"),
-    ("model.instrument_projection=false model.decibel_instruments=false model.instrument_aux=1", 2,
+    ("model.instrument_projection=false model.instrument_aux=1", 2,
      "model.instrument_aux needs model.instrument_projection=true (a fake's instrument is its latent's category)"),
     ("data.instrument_pairs=false model.pair_critic_harmonics=0", 2,
      "model.instrument_projection needs data.instrument_pairs=true (instruments from the file names)"),
@@ -710,6 +710,19 @@ def test_the_instrument_options_need_instruments_from_the_names(override, instru
 
     with pytest.raises(SettingError, match=re.escape(message)):
         GANSynth(**model_arguments(*override.split(), instruments=instruments))
+
+
+def test_the_advice_for_notes_that_cannot_be_paired_builds_a_model_without_instruments():
+    """The overrides the dataset error names are enough: ``tiny`` ties the told decibel critics to the projection."""
+    from gansynth.training.data import DatasetError, InstrumentPairs
+
+    with pytest.raises(DatasetError) as caught:
+        InstrumentPairs([Path("/notes/oboe_068-060-100.wav")], [60], Path("/notes"))
+    advice = re.search(r"to train without pairs: ([^)]*)\)", str(caught.value)).group(1).split()
+    arguments = model_arguments(*advice, instruments=0)
+    assert (arguments["instrument_pairs"], arguments["instrument_projection"], arguments["decibel_instruments"]) == (
+        False, False, False)
+    GANSynth(**arguments)
 
 
 def test_instrument_projection_plays_each_fake_as_the_instrument_of_its_real_partner(notes, tmp_path):
@@ -743,7 +756,7 @@ def test_instrument_projection_plays_each_fake_as_the_instrument_of_its_real_par
 @pytest.mark.parametrize("override, message", [
     ("model.pair_critic_harmonics=0", "data.instrument_pairs needs a critic of pairs: model.network.critic_pack=2 "
                                       "(got 1) or model.pair_critic_harmonics > 0"),
-    ("data.instrument_pairs=false model.instrument_projection=false model.decibel_instruments=false",
+    ("data.instrument_pairs=false model.instrument_projection=false",
      "model.pair_critic_harmonics needs data.instrument_pairs=true"),
     ("model.network.critic_pack=4", "data.instrument_pairs needs model.network.critic_pack 1 or 2, got 4"),
 ])

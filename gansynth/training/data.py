@@ -148,7 +148,7 @@ class InstrumentPairs:
             ordered = {path: problems[path] for path in files if path in problems}
             raise DatasetError.listing(f"{root}: notes that cannot be paired (to train without pairs: "
                                        "data.instrument_pairs=false model.pair_critic_harmonics=0 "
-                                       "model.instrument_projection=false model.decibel_instruments=false)",
+                                       "model.instrument_projection=false)",
                                        ordered, root)
 
     def instrument(self, item: int) -> int:
