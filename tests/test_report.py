@@ -4,6 +4,7 @@ by matplotlib, and (where Debian's chromium is installed) a real headless browse
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import pytest
 import soundfile as sf
 from matplotlib.image import imread
 
-from gansynth.commands import cli
+from gansynth.commands import cli, evaluate
 from gansynth.commands.demo import compose_config
 from gansynth.commands.report import ReportError, run_report
 from test_evaluate import write_note_folder
@@ -108,6 +109,39 @@ def test_bad_metrics_file_is_named_before_anything_is_written(run_folder, tmp_pa
     bad.write_text(json.dumps(RECORDS[0]) + "\nnot json\n")
     with pytest.raises(ReportError, match=r"metrics.jsonl:2: not a metrics record"):
         make_report(run_folder, tmp_path / "out", f"metrics_file={bad}")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def evaluation(run_folder) -> dict:
+    """gansynth-evaluate's report of the run's checkpoint on its notes, as `out=` writes it."""
+    return evaluate.run(compose_config("evaluate", [
+        f"ckpt_path={run_folder / 'checkpoints' / 'last.ckpt'}", f"data.path={run_folder / 'notes'}",
+        "notes_per_pitch=3", "ndb_bins=4", "classifier_steps=20"]))
+
+
+def test_a_given_evaluation_is_the_pages_table_as_it_is(run_folder, evaluation, tmp_path):
+    given = dict(evaluation, generated=dict(evaluation["generated"], pa=0.123456))  # a number no evaluation here made
+    (tmp_path / "evaluation.json").write_text(json.dumps(given))
+    text = make_report(run_folder, tmp_path / "out", f"evaluation_file={tmp_path / 'evaluation.json'}").read_text()
+    assert "<th>PA (mean)</th><td>0.123</td>" in text
+    assert f"({evaluation['notes_per_pitch']} per trained pitch) (from <code>" in text
+
+
+@pytest.mark.parametrize("change, message", [
+    (None, "evaluation file not found"),
+    ("not json", "not a gansynth-evaluate report (write one with gansynth-evaluate out=...)"),
+    ({"ckpt_path": "other/last.ckpt"}, "evaluates other/last.ckpt, not "),
+    ({"data_sha256": "0" * 64}, "scored another render of the data than "),
+])
+def test_an_evaluation_of_something_else_is_named_before_anything_is_written(run_folder, evaluation, tmp_path,
+                                                                              change, message):
+    path = tmp_path / "evaluation.json"
+    if change is not None:
+        path.write_text(change if isinstance(change, str) else json.dumps(dict(evaluation, **change)))
+    with pytest.raises(ReportError, match=re.escape(message)) as caught:
+        make_report(run_folder, tmp_path / "out", f"evaluation_file={path}")
+    assert len(str(caught.value).splitlines()) == 1 and "evaluation.json" in str(caught.value)
     assert not (tmp_path / "out").exists()
 
 

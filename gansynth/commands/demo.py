@@ -68,7 +68,7 @@ def run(cfg: DictConfig) -> dict:
     from gansynth.commands.report import run_report
 
     page = run_report(compose_config("report", [
-        f"ckpt_path={ckpt}", f"data.path={notes}", f"output_dir={out / 'report'}", "evaluation.notes_per_pitch=2",
+        f"ckpt_path={ckpt}", f"data.path={notes}", f"output_dir={out / 'report'}", f"evaluation_file={out / 'evaluation.json'}",
     ]))
     print("\nDone.")
     print(f"  rendered MIDI : {rendered.files[0]}")

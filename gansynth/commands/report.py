@@ -81,9 +81,31 @@ def spread(values: list[int], count: int) -> list[int]:
     return [values[round(i * (len(values) - 1) / (count - 1))] for i in range(count)] if count > 1 else [values[len(values) // 2]]
 
 
-def real_notes(cfg: DictConfig, synth: Synth) -> dict[int, Path]:
-    """The first file of each pitch of the data folder that the model was trained on."""
+def given_evaluation(cfg: DictConfig, ckpt: Path) -> dict | None:
+    """evaluation_file's report when one is given: it must be gansynth-evaluate's JSON of this checkpoint."""
+    if cfg.evaluation_file is None:
+        return None
+    path = Path(to_absolute_path(cfg.evaluation_file))
+    try:
+        report = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ReportError(f"{path}: evaluation file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        report = None
+    if not isinstance(report, dict) or not {"columns", "generated", "notes_per_pitch", "ckpt_path", "data_sha256"} <= report.keys():
+        raise ReportError(f"{path}: not a gansynth-evaluate report (write one with gansynth-evaluate out=...)")
+    if Path(to_absolute_path(report["ckpt_path"])).resolve() != ckpt.resolve():
+        raise ReportError(f"{path}: evaluates {report['ckpt_path']}, not {ckpt}")
+    return report
+
+
+def real_notes(cfg: DictConfig, synth: Synth, evaluation: dict | None) -> dict[int, Path]:
+    """The first file of each pitch of the data folder that the model was trained on (and that a given
+    evaluation scored: the same render of the data)."""
     scan = evaluate.real_notes(cfg.data, synth).scan()
+    if evaluation is not None and evaluation["data_sha256"] != scan.fingerprint():
+        raise ReportError(f"{cfg.evaluation_file}: scored another render of the data than {cfg.data.path} "
+                          "(data_sha256 differs)")
     trained = set(synth.trained_pitches)
     first: dict[int, Path] = {}
     for path, pitch in zip(scan.files, scan.pitches):
@@ -136,8 +158,9 @@ def run_report(cfg: DictConfig) -> Path:
     """The command: check the inputs, evaluate, draw, write the folder; return index.html."""
     check_settings(cfg)
     ckpt = Path(to_absolute_path(cfg.ckpt_path))
+    given = given_evaluation(cfg, ckpt)
     synth = load_checkpoint(ckpt, cfg.device)
-    real = real_notes(cfg, synth)
+    real = real_notes(cfg, synth, given)
     records = read_metrics(path) if (path := metrics_path(cfg)) else []
     page = Page(writable_folder(to_absolute_path(cfg.output_dir)), synth.sample_rate)
     sr, n = synth.sample_rate, synth.n_samples
@@ -175,10 +198,11 @@ def run_report(cfg: DictConfig) -> Path:
                                                         in enumerate(zip(pitches * len(shown), played))], sr, len(pitches)),
                           "latents across pitches"))
 
-    scores = evaluate.run(OmegaConf.merge(compose_config("evaluate"), {
+    scores = given or evaluate.run(OmegaConf.merge(compose_config("evaluate"), {
         "ckpt_path": str(ckpt), "data": cfg.data, "seed": cfg.seed, "device": cfg.device, **cfg.evaluation}))
+    source = f" (from <code>{html.escape(str(cfg.evaluation_file))}</code>)" if given else ""
     page.add("<h2>Evaluation</h2>",
-             f"<p>{scores['generated']['notes']} generated notes ({cfg.evaluation.notes_per_pitch} per trained pitch) "
+             f"<p>{scores['generated']['notes']} generated notes ({scores['notes_per_pitch']} per trained pitch){source} "
              "against the real notes through the codec (the ceiling) and the controls every metric must fail "
              "(untrained generator, each pitch's mean note, white noise).</p>", metrics_table(scores))
 
