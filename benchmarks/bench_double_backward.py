@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gansynth.core.double_backward import LeakyReLU, conv2d  # noqa: E402
-from machine import bf16_units, cpu_model  # noqa: E402  (benchmarks/, the script's own folder)
+from gansynth.core.precision import bf16_units  # noqa: E402
+from machine import cpu_model  # noqa: E402  (benchmarks/, the script's own folder)
 
 HEIGHT, WIDTH, WIDTHS = 128, 1024, (32, 32, 64)  # the paper D's top block: its input and two conv widths
 SLOPE = 0.2

@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from gansynth.commands.cli import compose_config  # noqa: E402
 from gansynth.training.module import GANSynth  # noqa: E402
-from machine import apply_freed_memory, cpu_model  # noqa: E402  (benchmarks/, the script's own folder)
+from machine import apply_freed_memory, cpu_model, machine_record  # noqa: E402  (benchmarks/, the script's own folder)
 from gansynth.core.spectral import SpecgramCodec  # noqa: E402
 
 CONFIGS = {"paper": "paper", "fork": "stereo_44k", "tiny": "tiny"}  # benchmark name -> Hydra experiment
@@ -275,8 +275,7 @@ def main() -> None:
         del model
 
     print(table(rows))
-    write_report(output, [dict(device=device.type, device_name=device_name(device), threads=torch.get_num_threads(),
-                               torch=torch.__version__, batch=args.batch, iters=args.iters,
+    write_report(output, [dict(machine_record(str(device), torch.get_num_threads()), batch=args.batch, iters=args.iters,
                                conv_peak=peak, narrow_conv_peak=narrow, rows=rows)])
 
 

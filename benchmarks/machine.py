@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from gansynth.core.precision import bf16_units
+
 
 def cpu_model() -> str:
     """The CPU's marketing name from /proc/cpuinfo (platform.processor() is often empty)."""
@@ -18,16 +20,6 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-def bf16_units() -> str:
-    """Which bf16 matrix instructions the CPU offers: AMX tiles, AVX512-BF16 dot products, or none."""
-    try:
-        flags = next((line.split(":", 1)[1].split() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                      if line.startswith("flags")), [])
-    except OSError:
-        flags = []
-    return "AMX" if "amx_bf16" in flags else "AVX512-BF16" if "avx512_bf16" in flags else "none"
 
 
 def machine_record(device: str, threads: int) -> dict:

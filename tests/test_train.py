@@ -104,6 +104,15 @@ class RecordRates(pl.Callback):
         self.by_stage.setdefault(pl_module._optim_stage, set()).update(rates)
 
 
+@pytest.mark.parametrize("units, chosen", [("AMX", "bf16-mixed"), ("none", "32-true")])
+def test_tiny_trains_in_bf16_only_on_a_cpu_with_bf16_units(monkeypatch, tmp_path, units, chosen):
+    from gansynth.core import precision
+
+    monkeypatch.setattr(precision, "bf16_units", lambda: units)
+    cfg = compose_cfg(*SHRINK, "data.path=/x", f"run_dir={tmp_path}")
+    assert cfg.trainer.precision == "bf16-auto" and build_trainer(cfg, tmp_path).precision == chosen
+
+
 def test_a_learning_rate_list_names_the_last_stages(notes, tmp_path):
     """``[2e-4, 8e-4]`` over the five stages: both networks step at 2e-4 in stages 0-3 (the top fade-in
     included) and at 8e-4 in the top stage."""
