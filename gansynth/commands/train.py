@@ -11,7 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
-from gansynth.core.precision import AUTO, bf16_units, trainer_precision
+from gansynth.core.precision import AUTO, trainer_precision
 from gansynth.training.callbacks import AtomicCheckpointIO
 from gansynth.core.synth import CheckpointError
 
@@ -38,7 +38,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, extra_callbacks=()) -> pl.Trai
     logger = instantiate(cfg.logger, save_dir=str(run_dir)) if cfg.get("logger") else False
     precision = trainer_precision(cfg.trainer.precision, cfg.trainer.accelerator)
     if cfg.trainer.precision == AUTO:
-        print(f"trainer.precision={AUTO}: {precision} (CPU bf16 units: {bf16_units()})")
+        print(f"trainer.precision={AUTO}: {precision} on this machine")
     return instantiate(
         cfg.trainer, precision=precision, callbacks=callbacks, logger=logger, plugins=[AtomicCheckpointIO()],
         default_root_dir=str(run_dir), enable_checkpointing=False, _convert_="all",
