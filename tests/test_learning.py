@@ -13,8 +13,9 @@ hardest, scored 0.88 / 0.90 / 0.84 and 2.21 / 2.42 / 2.24 on three seeds. The wo
 entropy 0.84 - 0.04, nearest-real 2.42 + 0.5) is still on the right side of every floor, so the floors themselves
 are the assertion. The budget sees 40,000-50,000 images on a 2-core machine with bf16 units (27,424 in fp32 on one
 without, where it passed: README), and the run stops at MAX_IMAGES whatever the machine: trained on, the recipe
-before the envelope critic lost an instrument at one end of the keyboard (seed 0 scored 0.93 at 50,000 images and 0.87 at ~68,600, seed 1 0.86 and 0.79), so a faster machine must not see more images in
-the same minutes. 128 latents per pitch, because two draws of 32 moved mix entropy by up to 0.12 on one checkpoint."""
+before the envelope critic lost an instrument at one end of the keyboard (seed 0 scored 0.93 at 50,000 images
+and 0.87 at ~68,600, seed 1 0.86 and 0.79), so a faster machine must not see more images in the same minutes.
+128 latents per pitch, because two draws of 32 moved mix entropy by up to 0.12 on one checkpoint."""
 from __future__ import annotations
 
 import sys
