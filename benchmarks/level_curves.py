@@ -27,7 +27,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gansynth.core.audio import load_clip  # noqa: E402
-from gansynth.core.harmonics import comb_if  # noqa: E402
 from gansynth.core.labels import NSYNTH_STEM, instrument_of  # noqa: E402
 from gansynth.inference.checkpoint import load_checkpoint  # noqa: E402
 from machine import machine_record  # noqa: E402  (benchmarks/, the script's own folder)
@@ -44,26 +43,28 @@ def level_curves(waves: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
 
 
 def through_codec(synth, waves: torch.Tensor, midi: torch.Tensor) -> torch.Tensor:
-    """The real notes as the model's representation returns them (the comb's IF where G draws none)."""
+    """The real notes as the model's representation returns them: with the comb's IF where G draws none, as
+    training shows them to the critic (``Generator.with_comb_phase``)."""
     codec = synth.codec.cpu()
-    image = codec.encode(waves)  # [N, 2 ch, T, F]
+    image = codec.normalize(codec.encode(waves))  # [N, 2 ch, T, F]
     if synth.generator.comb_phase:
-        comb = comb_if(codec, synth.vocab, [tuple(image.shape[-2:])])[0]  # [P, 1, T, F]
-        image[:, 1::2] = comb[midi - synth.vocab.low]
-    return codec.decode(codec.denormalize(codec.normalize(image)))
+        image = synth.generator.with_comb_phase(image, midi - synth.vocab.low, synth.blocks)
+    return codec.decode(codec.denormalize(image))
 
 
 def summary(curves: torch.Tensor, target: torch.Tensor, off: int) -> dict:
     """The median curve of [N, frames] and its onset, peak frame, release and distance to ``target``."""
     median = curves.median(0).values
     return {"curve": [round(float(v), 2) for v in median], "onset_db": float(median[0]),
-            "peak_frame": int(median.argmax()), "release_db": float(median[-4:-1].mean() - median[off - 4:off].mean()),
+            "peak_frame": int(median.argmax()),
+            "release_db": float(median[-4:-1].mean() - median[off - 4:off].mean()),
             "distance_db": float((median - target).abs().mean())}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ckpt", type=Path, required=True, help="a checkpoint trained with model.instrument_projection")
+    parser.add_argument("--ckpt", type=Path, required=True,
+                        help="a checkpoint trained with model.instrument_projection")
     parser.add_argument("--data", type=Path, required=True, help="the NSynth-named notes it was trained on")
     parser.add_argument("--latents", type=int, default=8, help="latents per category, each at every trained pitch")
     parser.add_argument("--note-off", type=float, default=0.2, help="seconds the real notes' keys were held")
@@ -89,11 +90,12 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     rows = {}
     for name in synth.instruments:
-        mine = real[torch.from_numpy(names == name)]
+        is_mine = torch.from_numpy(names == name)
+        mine = real[is_mine]
         target = mine.median(0).values
         latents = synth.as_instrument(rng.standard_normal((args.latents, synth.latent_dim)).astype(np.float32), name)
         z = torch.from_numpy(np.repeat(latents, len(pitches), 0))
-        pitch_rank = torch.unique(midi[torch.from_numpy(names == name)], return_inverse=True)[1]
+        pitch_rank = torch.unique(midi[is_mine], return_inverse=True)[1]
         rows[name] = {"real_half": summary(mine[pitch_rank % 2 == 0], target, off),
                       "generated": summary(level_curves(synth.generate(pitches * args.latents, z), n_fft, hop),
                                            target, off),

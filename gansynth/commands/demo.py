@@ -62,13 +62,14 @@ def run(cfg: DictConfig) -> dict:
     print("[4/5] evaluating")
     from gansynth.commands import evaluate
 
+    evaluation_json = out / "evaluation.json"  # the report shows this table
     report = evaluate.run(compose_config("evaluate", [f"ckpt_path={ckpt}", f"data.path={notes}",
-                                                      f"out={out / 'evaluation.json'}"]))
+                                                      f"out={evaluation_json}"]))
     print("[5/5] writing the listening report")
     from gansynth.commands.report import run_report
 
     page = run_report(compose_config("report", [
-        f"ckpt_path={ckpt}", f"data.path={notes}", f"output_dir={out / 'report'}", f"evaluation_file={out / 'evaluation.json'}",
+        f"ckpt_path={ckpt}", f"data.path={notes}", f"output_dir={out / 'report'}", f"evaluation_file={evaluation_json}",
     ]))
     print("\nDone.")
     print(f"  rendered MIDI : {rendered.files[0]}")

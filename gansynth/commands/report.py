@@ -92,7 +92,8 @@ def given_evaluation(cfg: DictConfig, ckpt: Path) -> dict | None:
         raise ReportError(f"{path}: evaluation file not found") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
         report = None
-    if not isinstance(report, dict) or not {"columns", "generated", "notes_per_pitch", "ckpt_path", "data_sha256"} <= report.keys():
+    required = {"columns", "generated", "notes_per_pitch", "ckpt_path", "data_sha256"}
+    if not isinstance(report, dict) or not required <= report.keys():
         raise ReportError(f"{path}: not a gansynth-evaluate report (write one with gansynth-evaluate out=...)")
     if Path(to_absolute_path(report["ckpt_path"])).resolve() != ckpt.resolve():
         raise ReportError(f"{path}: evaluates {report['ckpt_path']}, not {ckpt}")
@@ -202,7 +203,8 @@ def run_report(cfg: DictConfig) -> Path:
         "ckpt_path": str(ckpt), "data": cfg.data, "seed": cfg.seed, "device": cfg.device, **cfg.evaluation}))
     source = f" (from <code>{html.escape(str(cfg.evaluation_file))}</code>)" if given else ""
     page.add("<h2>Evaluation</h2>",
-             f"<p>{scores['generated']['notes']} generated notes ({scores['notes_per_pitch']} per trained pitch){source} "
+             f"<p>{scores['generated']['notes']} generated notes ({scores['notes_per_pitch']} per trained pitch)"
+             f"{source} "
              "against the real notes through the codec (the ceiling) and the controls every metric must fail "
              "(untrained generator, each pitch's mean note, white noise).</p>", metrics_table(scores))
 
