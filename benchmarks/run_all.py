@@ -237,13 +237,13 @@ TABLES = {"codec": codec_table, "data": data_table, "attention": attention_table
           "render_levers": render_levers_table, "render_memory": render_memory_table,
           "render_breakdown": render_breakdown_table, "train": train_table, "train_levers": train_table,
           "train_allocator": train_table,
-          "train_precision": train_table,
+          "train_precision": train_table, "train_no_bf16_units": train_table,
           "double_backward": double_backward_table, "learning_curve": learning_curve_table,
           "mel_matrix": mel_matrix_table}
 SOURCES = {"learning_curve": "learning_curve.py", "render_levers": "bench_render.py",
            "render_memory": "bench_render.py", "render_breakdown": "bench_render.py",
            "train_levers": "bench_train.py", "train_allocator": "bench_train.py",
-           "train_precision": "bench_train.py"}
+           "train_precision": "bench_train.py", "train_no_bf16_units": "bench_train.py"}
 
 
 def device_of(stem: str, data: dict) -> tuple[str, str]:
