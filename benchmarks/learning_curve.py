@@ -52,7 +52,7 @@ HARMONIC_PAIRS = [*FRAME_LEVEL, "model.loss.gp_every=4", "data.instrument_pairs=
                   "model.pair_critic_harmonics=16"]  # the tiny shipped before the envelope critic
 ENVELOPE = [*HARMONIC_PAIRS, "model.envelope_critic=0.1"]  # the tiny shipped before subharmonic combs
 SUBHARMONIC = [*ENVELOPE, "model.network.subharmonic_combs=[2,3]"]  # the shipped tiny
-VARIANTS = {  # the README's results table, row by row
+VARIANTS = {  # the older tables of docs/RESULTS.md, row by row
     "base": BEFORE,
     "harmonic": HARMONIC,
     "harmonic_linear": [*HARMONIC, "codec.mel=false"],
@@ -206,7 +206,7 @@ def main() -> None:
         cells = [f"{v:.2f}" if (v := pa_at(recs, m)) is not None else "-" for m in marks]
         last = recs[-1] if recs else {"images_seen": 0, "pitch_accuracy": float("nan")}
         print(f"| {name} | {' | '.join(cells)} | {last['images_seen']} | {last['pitch_accuracy']:.2f} |")
-    # Earlier variants' records stay: the file is the README table's evidence, run by run.
+    # Earlier variants' records stay: the file is the evidence of docs/RESULTS.md's tables, run by run.
     out = Path(args.json)
     saved = json.loads(out.read_text()) if out.exists() else {}
     saved.setdefault("cpu", cpu_model())  # the CPU of the first runs; each run records its own since

@@ -206,7 +206,7 @@ def double_backward_table(data: dict):
 
 
 def learning_curve_table(data: dict):
-    """One row per recorded run: its last measurement (the README's Results table has the curves)."""
+    """One row per recorded run: its last measurement (docs/RESULTS.md has the curves)."""
     rows = []
     for name, run in data["runs"].items():
         last = run["records"][-1] if run["records"] else {}

@@ -8,11 +8,11 @@ floors, or the floors could not be met at this many notes. And so are the genera
 floors: three seeds of the recipe before the profile critic's weight rose from 0.03 to 0.1 (harmonic gains and G's
 harmonic profile, on the data's instruments as G's latent categories, the envelope and harmonic-profile critics
 told them, subharmonic combs) after 40,000 images scored, at 128 latents per pitch, PA 1.00, coverage 1.00, mix
-entropy 0.91 / 0.95 / 0.97 and nearest-real 1.84 / 1.84 / 1.83 (README, Results); at 0.1 the fifth dataset, the
+entropy 0.91 / 0.95 / 0.97 and nearest-real 1.84 / 1.84 / 1.83 (docs/RESULTS.md); at 0.1 the fifth dataset, the
 hardest, scored 0.88 / 0.90 / 0.84 and 2.21 / 2.42 / 2.24 on three seeds. The worst seed with a margin (mix
 entropy 0.84 - 0.04, nearest-real 2.42 + 0.5) is still on the right side of every floor, so the floors themselves
 are the assertion. The budget sees 40,000-50,000 images on a 2-core machine with bf16 units (27,424 in fp32 on one
-without, where it passed: README), and the run stops at MAX_IMAGES whatever the machine: trained on, the recipe
+without, where it passed: docs/RESULTS.md), and the run stops at MAX_IMAGES whatever the machine: trained on, the recipe
 before the envelope critic lost an instrument at one end of the keyboard (seed 0 scored 0.93 at 50,000 images
 and 0.87 at ~68,600, seed 1 0.86 and 0.79), so a faster machine must not see more images in the same minutes.
 128 latents per pitch, because two draws of 32 moved mix entropy by up to 0.12 on one checkpoint."""
@@ -35,7 +35,7 @@ from test_train import compose_cfg  # noqa: E402
 FLOORS = {"pa": 0.8, "coverage": 0.8, "entropy": 0.8}
 MAX_NEAREST_REAL_RATIO = 3.0
 TRAINING_BUDGET = "00:00:16:00"  # issue 9: the learning test takes at most 20 minutes on 2 cores (scoring ~2.5)
-MAX_IMAGES = 50_000  # and no further: past ~50,000 images the recipe loses instruments (README, Results)
+MAX_IMAGES = 50_000  # and no further: past ~50,000 images the recipe loses instruments (docs/RESULTS.md)
 NOTES_PER_PITCH = 128
 
 
@@ -66,7 +66,7 @@ def test_tiny_experiment_makes_notes_of_every_instrument(tmp_path):
         assert floor_gaps(report[control]), f"the {control} control passes the floors: the metrics are broken"
     assert report["mean_note"]["coverage"] < FLOORS["coverage"]  # a pitched drone with one timbre
     # The untrained G draws from data-free pitch inputs (harmonic coordinates, the comb's IF), so a few of its
-    # notes are pitched: 0.06-0.11 across recipes (README, Results); noise has no pitch at all.
+    # notes are pitched: 0.06-0.11 across recipes (docs/RESULTS.md); noise has no pitch at all.
     assert report["untrained"]["pa"] < 0.2 and report["noise"]["pa"] < 0.05
 
     gaps = floor_gaps(report["generated"])

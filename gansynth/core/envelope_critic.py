@@ -2,7 +2,7 @@
 
 On the third dataset (vibraphone, cello, clarinet) two thirds of the generated notes' distance to the
 nearest real note is in the temporal envelope: the real notes rise within 6 frames to a level that stays
-within ~1 dB, where G's notes wobble by several dB from frame to frame (README, Findings). The main critic
+within ~1 dB, where G's notes wobble by several dB from frame to frame (docs/RESULTS.md). The main critic
 cannot weigh that: it is held to a gradient norm of 1 in normalised pixel units, where 1 dB of level is
 0.015 of a 2-wide range, so an envelope that is 3 dB off moves its score by next to nothing. This critic
 sees nothing but the curve of each frame's level (log of its summed power, as ``with_frame_levels`` takes
@@ -12,7 +12,7 @@ judged together (a pair of one instrument, or a pack) are stacked along channels
 one latent keeps its envelope at two pitches. With ``bands`` > 1 it reads one curve per band of adjacent mel
 columns (lowest first), all below the note's loudest band-frame, so it also judges how the spectrum's tilt moves
 in time: a bass's upper harmonics dying at the release, a sax's brightening onset, which move a single
-level curve by next to nothing (README, Results). With ``instrument_classes`` K > 0 it is also told each
+level curve by next to nothing (docs/RESULTS.md). With ``instrument_classes`` K > 0 it is also told each
 note's instrument (a projection, as in the main critic): without it, a harpsichord's decay is one envelope
 among the data's, which G may draw from any latent category. Nothing is fitted to data.
 """

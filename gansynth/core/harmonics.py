@@ -12,7 +12,7 @@ frequency column what physics already knows about it for a pitch f0 — nothing 
 - optionally (``subharmonic_combs``), cos, sin of 2 pi f / (m f0) for each m: a comb of every m-th harmonic.
   The first pair reads the same on every harmonic, so an amplitude that alternates with the harmonic
   number (a clarinet's weak even harmonics, m = 2; a vibraphone bar's partials at 4 and 10 f0, even and
-  1 more than a multiple of 3) is out of a conv's easy reach without it (README, Findings).
+  1 more than a multiple of 3) is out of a conv's easy reach without it (docs/RESULTS.md).
 
 G still has to learn every amplitude, envelope, noise and the IF away from steady harmonics: its
 timbre. Coarse stages get the same channels at their own column centres (no averaging of the comb).
@@ -21,7 +21,7 @@ timbre. Coarse stages get the same channels at their own column centres (no aver
 of the pitch (every harmonic below Nyquist at equal level, so nothing about any instrument). On a note's
 spectral peaks real IF sits within a few hundredths of it, and with it real magnitudes decode almost
 perfectly; G's IF, 0.14 away, smears the harmonics. Given as an input alone G does not copy it; the loss
-`model.loss.harmonic_phase` pulls G's IF toward it (README, Results).
+`model.loss.harmonic_phase` pulls G's IF toward it (docs/RESULTS.md).
 """
 from __future__ import annotations
 

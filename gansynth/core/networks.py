@@ -348,7 +348,7 @@ class Generator(_ProgressiveNetwork):
             blocks.append(nn.Sequential(*layers))
         self.blocks = nn.ModuleList(blocks)
         # block_latent_channels: z also reaches every block directly, not only through the start grid, as
-        # channels of one linear map of z per block, constant over the grid (README, Results).
+        # channels of one linear map of z per block, constant over the grid (docs/RESULTS.md).
         self.latent_maps = nn.ModuleList(
             EqualizedLinear(self.latent_dim + self.latent_categories, self.block_latent_channels, slope=1.0)
             for _ in range(self.num_blocks if self.block_latent_channels else 0))
@@ -361,13 +361,13 @@ class Generator(_ProgressiveNetwork):
             for i in range(1, self.num_blocks + 1)
         )
         # zero_init_rgb: a new block's output starts at zero, so its fade-in begins exactly at the previous
-        # stage's picture and the block learns only the detail that picture lacks (README, Results).
+        # stage's picture and the block learns only the detail that picture lacks (docs/RESULTS.md).
         if self.zero_init_rgb:
             for to_rgb in self.to_rgb[1:]:
                 nn.init.zeros_(to_rgb[0].weight)
         # harmonic_gains: each block also weighs the harmonic-coordinate channels pixel by pixel into its
         # log-magnitude output, so a comb as sharp as the coordinates is one gain away, where convs drawing it
-        # from features blur harmonics above ~2 kHz (README, Results). Zero at the start: the same G as without.
+        # from features blur harmonics above ~2 kHz (docs/RESULTS.md). Zero at the start: the same G as without.
         self.comb_gains = nn.ModuleList(
             EqualizedConv2d(widths[i], (self.image_channels // 2) * coordinates[0].shape[1], 1, slope=1.0)
             for i in range(1, self.num_blocks + 1)) if self.harmonic_gains else nn.ModuleList()
@@ -375,7 +375,7 @@ class Generator(_ProgressiveNetwork):
             nn.init.zeros_(gains.weight)
         # harmonic_profile: one level per harmonic 1..H and audio channel, a linear map of z, added to the
         # log-magnitude on the columns of each harmonic: a latent's instrument keeps its harmonic levels (a
-        # pluck's missing 8th) at every pitch, where per-pixel convs blur them (README, Results). Zero at the start.
+        # pluck's missing 8th) at every pitch, where per-pixel convs blur them (docs/RESULTS.md). Zero at the start.
         self.profile_map = None
         if self.harmonic_profile:
             self.profile_map = EqualizedLinear(self.latent_dim + self.latent_categories,
@@ -452,7 +452,7 @@ class Generator(_ProgressiveNetwork):
     def category(self, z: torch.Tensor) -> torch.Tensor:
         """[B, K] one-hot of which of z's first K entries is largest: a discrete choice drawn with z (uniform
         over K), so G can jump between instruments where a smooth map of a Gaussian z must pass through
-        notes between them (README, Results)."""
+        notes between them (docs/RESULTS.md)."""
         return F.one_hot(latent_category(z, self.latent_categories), self.latent_categories).to(z.dtype)
 
     def block_extras(self, i: int, pitch: torch.Tensor, latent: torch.Tensor, x: torch.Tensor) -> list[torch.Tensor]:

@@ -2,7 +2,7 @@
 
 The main critic judges notes one at a time, so a G whose latent plays a trumpet at MIDI 48 and a guitar
 at MIDI 71 passes it; that drift is what keeps the instrument mix unfair at the ends of the keyboard
-(README, Findings). This critic scores pairs: real pairs are one instrument at two pitches
+(docs/RESULTS.md). This critic scores pairs: real pairs are one instrument at two pitches
 (``data.instrument_pairs``), fake pairs are one latent at the same two pitches. Each note's log-magnitude
 is first read at its harmonics k·f0, k = 1..K, and half-way between them (the noise of a breath or a bow),
 by linear interpolation between image columns. That puts the two notes of a pair on one grid (frames ×

@@ -2,7 +2,7 @@
 
 The envelope critic closed the envelope's part of the third dataset's gap; trained on to 60,000 images
 the rest stays, and 54-68 % of what is left of the distance to the nearest real note is in the harmonic
-profile (README, Findings). The pair critic reads the harmonics, but inside the main critic's gradient
+profile (docs/RESULTS.md). The pair critic reads the harmonics, but inside the main critic's gradient
 penalty, in normalised units where 1 dB is 0.015: a profile a few dB off costs G next to nothing. This
 critic sees each note's magnitudes read at its harmonics k f0 and half-way between (the pair critic's
 grid, ``HarmonicReader``: frames x 2K steps) in dB below the note's loudest step, and takes its own

@@ -90,7 +90,7 @@ def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, target: flo
                      generator: torch.Generator, autocast: bool = False) -> torch.Tensor:
     """Two-sided WGAN-GP on random interpolates, by default in fp32 (``autocast``: in the trainer's autocast
     dtype, e.g. bf16: 1.4-1.8x faster paper steps, BENCHMARKS.md, train_levers; its effect on learning is in
-    the README's Results). The slope is taken per score: a critic that scores packs of notes has one slope per
+    docs/RESULTS.md). The slope is taken per score: a critic that scores packs of notes has one slope per
     pack."""
     u = torch.rand(real.shape[0], 1, 1, 1, device=real.device, generator=generator)
     mixed = (real.float() + u * (fake.float() - real.float())).requires_grad_(True)
@@ -125,7 +125,7 @@ def harmonic_phase_loss(fake: torch.Tensor, comb_if: torch.Tensor, loud: float) 
     """Mean |IF - comb IF| over the fake's own spectral peaks: bands louder than both neighbours and
     within ``loud`` (normalised log-magnitude) of the note's loudest band, where a harmonic note's phase
     advances as the ideal comb's does. Real notes sit 0.016 (median, normalised units) from the comb on
-    their peaks within 20 dB; the shipped G's 0.14, which smears its harmonics (README, Results).
+    their peaks within 20 dB; the shipped G's 0.14, which smears its harmonics (docs/RESULTS.md).
 
     fake [B, C, h, w] normalised ([logmag, IF] per audio channel); comb_if [B, 1, h, w] normalised."""
     magnitude, inst_freq = fake[:, 0::2].detach().float(), fake[:, 1::2].float()
