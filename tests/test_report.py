@@ -18,7 +18,7 @@ from matplotlib.image import imread
 
 from gansynth.commands import cli, evaluate
 from gansynth.commands.demo import compose_config
-from gansynth.commands.report import ReportError, run_report
+from gansynth.commands.report import ReportError, evaluation_settings, run_report
 from test_evaluate import write_note_folder
 from test_render import CLIP, SR, make_checkpoint
 
@@ -159,3 +159,13 @@ def test_console_script_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, 
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.splitlines() == [f"error: {message}"]
     assert list(tmp_path.iterdir()) == []
+
+
+
+def test_without_a_count_the_table_scores_the_evaluators_latents_per_pitch(tmp_path):
+    """Two latents per pitch made a perfect mix read as collapse; the report counts as gansynth-evaluate does."""
+    report = compose_config("report", ["ckpt_path=run.ckpt", "data.path=notes"])
+    settings = evaluation_settings(report, tmp_path / "run.ckpt")
+    assert settings.notes_per_pitch == compose_config("evaluate", []).notes_per_pitch >= 32
+    shrunk = compose_config("report", ["ckpt_path=run.ckpt", "data.path=notes", "evaluation.notes_per_pitch=3"])
+    assert evaluation_settings(shrunk, tmp_path / "run.ckpt").notes_per_pitch == 3

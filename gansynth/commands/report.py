@@ -100,6 +100,13 @@ def given_evaluation(cfg: DictConfig, ckpt: Path) -> dict | None:
     return report
 
 
+def evaluation_settings(cfg: DictConfig, ckpt: Path) -> DictConfig:
+    """gansynth-evaluate's config with the report's own settings over it; a null keeps the evaluator's value."""
+    own = {key: value for key, value in cfg.evaluation.items() if value is not None}
+    return OmegaConf.merge(compose_config("evaluate"), {
+        "ckpt_path": str(ckpt), "data": cfg.data, "seed": cfg.seed, "device": cfg.device, **own})
+
+
 def real_notes(cfg: DictConfig, synth: Synth, evaluation: dict | None) -> dict[int, Path]:
     """The first file of each pitch of the data folder that the model was trained on (and that a given
     evaluation scored: the same render of the data)."""
@@ -199,8 +206,7 @@ def run_report(cfg: DictConfig) -> Path:
                                                         in enumerate(zip(pitches * len(shown), played))], sr, len(pitches)),
                           "latents across pitches"))
 
-    scores = given or evaluate.run(OmegaConf.merge(compose_config("evaluate"), {
-        "ckpt_path": str(ckpt), "data": cfg.data, "seed": cfg.seed, "device": cfg.device, **cfg.evaluation}))
+    scores = given or evaluate.run(evaluation_settings(cfg, ckpt))
     source = f" (from <code>{html.escape(str(cfg.evaluation_file))}</code>)" if given else ""
     page.add("<h2>Evaluation</h2>",
              f"<p>{scores['generated']['notes']} generated notes ({scores['notes_per_pitch']} per trained pitch)"
