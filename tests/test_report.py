@@ -150,6 +150,9 @@ def test_an_evaluation_of_something_else_is_named_before_anything_is_written(run
     (["ckpt_path=a.ckpt", "data.path=notes", "grid_latent=4"], "grid_latent: no such setting (did you mean "
                                                                "grid_latents?); add a new key with +grid_latent=..."),
     (["ckpt_path=a.ckpt", "data.path=notes", "pitches=0"], "report: pitches must be >= 1, got 0"),
+    # the count's default is null (the evaluator's 32): its kind comes from the evaluator's config
+    (["ckpt_path=a.ckpt", "data.path=notes", "evaluation.notes_per_pitch=abc"],
+     "evaluation.notes_per_pitch: expected an integer like the default 32, got 'abc'"),
 ])
 def test_console_script_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys, argv, message):
     monkeypatch.chdir(tmp_path)
@@ -169,3 +172,4 @@ def test_without_a_count_the_table_scores_the_evaluators_latents_per_pitch(tmp_p
     assert settings.notes_per_pitch == compose_config("evaluate", []).notes_per_pitch >= 32
     shrunk = compose_config("report", ["ckpt_path=run.ckpt", "data.path=notes", "evaluation.notes_per_pitch=3"])
     assert evaluation_settings(shrunk, tmp_path / "run.ckpt").notes_per_pitch == 3
+

@@ -21,7 +21,7 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
 from gansynth.commands import evaluate
-from gansynth.commands.cli import compose_config
+from gansynth.commands.cli import check_setting, compose_config
 from gansynth.core.audio import load_clip, peak_normalize, write_audio
 from gansynth.core.errors import GANSynthError
 from gansynth.core.files import atomic_write, writable_folder
@@ -46,6 +46,10 @@ def check_settings(cfg: DictConfig) -> None:
     for key in ("pitches", "grid_latents"):
         if cfg[key] < 1:
             raise ReportError(f"report: {key} must be >= 1, got {cfg[key]}")
+    # a null default takes any value on the command line: the evaluator's defaults give each its kind
+    evaluator = {"evaluation": OmegaConf.to_container(compose_config("evaluate"))}
+    for key, value in cfg.evaluation.items():
+        check_setting(evaluator, f"evaluation.{key}", value)
 
 
 def metrics_path(cfg: DictConfig) -> Path | None:
