@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize, skip_init
 
-from gansynth.core.layers import EqualizedConv2d, EqualizedLinear, LatentToGrid, PixelNorm, plain_linear
+from gansynth.core.layers import (EqualizedConv2d, EqualizedLinear, LatentToGrid, PixelNorm, cat_channels,
+                                  is_channels_last, plain_linear)
 from gansynth.core.networks import Generator
 
 FOLDABLE = (EqualizedConv2d, EqualizedLinear, LatentToGrid)
@@ -57,7 +58,7 @@ class UpsamplingConv2d(nn.Module):
         x, extras = inputs
         y = F.conv_transpose2d(x, self.coarse_weight, self.bias, stride=2, padding=1)  # [B, out, 2h, 2w]
         if self.extra is not None:
-            y.add_(self.extra(torch.cat(extras, dim=1)))
+            y.add_(self.extra(cat_channels(extras, is_channels_last(y))))
         return y
 
 

@@ -122,6 +122,22 @@ def plain_linear(weight: torch.Tensor, bias: torch.Tensor | None = None) -> nn.L
     return constant_copy(linear, weight, bias)
 
 
+def is_channels_last(tensor: torch.Tensor) -> bool:
+    """Whether a 4-d tensor is laid out channels_last (NHWC) and not also plain NCHW."""
+    return (tensor.dim() == 4 and tensor.is_contiguous(memory_format=torch.channels_last)
+            and not tensor.is_contiguous())
+
+
+def cat_channels(maps: list[torch.Tensor], channels_last: bool) -> torch.Tensor:
+    """[B, k_i, h, w] maps joined along channels, channels_last where asked. ``torch.cat`` returns NCHW as soon as
+    its inputs' layouts differ, as expanded coordinate maps beside a channels_last map do, and the
+    channels_last conv that reads the join then transposes all of it (58 channels at 32x256, batch 16: 20 ms
+    a call on 2 cores: 0.51 s of 8.3 s in a profile of 8 tiny training steps at that stage)."""
+    if channels_last:
+        return torch.cat([m.permute(0, 2, 3, 1) for m in maps], dim=3).permute(0, 3, 1, 2)
+    return torch.cat(maps, dim=1)
+
+
 class PixelNorm(nn.Module):
     """Scale every position's feature vector to unit mean square, which keeps G's magnitudes from escalating."""
 

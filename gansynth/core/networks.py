@@ -24,6 +24,8 @@ from gansynth.core.layers import (
     LatentToGrid,
     MinibatchStddev,
     PixelNorm,
+    cat_channels,
+    is_channels_last,
     SelfAttention2d,
 )
 
@@ -123,7 +125,8 @@ def projected_scores(outputs: torch.Tensor, instruments: torch.Tensor | None, gr
 def with_frame_levels(x: torch.Tensor, magnitude_scale: float) -> torch.Tensor:
     """[B, 2 ch, h, w] -> [B, 3 ch, h, w]: one more channel per audio channel holding each frame's level
     (`frame_levels`) across every column."""
-    return torch.cat([x, frame_levels(x, magnitude_scale).to(x.dtype).expand_as(x[:, 0::2])], dim=1)
+    levels = frame_levels(x, magnitude_scale).to(x.dtype).expand_as(x[:, 0::2])
+    return cat_channels([x, levels], is_channels_last(x))
 
 
 class _ProgressiveNetwork(nn.Module):
@@ -429,7 +432,8 @@ class Generator(_ProgressiveNetwork):
             if i and self.upsampling_convs:
                 features = (x, extras)  # block[0] upsamples inside its convolution
             else:
-                features = torch.cat([F.interpolate(x, scale_factor=2, mode="nearest") if i else x, *extras], dim=1)
+                features = cat_channels([F.interpolate(x, scale_factor=2, mode="nearest") if i else x, *extras],
+                                        is_channels_last(block[0].weight))
             previous, x = x, block(features)  # x: [B, width(i), resolution(i)]
             if self.skip_output:
                 weight = alpha if i == stage_blocks - 1 else 1.0
