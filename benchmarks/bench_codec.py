@@ -2,13 +2,16 @@
 
 Run as ``python benchmarks/bench_codec.py``; prints a table and writes ``benchmarks/results/codec.json``.
 The codec runs once per training clip (cached) and once per generated note, so this says whether it
-can ever be the bottleneck next to the networks.
+can ever be the bottleneck next to the networks. Where the codec takes its mel products in column blocks
+(``banded_matmul``), the dense product is timed beside it in the same run, best of ``--rounds`` interleaved.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -43,21 +46,39 @@ def seconds_per_call(step, device: torch.device, min_seconds: float, max_calls: 
     return (time.perf_counter() - start) / calls
 
 
-def bench_geometry(settings: dict, batch: int, device: torch.device, min_seconds: float) -> dict:
+def with_dense_mel_products(codec: SpecgramCodec) -> SpecgramCodec:
+    """A copy of ``codec`` that takes its mel products as one dense matmul each (the codec before blocks)."""
+    dense = copy.deepcopy(codec)
+    dense.to_mel_blocks = dense.to_linear_blocks = None
+    return dense
+
+
+def mel_products(codec: SpecgramCodec) -> dict[str, SpecgramCodec]:
+    """The codec as shipped ("banded" where it takes its mel products in blocks, else "dense") and, beside a
+    banded one, its copy with dense products."""
+    if codec.to_mel_blocks is None and codec.to_linear_blocks is None:
+        return {"dense": codec}
+    return {"banded": codec, "dense": with_dense_mel_products(codec)}
+
+
+def bench_geometry(settings: dict, batch: int, device: torch.device, min_seconds: float, rounds: int) -> dict:
     codec = SpecgramCodec(**settings).to(device)
     waves = 0.1 * torch.randn(batch, codec.audio_channels, codec.n_samples, device=device)  # [B, ch, n]
     images = codec.encode(waves)  # [B, C, T, F]
+    variants = mel_products(codec)
+    best = {name: {"encode": math.inf, "decode": math.inf} for name in variants}
     with torch.inference_mode():
-        encode_s = seconds_per_call(lambda: codec.encode(waves), device, min_seconds)
-        decode_s = seconds_per_call(lambda: codec.decode(images), device, min_seconds)
+        for _ in range(rounds):
+            for name, variant in variants.items():
+                for step, call in (("encode", lambda: variant.encode(waves)), ("decode", lambda: variant.decode(images))):
+                    best[name][step] = min(best[name][step], seconds_per_call(call, device, min_seconds))
     return {
         "settings": codec.to_dict(),
         "image_shape": list(codec.image_shape),
         "batch": batch,
-        "encode_images_per_s": batch / encode_s,
-        "decode_images_per_s": batch / decode_s,
-        "encode_ms_per_batch": 1000 * encode_s,
-        "decode_ms_per_batch": 1000 * decode_s,
+        "products": {name: {"encode_images_per_s": batch / s["encode"], "decode_images_per_s": batch / s["decode"],
+                            "encode_ms_per_batch": 1000 * s["encode"], "decode_ms_per_batch": 1000 * s["decode"]}
+                     for name, s in best.items()},
     }
 
 
@@ -67,18 +88,20 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--min-seconds", type=float, default=1.0, help="time spent per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; each row is its best")
     parser.add_argument("--out", type=Path, default=RESULTS_PATH)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
 
-    rows = {name: bench_geometry(settings, args.batch, device, args.min_seconds)
+    rows = {name: bench_geometry(settings, args.batch, device, args.min_seconds, args.rounds)
             for name, settings in GEOMETRIES.items()}
-    print(f"codec throughput on {device} ({args.threads} threads), batch {args.batch}")
-    print(f"{'geometry':<36}{'image':>16}{'encode img/s':>14}{'decode img/s':>14}")
+    print(f"codec throughput on {device} ({args.threads} threads), batch {args.batch}, best of {args.rounds}")
+    print(f"{'geometry':<36}{'image':>16}{'mel product':>13}{'encode img/s':>14}{'decode img/s':>14}")
     for name, row in rows.items():
         shape = "x".join(map(str, row["image_shape"]))
-        print(f"{name:<36}{shape:>16}{row['encode_images_per_s']:>14.1f}{row['decode_images_per_s']:>14.1f}")
+        for product, r in row["products"].items():
+            print(f"{name:<36}{shape:>16}{product:>13}{r['encode_images_per_s']:>14.1f}{r['decode_images_per_s']:>14.1f}")
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report = {
@@ -86,6 +109,7 @@ def main() -> None:
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model(),
         "threads": args.threads,
         "torch": torch.__version__,
+        "rounds": args.rounds,
         "geometries": rows,
     }
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -106,10 +106,13 @@ def lever_variants(synth, pitches, z) -> dict:
 
     from gansynth.core.synth import Synth
 
-    def synth_with(network=None, batch_size=None, precision=None):
+    from bench_codec import with_dense_mel_products
+
+    def synth_with(network=None, batch_size=None, precision=None, codec=None):
         variant = copy.copy(synth)
         variant.network = synth.network if network is None else network
         variant.batch_size, variant.precision = batch_size or synth.batch_size, precision or synth.precision
+        variant.codec = codec or synth.codec
         return variant
 
     fast = synth_with(precision="bf16")
@@ -157,10 +160,14 @@ def lever_variants(synth, pitches, z) -> dict:
     image = fast.network(z[:fast.batch_size], torch.zeros(fast.batch_size, dtype=torch.long), fast.blocks,
                          fast.alpha).detach().float()
 
-    @torch.inference_mode()
-    def decode_alone():
-        for _ in range(-(-len(pitches) // fast.batch_size)):
-            fast.codec.decode(fast.codec.denormalize(image))
+    dense_codec = with_dense_mel_products(synth.codec)
+
+    def decode_alone(codec):
+        @torch.inference_mode()
+        def run():
+            for _ in range(-(-len(pitches) // fast.batch_size)):
+                codec.decode(codec.denormalize(image))
+        return run
 
     from gansynth.core.frozen import CompiledOrEager
 
@@ -179,12 +186,17 @@ def lever_variants(synth, pitches, z) -> dict:
         "+ leaky ReLU and pixel norm fused in place": (lambda: synth_with(upsampling_apart).generate(pitches, z), True),
         "+ upsampling folded into each block's first conv (precision=bf16)": (lambda: fast.generate(pitches, z), True),
         "+ torch.compile (compile=true)": (lambda: compiled.generate(pitches, z), True),
+        "  same with the dense mel products (before)": (
+            lambda: synth_with(network=compiled.network, codec=dense_codec).generate(pitches, z), True),
         "  same in fp32 (precision=fp32)": (lambda: synth_with(precision="fp32").generate(pitches, z), True),
+        "  same in fp32 with the dense mel products (before)": (
+            lambda: synth_with(precision="fp32", codec=dense_codec).generate(pitches, z), True),
         "  same with no_grad instead of inference_mode": (no_grad(fast), True),
         **{f"  same with batch {b}": (lambda b=b: synth_with(batch_size=b).generate(pitches, z), True)
            for b in (2, 4, 16)},
         "ceiling: its convs and linear maps alone, each on its own input (G only)": (layers_alone(), False),
-        "ceiling: decode alone": (decode_alone, True),
+        "ceiling: decode alone": (decode_alone(synth.codec), True),
+        "ceiling: decode alone, dense mel products (before)": (decode_alone(dense_codec), True),
     }
 
 
@@ -230,8 +242,9 @@ def unfused(network):
 
 
 def run_levers(notes: int, batch_size: int, rounds: int, threads: int, freed_memory: str) -> dict:
-    """Every variant timed `rounds` times, interleaved; the best round of each counts. `freed_memory`:
-    "returned" (glibc's default) or "reused" (what the commands do, `gansynth.core.allocator`)."""
+    """Every variant timed `rounds` times, interleaved; the best round of each counts, and its spread (slowest
+    round over fastest) says how far a shared machine moved it. `freed_memory`: "returned" (glibc's default) or
+    "reused" (what the commands do, `gansynth.core.allocator`)."""
     import torch
 
     from machine import apply_freed_memory, machine_record
@@ -243,7 +256,7 @@ def run_levers(notes: int, batch_size: int, rounds: int, threads: int, freed_mem
     pitches = torch.randint(36, 85, (notes,), generator=generator).tolist()
     z = torch.randn(notes, synth.latent_dim, generator=generator)
     variants = lever_variants(synth, pitches, z)
-    best = {name: float("inf") for name in variants}
+    seconds = {name: [] for name in variants}
     warmup = {}
     for name, (run, _) in variants.items():
         started = time.perf_counter()
@@ -253,11 +266,13 @@ def run_levers(notes: int, batch_size: int, rounds: int, threads: int, freed_mem
         for name, (run, _) in variants.items():
             started = time.perf_counter()
             run()
-            best[name] = min(best[name], time.perf_counter() - started)
-            print(f"  {name}: {notes / best[name]:.2f} notes/s", flush=True)
+            seconds[name].append(time.perf_counter() - started)
+            print(f"  {name}: {notes / seconds[name][-1]:.2f} notes/s", flush=True)
+    best = {name: min(times) for name, times in seconds.items()}
     baseline = notes / next(best[name] for name in best if name.endswith("baseline"))
     rows = [dict(lever=name, freed_memory=freed_memory, decode=decode, notes_per_second=round(notes / best[name], 2),
-                 vs_baseline=round(notes / best[name] / baseline, 2), first_call_s=round(warmup[name], 1))
+                 vs_baseline=round(notes / best[name] / baseline, 2), first_call_s=round(warmup[name], 1),
+                 spread=round(max(seconds[name]) / best[name], 2))
             for name, (_, decode) in variants.items()]
     return dict(machine_record("cpu", threads), model="paper", notes=notes, batch_size=batch_size,
                 rounds=rounds, rows=rows)
@@ -462,6 +477,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lever-notes", type=int, default=32, help="notes per timing of each lever")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds of the levers")
+    parser.add_argument("--levers-output", type=Path, default=RESULTS / "render_levers.json")
     parser.add_argument("--minutes", type=float, nargs="+", default=list(MEMORY_MINUTES))
     parser.add_argument("--output", type=Path, default=RESULTS / "render.json")
     parser.add_argument("--one", nargs=3, metavar=("MODEL", "PRECISION", "COMPILE"), help=argparse.SUPPRESS)
@@ -491,9 +507,9 @@ def main() -> None:
         report["rows"] += reused["rows"]
         for row in report["rows"]:
             row["vs_default_baseline"] = round(row["notes_per_second"] / default_baseline, 2)
-        save(RESULTS / "render_levers.json", report,
+        save(args.levers_output, report,
              ["lever", "freed_memory", "decode", "notes_per_second", "vs_baseline", "vs_default_baseline",
-              "first_call_s"])
+              "first_call_s", "spread"])
     if "render" in args.parts:
         common = ["--notes", str(args.notes), "--device", args.device, "--threads", str(args.threads),
                   "--batch-size", str(args.batch_size)]

@@ -33,7 +33,7 @@ TRAIN_LEVERS = ["paper", "paper:model.channels_last=false", "paper:model.loss.gp
 SCRIPTS = {
     "codec": dict(script="bench_codec.py",
                   args={"cpu": ["--device", "cpu"], "cuda": ["--device", "cuda", "--out", str(RESULTS / "codec_cuda.json")]},
-                  quick={"cpu": ["--min-seconds", "0.3"], "cuda": ["--min-seconds", "0.3"]}),
+                  quick={"cpu": ["--min-seconds", "0.3", "--rounds", "1"], "cuda": ["--min-seconds", "0.3", "--rounds", "1"]}),
     "data": dict(script="bench_data.py", args={"cpu": []}, quick={"cpu": ["--repeats", "1"]}),
     "attention": dict(script="bench_attention.py",
                       args={"cpu": ["--device", "cpu"],
@@ -107,10 +107,11 @@ def machine(data: dict, device: str) -> str:
 
 
 def codec_table(data: dict):
-    rows = [((name, "x".join(map(str, r["image_shape"]))), (r["encode_images_per_s"], r["decode_images_per_s"]))
-            for name, r in data["geometries"].items()]
+    rows = [((name, "x".join(map(str, r["image_shape"])), product), (p["encode_images_per_s"], p["decode_images_per_s"]))
+            for name, r in data["geometries"].items() for product, p in r["products"].items()]
     batch = next(iter(data["geometries"].values()))["batch"]
-    return f"batch {batch}", ["geometry", "image"], ["encode img/s", "decode img/s"], rows
+    return (f"batch {batch}, best of {data['rounds']} interleaved rounds", ["geometry", "image", "mel product"],
+            ["encode img/s", "decode img/s"], rows)
 
 
 def data_table(data: dict):
@@ -143,13 +144,15 @@ def render_table(data: dict):
 
 def render_levers_table(data: dict):
     rows = [((r["lever"], r.get("freed_memory", "returned"), "yes" if r["decode"] else "no"),
-             (r["notes_per_second"], r["vs_baseline"], r.get("vs_default_baseline", "—"), r.get("first_call_s", "—")))
+             (r["notes_per_second"], r["vs_baseline"], r.get("vs_default_baseline", "—"), r.get("first_call_s", "—"),
+              r.get("spread", "—")))
             for r in data["rows"]]
     setting = (f"{data['model']} model, {data['notes']} notes, batch {data['batch_size']}, best of "
                f"{data['rounds']} interleaved rounds, one process per allocator mode; "
                f"bf16 units: {data.get('bf16_units', '—')}")
     return setting, ["lever", "freed memory", "decode included"], \
-        ["notes/s", "× its process's baseline", "× glibc-default baseline", "first call s"], rows
+        ["notes/s", "× its process's baseline", "× glibc-default baseline", "first call s",
+         "spread (slowest ÷ fastest round)"], rows
 
 
 def render_memory_table(data: dict):
@@ -234,13 +237,15 @@ def mel_matrix_table(data: dict):
 
 
 TABLES = {"codec": codec_table, "data": data_table, "attention": attention_table, "render": render_table,
-          "render_levers": render_levers_table, "render_memory": render_memory_table,
+          "render_levers": render_levers_table, "render_levers_no_bf16_units": render_levers_table,
+          "render_memory": render_memory_table,
           "render_breakdown": render_breakdown_table, "train": train_table, "train_levers": train_table,
           "train_allocator": train_table,
           "train_precision": train_table, "train_no_bf16_units": train_table,
           "double_backward": double_backward_table, "learning_curve": learning_curve_table,
           "mel_matrix": mel_matrix_table}
 SOURCES = {"learning_curve": "learning_curve.py", "render_levers": "bench_render.py",
+           "render_levers_no_bf16_units": "bench_render.py",
            "render_memory": "bench_render.py", "render_breakdown": "bench_render.py",
            "train_levers": "bench_train.py", "train_allocator": "bench_train.py",
            "train_precision": "bench_train.py", "train_no_bf16_units": "bench_train.py"}
