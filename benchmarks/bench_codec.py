@@ -3,7 +3,8 @@
 Run as ``python benchmarks/bench_codec.py``; prints a table and writes ``benchmarks/results/codec.json``.
 The codec runs once per training clip (cached) and once per generated note, so this says whether it
 can ever be the bottleneck next to the networks. Where the codec takes its mel products in column blocks
-(``banded_matmul``), the dense product is timed beside it in the same run, best of ``--rounds`` interleaved.
+(``banded_matmul``), the dense product is timed beside it in the same run, best of ``--rounds`` interleaved, and
+so is the decode's complex spectrum as ``polar_with_dc`` writes it against ``torch.polar`` and a pad.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gansynth.core.spectral import SpecgramCodec  # noqa: E402
+from gansynth.core.spectral import SpecgramCodec, polar_with_dc  # noqa: E402
 from machine import cpu_model  # noqa: E402  (benchmarks/, the script's own folder)
 
 GEOMETRIES = {
@@ -67,15 +69,23 @@ def bench_geometry(settings: dict, batch: int, device: torch.device, min_seconds
     images = codec.encode(waves)  # [B, C, T, F]
     variants = mel_products(codec)
     best = {name: {"encode": math.inf, "decode": math.inf} for name in variants}
+    magnitude = torch.rand(batch, codec.audio_channels, codec.n_frames, codec.n_bins, device=device)
+    phase = 300.0 * torch.randn_like(magnitude)  # the decode's complex spectrum from these, two ways
+    spectrum = {"torch.polar + pad": lambda: F.pad(torch.polar(magnitude, phase), (1, 0)),
+                "polar_with_dc": lambda: polar_with_dc(magnitude, phase)}
+    spectrum_s = dict.fromkeys(spectrum, math.inf)
     with torch.inference_mode():
         for _ in range(rounds):
             for name, variant in variants.items():
                 for step, call in (("encode", lambda: variant.encode(waves)), ("decode", lambda: variant.decode(images))):
                     best[name][step] = min(best[name][step], seconds_per_call(call, device, min_seconds))
+            for name, call in spectrum.items():
+                spectrum_s[name] = min(spectrum_s[name], seconds_per_call(call, device, min_seconds))
     return {
         "settings": codec.to_dict(),
         "image_shape": list(codec.image_shape),
         "batch": batch,
+        "spectrum_ms_per_batch": {name: 1000 * seconds for name, seconds in spectrum_s.items()},
         "products": {name: {"encode_images_per_s": batch / s["encode"], "decode_images_per_s": batch / s["decode"],
                             "encode_ms_per_batch": 1000 * s["encode"], "decode_ms_per_batch": 1000 * s["decode"]}
                      for name, s in best.items()},
@@ -102,6 +112,8 @@ def main() -> None:
         shape = "x".join(map(str, row["image_shape"]))
         for product, r in row["products"].items():
             print(f"{name:<36}{shape:>16}{product:>13}{r['encode_images_per_s']:>14.1f}{r['decode_images_per_s']:>14.1f}")
+        print(f"{'':<36}complex spectrum ms per batch: " + ", ".join(
+            f"{way} {ms:.2f}" for way, ms in row["spectrum_ms_per_batch"].items()))
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report = {

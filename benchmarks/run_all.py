@@ -107,11 +107,13 @@ def machine(data: dict, device: str) -> str:
 
 
 def codec_table(data: dict):
-    rows = [((name, "x".join(map(str, r["image_shape"])), product), (p["encode_images_per_s"], p["decode_images_per_s"]))
+    rows = [((name, "x".join(map(str, r["image_shape"])), product),
+             (p["encode_images_per_s"], p["decode_images_per_s"], *r["spectrum_ms_per_batch"].values()))
             for name, r in data["geometries"].items() for product, p in r["products"].items()]
-    batch = next(iter(data["geometries"].values()))["batch"]
-    return (f"batch {batch}, best of {data['rounds']} interleaved rounds", ["geometry", "image", "mel product"],
-            ["encode img/s", "decode img/s"], rows)
+    first = next(iter(data["geometries"].values()))
+    spectrum = [f"complex spectrum ms/batch, {way}" for way in first["spectrum_ms_per_batch"]]
+    return (f"batch {first['batch']}, best of {data['rounds']} interleaved rounds", ["geometry", "image", "mel product"],
+            ["encode img/s", "decode img/s", *spectrum], rows)
 
 
 def data_table(data: dict):

@@ -24,6 +24,7 @@ from gansynth.core.spectral import (
     mel_to_linear_matrix,
     mel_weight_matrix,
     phase_from_if,
+    polar_with_dc,
     stft,
     unwrap,
 )
@@ -288,6 +289,17 @@ def test_mel_products_in_blocks_cover_every_nonzero_and_equal_the_dense_product(
     x = torch.rand(2, 3, 128, 1024, dtype=torch.float64)
     dense = x @ matrix.double()
     assert torch.allclose(banded_matmul(x, matrix.double(), blocks), dense, rtol=1e-12, atol=1e-12)
+
+
+def test_polar_with_dc_is_the_padded_polar_form_with_and_without_autograd():
+    magnitude, phase = torch.rand(2, 1, 8, 64), 300.0 * torch.randn(2, 1, 8, 64)  # phases as large as cumsums get
+    expected = torch.nn.functional.pad(torch.polar(magnitude, phase), (1, 0))
+    fast = polar_with_dc(magnitude, phase)
+    assert fast.shape == (2, 1, 8, 65) and fast.dtype == torch.complex64 and not fast[..., 0].any()
+    torch.testing.assert_close(fast, expected, atol=1e-6, rtol=0)
+    magnitude.requires_grad_(True)
+    polar_with_dc(magnitude, phase).abs().sum().backward()  # the differentiable path
+    torch.testing.assert_close(magnitude.grad, torch.ones_like(magnitude))
 
 
 def test_a_band_too_wide_to_pay_keeps_the_dense_product():
