@@ -24,9 +24,9 @@ from gansynth.core.layers import (
     LatentToGrid,
     MinibatchStddev,
     PixelNorm,
+    SelfAttention2d,
     cat_channels,
     is_channels_last,
-    SelfAttention2d,
 )
 
 

@@ -93,8 +93,9 @@ def istft(spec: torch.Tensor, n_fft: int, hop_length: int,
 def polar_with_dc(magnitude: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
     """``magnitude * exp(i phase)`` ``[..., F]`` as a complex ``[..., F + 1]`` with a zero DC bin in front, for
     :func:`istft`: the cosines and sines written straight into one buffer, where ``torch.polar`` and then the
-    pad took 2.7x as long (8 paper clips on 2 cores: 11.1 ms against 4.3, median of 30), the decode's slowest
-    step. Under autograd (``out=`` writes cannot be differentiated) it is ``torch.polar`` and the pad."""
+    pad, the decode's slowest step, took 3x as long (8 paper clips on 2 cores: 12.2 ms against 4.0,
+    benchmarks/bench_codec.py). Under autograd (``out=`` writes cannot be differentiated) it is ``torch.polar``
+    and the pad."""
     if torch.is_grad_enabled() and (magnitude.requires_grad or phase.requires_grad):
         return F.pad(torch.polar(magnitude, phase), (1, 0))
     pairs = magnitude.new_empty(*magnitude.shape[:-1], magnitude.shape[-1] + 1, 2)  # [..., F + 1, (re, im)]
@@ -230,7 +231,8 @@ def banded_matmul(x: torch.Tensor, matrix: torch.Tensor,
                   blocks: tuple[tuple[int, int, int, int], ...] | None) -> torch.Tensor:
     """``x @ matrix`` ([..., rows] -> [..., columns]); with ``blocks`` (:func:`band_blocks`) on a CPU, block by
     block over the rows each block's nonzeros span: the same sums without the zeros (paper geometry: 1/16 of
-    the multiply-adds, ~3x faster on 2 cores). GPUs keep the dense product, one kernel."""
+    the multiply-adds, each product ~3x faster on 2 cores; benchmarks/bench_codec.py times the codec both
+    ways). GPUs keep the dense product, one kernel."""
     if blocks is None or x.device.type != "cpu":
         return x @ matrix
     return torch.cat([x[..., first:last] @ matrix[first:last, start:end] for first, last, start, end in blocks],
