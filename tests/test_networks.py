@@ -559,6 +559,8 @@ def test_minibatch_stddev_appends_mean_batch_stddev():
     out = MinibatchStddev(eps=0.0)(x)
     assert out.shape == (2, 2, 1, 2)
     torch.testing.assert_close(out[:, 1], torch.full((2, 1, 2), 1.5))
+    wide = torch.randn(4, 8, 2, 16).to(memory_format=torch.channels_last)  # D's last block: its conv reads NHWC
+    assert MinibatchStddev()(wide).is_contiguous(memory_format=torch.channels_last)
 
 
 def test_attention_rejects_channels_not_multiple_of_8():

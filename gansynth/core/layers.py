@@ -164,7 +164,7 @@ class MinibatchStddev(nn.Module):
         # [B, C, H, W] -> [B, C + 1, H, W]
         variance = x.var(dim=0, unbiased=False)  # [C, H, W]
         stddev = torch.sqrt(variance + self.eps).mean()  # scalar
-        return torch.cat([x, stddev.expand(x.shape[0], 1, *x.shape[2:])], dim=1)
+        return cat_channels([x, stddev.expand(x.shape[0], 1, *x.shape[2:])], is_channels_last(x))
 
 
 def _spectral_projection(in_features: int, out_features: int) -> nn.Linear:
