@@ -201,27 +201,35 @@ def lever_variants(synth, pitches, z) -> dict:
 
 
 def weighted_layers(network):
-    """The convolutions and linear maps of a frozen G, outermost only (an UpsamplingConv2d's own conv of the
-    extra channels runs inside it)."""
+    """The convolutions, transposed convolutions and linear maps of a frozen G."""
     from torch import nn
 
-    from gansynth.core.frozen import UpsamplingConv2d
+    from gansynth.core.layers import UpsamplingConv2d
 
-    inner = {id(m) for layer in network.modules() if isinstance(layer, UpsamplingConv2d) for m in layer.modules()
-             if m is not layer}
-    return [m for m in network.modules()
-            if isinstance(m, (nn.Conv2d, nn.Linear, UpsamplingConv2d)) and id(m) not in inner]
+    return [m for m in network.modules() if isinstance(m, (nn.Conv2d, nn.Linear, UpsamplingConv2d))]
 
 
 def with_upsampling_apart(network, generator):
-    """A copy of the frozen G whose blocks upsample and then convolve, as the training modules do (the fast
-    path before that lever): each block's first conv is the training conv, folded."""
+    """A copy of the frozen G whose blocks upsample and then convolve (the fast path before that lever): each
+    block's first conv is the training conv's plain 3x3 form, folded, behind a 2x nearest upsampling."""
     import torch
+
+    from gansynth.core.layers import EqualizedConv2d, cat_channels
+
+    class UpsampleThenConv(torch.nn.Module):
+        def __init__(self, conv):
+            super().__init__()
+            self.conv = conv
+
+        def forward(self, inputs):
+            x, extras = inputs
+            upsampled = torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+            return self.conv(cat_channels([upsampled, *extras], channels_last=True))
 
     network = copy.deepcopy(network)
     for frozen_block, block in zip(network.blocks[1:], generator.blocks[1:]):
-        frozen_block[0] = block[0].folded().to(memory_format=torch.channels_last)
-    network.upsampling_convs = False
+        plain = EqualizedConv2d.folded(block[0]).to(memory_format=torch.channels_last)  # not its upsampling form
+        frozen_block[0] = UpsampleThenConv(plain)
     return network
 
 

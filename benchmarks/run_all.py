@@ -58,6 +58,8 @@ SCRIPTS = {
                                           "--output", str(RESULTS / "train_precision.json")]},
                             quick={"cpu": ["--iters", "1", "--stages", "0", "4"]}),
     "double_backward": dict(script="bench_double_backward.py", args={"cpu": []}, quick={"cpu": ["--rounds", "1"]}),
+    "upsampling": dict(script="bench_upsampling.py", args={"cpu": ["--steps", "2"]},
+                       quick={"cpu": ["--configs", "tiny:8", "--rounds", "2", "--steps", "0"]}),
 }
 GPU_SUFFIXES = ("_cuda", "_gpu")
 
@@ -210,6 +212,16 @@ def double_backward_table(data: dict):
     return setting, ["ops", "precision"], ["ms per penalty step", "× PyTorch's (same run)"], rows
 
 
+def upsampling_table(data: dict):
+    rows = [((r["config"], "x".join(map(str, r["resolution"])), r["precision"], r["path"]),
+             (r["g_ms"], r["g_median_ms"], r["g_speedup"], r.get("step_ms"), r.get("step_median_ms"), r.get("step_speedup")))
+            for r in data["rows"]]
+    setting = (f"G in training, channels_last, freed memory {data['freed_memory']}; best and median of {data['rounds']} "
+               f"interleaved rounds of G's forward + backward, {data['steps']} of the whole training step")
+    return setting, ["config", "resolution", "precision", "first block conv"], \
+        ["G fwd+bwd ms", "median", "× before", "step ms", "median", "× before"], rows
+
+
 def learning_curve_table(data: dict):
     """One row per recorded run: its last measurement (docs/RESULTS.md has the curves)."""
     rows = []
@@ -244,7 +256,8 @@ TABLES = {"codec": codec_table, "data": data_table, "attention": attention_table
           "render_breakdown": render_breakdown_table, "train": train_table, "train_levers": train_table,
           "train_allocator": train_table,
           "train_precision": train_table, "train_no_bf16_units": train_table,
-          "double_backward": double_backward_table, "learning_curve": learning_curve_table,
+          "double_backward": double_backward_table, "upsampling": upsampling_table,
+          "learning_curve": learning_curve_table,
           "mel_matrix": mel_matrix_table}
 SOURCES = {"learning_curve": "learning_curve.py", "render_levers": "bench_render.py",
            "render_levers_no_bf16_units": "bench_render.py",

@@ -5,10 +5,12 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from gansynth.core.frozen import frozen_generator
 from gansynth.core.layers import (
     EqualizedConv2d,
+    EqualizedUpsamplingConv2d,
     LatentToGrid,
     LayerError,
     MinibatchStddev,
@@ -344,7 +346,21 @@ def test_time_coordinates_give_every_block_its_frames_place_in_the_clip():
     for i, features in seen.items():
         h, w = timed.resolution(i + 1)
         expected = torch.linspace(-1.0, 1.0, h)[None, :, None].expand(3, h, w)
-        torch.testing.assert_close(features[:, -1], expected)
+        last_channel = features[1][-1][:, -1] if i else features[:, -1]  # later blocks get (x, extras) apart
+        torch.testing.assert_close(last_channel, expected)
+
+
+class ConvolutionInputs(TorchDispatchMode):
+    """Records the input of every convolution run inside it (plain or transposed, a layer's or a functional call)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inputs = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func is torch.ops.aten.convolution.default:
+            self.inputs.append(args[0])
+        return func(*args, **(kwargs or {}))
 
 
 def test_a_channels_last_generator_feeds_every_conv_channels_last():
@@ -357,14 +373,9 @@ def test_a_channels_last_generator_feeds_every_conv_channels_last():
     generator = Generator.for_codec(codec, vocab, **network).to(memory_format=torch.channels_last)
     z, pitch = _latents(2)
     for network in (generator, frozen_generator(generator)):
-        inputs = []
-        hooks = [layer.register_forward_hook(lambda layer, args, out: inputs.append(args[0]))
-                 for layer in network.modules() if isinstance(layer, (torch.nn.Conv2d, EqualizedConv2d))]
-        with torch.no_grad():
+        with torch.no_grad(), ConvolutionInputs() as convolutions:
             network(z, pitch, 5, 1.0)
-        for hook in hooks:
-            hook.remove()
-        maps = [x for x in inputs if x.shape[1] > 1 and x.shape[2] * x.shape[3] > 1]  # layout-ambiguous ones aside
+        maps = [x for x in convolutions.inputs if x.shape[1] > 1 and x.shape[2] * x.shape[3] > 1]  # layout-ambiguous ones aside
         assert len(maps) >= 9 and all(x.is_contiguous(memory_format=torch.channels_last) for x in maps)
 
 
@@ -546,6 +557,34 @@ def test_equalized_conv_has_he_gain():
     conv = EqualizedConv2d(64, 256, 3, padding=1)
     output = conv(torch.randn(4, 64, 16, 16))[:, :, 1:-1, 1:-1]  # skip zero-padded borders
     assert abs(output.var().item() - 2.0) < 0.1
+
+
+@pytest.mark.parametrize("extra_channels", [0, 3])
+def test_upsampling_conv_is_the_conv_of_the_upsampled_map_with_the_same_gradients(extra_channels):
+    """G's first block conv takes the coarse map and the extra channels apart; its output and the gradients of
+    its weight, bias and both inputs equal those of the equalised 3x3 conv of [x upsampled 2x, extras]."""
+    torch.manual_seed(0)
+    layer = EqualizedUpsamplingConv2d(6, extra_channels, 5)
+    reference = EqualizedConv2d(6 + extra_channels, 5, 3, padding=1)
+    with torch.no_grad():
+        layer.bias.normal_()
+        reference.load_state_dict(layer.state_dict())  # the same parameters, the same checkpoint keys
+    x = torch.randn(2, 6, 4, 8, requires_grad=True)
+    extras = [torch.randn(2, 1, 8, 16, requires_grad=True) for _ in range(extra_channels)]
+    target = torch.randn(2, 5, 8, 16)
+    folded = layer((x, extras))
+    (folded * target).sum().backward()
+    gradients = [t.grad.clone() for t in (x, *extras, layer.weight, layer.bias)]
+    for t in (x, *extras):
+        t.grad = None
+    expected = reference(torch.cat([F.interpolate(x, scale_factor=2, mode="nearest"), *extras], dim=1))
+    (expected * target).sum().backward()
+    torch.testing.assert_close(folded, expected, atol=1e-5, rtol=1e-5)
+    for got, want in zip(gradients, [t.grad for t in (x, *extras, reference.weight, reference.bias)]):
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-5)
+    frozen = layer.folded()
+    with torch.no_grad():
+        torch.testing.assert_close(frozen((x, extras)), expected, atol=1e-5, rtol=1e-5)
 
 
 def test_pixel_norm_gives_unit_mean_square():

@@ -83,7 +83,8 @@ def test_upsampling_folded_into_the_first_conv_matches_the_tiny_generator(blocks
     with the tiny experiment's extra channels at every block (harmonic coordinates with combs, frame
     positions, maps of z), its skip output, harmonic gains and profile, the fp32 image is the training modules' to
     float rounding."""
-    from gansynth.core.frozen import UpsamplingConv2d, frozen_generator
+    from gansynth.core.frozen import frozen_generator
+    from gansynth.core.layers import UpsamplingConv2d
 
     codec = SpecgramCodec(16000, 0.25, "mono", n_fft=512, hop_length=128, n_frames=32)
     torch.manual_seed(0)

@@ -21,6 +21,7 @@ from gansynth.core.layers import (
     LEAKY_SLOPE,
     EqualizedConv2d,
     EqualizedLinear,
+    EqualizedUpsamplingConv2d,
     LatentToGrid,
     MinibatchStddev,
     PixelNorm,
@@ -260,13 +261,9 @@ class _ProgressiveNetwork(nn.Module):
             raise NetworkError(f"{name}: block 1 has nothing to fade from; alpha must be 1.0, got {alpha}")
 
 
-def _generator_conv(in_channels: int, out_channels: int) -> list[nn.Module]:
-    """conv 3x3 -> bias -> leaky ReLU -> pixel norm."""
-    return [
-        EqualizedConv2d(in_channels, out_channels, 3, padding=1),
-        nn.LeakyReLU(LEAKY_SLOPE),
-        PixelNorm(),
-    ]
+def _generator_conv(conv: nn.Module) -> list[nn.Module]:
+    """conv 3x3 (with its bias) -> leaky ReLU -> pixel norm."""
+    return [conv, nn.LeakyReLU(LEAKY_SLOPE), PixelNorm()]
 
 
 class Generator(_ProgressiveNetwork):
@@ -287,12 +284,9 @@ class Generator(_ProgressiveNetwork):
     draw (`weighed_harmonics`); with `harmonic_profile` H, the sum also gets a level per harmonic 1..H, a linear map
     of z, on each harmonic's columns (`profile_levels`; `profile_weights`: one [P, H, w] tensor per block).
     Attention follows the last conv of a block whose area is in `attention_areas`; G's attention always
-    takes the fused path, since nothing differentiates G twice. With `upsampling_convs` (set by the frozen
-    inference copy, `gansynth.core.frozen`) a block's first layer is handed the coarse map and the extra
-    channels apart, and upsamples inside its convolution.
+    takes the fused path, since nothing differentiates G twice. Every block after the first is handed the coarse
+    map and the extra channels apart, and upsamples inside its first convolution (`EqualizedUpsamplingConv2d`).
     """
-
-    upsampling_convs = False
 
     def __init__(self, *args, coordinates: Sequence[torch.Tensor] | None = None,
                  comb_images: Sequence[torch.Tensor] | None = None,
@@ -343,9 +337,11 @@ class Generator(_ProgressiveNetwork):
         )
         blocks = []
         for i in range(1, self.num_blocks + 1):
-            layers = _generator_conv(widths[max(i - 1, 1)] + extra, widths[i])
-            if i > 1:
-                layers += _generator_conv(widths[i], widths[i])
+            if i == 1:
+                layers = _generator_conv(EqualizedConv2d(widths[1] + extra, widths[1], 3, padding=1))
+            else:
+                layers = _generator_conv(EqualizedUpsamplingConv2d(widths[i - 1], extra, widths[i]))
+                layers += _generator_conv(EqualizedConv2d(widths[i], widths[i], 3, padding=1))
             if i in self.attention_blocks:
                 layers.append(SelfAttention2d(widths[i]))
             blocks.append(nn.Sequential(*layers))
@@ -429,11 +425,8 @@ class Generator(_ProgressiveNetwork):
         previous, skip = x, None
         for i, block in enumerate(self.blocks[:stage_blocks]):
             extras = self.block_extras(i, pitch, latent, x)
-            if i and self.upsampling_convs:
-                features = (x, extras)  # block[0] upsamples inside its convolution
-            else:
-                features = cat_channels([F.interpolate(x, scale_factor=2, mode="nearest") if i else x, *extras],
-                                        is_channels_last(block[0].weight))
+            # block 0 reads the start grid as it is; later blocks' first conv upsamples x inside its convolution
+            features = (x, extras) if i else cat_channels([x, *extras], is_channels_last(block[0].weight))
             previous, x = x, block(features)  # x: [B, width(i), resolution(i)]
             if self.skip_output:
                 weight = alpha if i == stage_blocks - 1 else 1.0
