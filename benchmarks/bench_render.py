@@ -214,7 +214,8 @@ def with_upsampling_apart(network, generator):
     block's first conv is the training conv's plain 3x3 form, folded, behind a 2x nearest upsampling."""
     import torch
 
-    from gansynth.core.layers import EqualizedConv2d, cat_channels
+    from bench_train_layers import upsampled_join
+    from gansynth.core.layers import EqualizedConv2d
 
     class UpsampleThenConv(torch.nn.Module):
         def __init__(self, conv):
@@ -222,9 +223,7 @@ def with_upsampling_apart(network, generator):
             self.conv = conv
 
         def forward(self, inputs):
-            x, extras = inputs
-            upsampled = torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")
-            return self.conv(cat_channels([upsampled, *extras], channels_last=True))
+            return self.conv(upsampled_join(inputs, channels_last=True))
 
     network = copy.deepcopy(network)
     for frozen_block, block in zip(network.blocks[1:], generator.blocks[1:]):

@@ -58,8 +58,8 @@ SCRIPTS = {
                                           "--output", str(RESULTS / "train_precision.json")]},
                             quick={"cpu": ["--iters", "1", "--stages", "0", "4"]}),
     "double_backward": dict(script="bench_double_backward.py", args={"cpu": []}, quick={"cpu": ["--rounds", "1"]}),
-    "upsampling": dict(script="bench_upsampling.py", args={"cpu": ["--steps", "2"]},
-                       quick={"cpu": ["--configs", "tiny:8", "--rounds", "2", "--steps", "0"]}),
+    "train_layers": dict(script="bench_train_layers.py", args={"cpu": ["--steps", "3"]},
+                         quick={"cpu": ["--configs", "paper:0", "tiny:8", "--rounds", "2", "--steps", "0"]}),
 }
 GPU_SUFFIXES = ("_cuda", "_gpu")
 
@@ -212,14 +212,19 @@ def double_backward_table(data: dict):
     return setting, ["ops", "precision"], ["ms per penalty step", "× PyTorch's (same run)"], rows
 
 
-def upsampling_table(data: dict):
-    rows = [((r["config"], "x".join(map(str, r["resolution"])), r["precision"], r["path"]),
-             (r["g_ms"], r["g_median_ms"], r["g_speedup"], r.get("step_ms"), r.get("step_median_ms"), r.get("step_speedup")))
-            for r in data["rows"]]
-    setting = (f"G in training, channels_last, freed memory {data['freed_memory']}; best and median of {data['rounds']} "
-               f"interleaved rounds of G's forward + backward, {data['steps']} of the whole training step")
-    return setting, ["config", "resolution", "precision", "first block conv"], \
-        ["G fwd+bwd ms", "median", "× before", "step ms", "median", "× before"], rows
+def train_layers_table(data: dict):
+    rows = []
+    for r in data["rows"]:
+        before, after = [(name, r[name]) for name in r if isinstance(r[name], dict)]
+        for (name, times), speedup, step_speedup in ((before, 1.0, 1.0 if data["steps"] else None),
+                                                     (after, r["speedup"], r.get("step_speedup"))):
+            rows.append(((r["lever"], r["config"], "x".join(map(str, r["resolution"])), r["timed"], name),
+                         (times["ms"], times["median_ms"], speedup, times.get("step_ms"), times.get("step_median_ms"),
+                          step_speedup)))
+    setting = (f"{data['precision']}, {data['layout']}, freed memory {data['freed_memory']}; best and median of "
+               f"{data['rounds']} interleaved rounds of the lever's own pass, {data['steps']} of the whole training step")
+    return setting, ["lever", "config", "resolution", "timed", "path"], \
+        ["ms", "median", "× before", "step ms", "median", "× before"], rows
 
 
 def learning_curve_table(data: dict):
@@ -256,7 +261,7 @@ TABLES = {"codec": codec_table, "data": data_table, "attention": attention_table
           "render_breakdown": render_breakdown_table, "train": train_table, "train_levers": train_table,
           "train_allocator": train_table,
           "train_precision": train_table, "train_no_bf16_units": train_table,
-          "double_backward": double_backward_table, "upsampling": upsampling_table,
+          "double_backward": double_backward_table, "train_layers": train_layers_table,
           "learning_curve": learning_curve_table,
           "mel_matrix": mel_matrix_table}
 SOURCES = {"learning_curve": "learning_curve.py", "render_levers": "bench_render.py",

@@ -9,6 +9,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from gansynth.core.frozen import frozen_generator
 from gansynth.core.layers import (
+    EqualizedCollapse,
     EqualizedConv2d,
     EqualizedUpsamplingConv2d,
     LatentToGrid,
@@ -16,6 +17,7 @@ from gansynth.core.layers import (
     MinibatchStddev,
     PixelNorm,
     SelfAttention2d,
+    upsampling_kernel,
 )
 from gansynth.core.networks import Discriminator, Generator, NetworkError, with_category, with_frame_levels
 
@@ -559,8 +561,8 @@ def test_equalized_conv_has_he_gain():
     assert abs(output.var().item() - 2.0) < 0.1
 
 
-@pytest.mark.parametrize("extra_channels", [0, 3])
-def test_upsampling_conv_is_the_conv_of_the_upsampled_map_with_the_same_gradients(extra_channels):
+@pytest.mark.parametrize("extra_channels, height, width", [(0, 4, 8), (3, 4, 8), (2, 1, 3), (1, 3, 5)])
+def test_upsampling_conv_is_the_conv_of_the_upsampled_map_with_the_same_gradients(extra_channels, height, width):
     """G's first block conv takes the coarse map and the extra channels apart; its output and the gradients of
     its weight, bias and both inputs equal those of the equalised 3x3 conv of [x upsampled 2x, extras]."""
     torch.manual_seed(0)
@@ -569,9 +571,9 @@ def test_upsampling_conv_is_the_conv_of_the_upsampled_map_with_the_same_gradient
     with torch.no_grad():
         layer.bias.normal_()
         reference.load_state_dict(layer.state_dict())  # the same parameters, the same checkpoint keys
-    x = torch.randn(2, 6, 4, 8, requires_grad=True)
-    extras = [torch.randn(2, 1, 8, 16, requires_grad=True) for _ in range(extra_channels)]
-    target = torch.randn(2, 5, 8, 16)
+    x = torch.randn(2, 6, height, width, requires_grad=True)
+    extras = [torch.randn(2, 1, 2 * height, 2 * width, requires_grad=True) for _ in range(extra_channels)]
+    target = torch.randn(2, 5, 2 * height, 2 * width)
     folded = layer((x, extras))
     (folded * target).sum().backward()
     gradients = [t.grad.clone() for t in (x, *extras, layer.weight, layer.bias)]
@@ -585,6 +587,42 @@ def test_upsampling_conv_is_the_conv_of_the_upsampled_map_with_the_same_gradient
     frozen = layer.folded()
     with torch.no_grad():
         torch.testing.assert_close(frozen((x, extras)), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_the_upsampling_kernel_is_summed_in_fp32_under_bf16_autocast():
+    """Each transposed tap sums up to four weights; summed in bf16 it would round once more than the conv it
+    replaces (which casts each weight once), so the fold runs outside autocast and the conv casts the sum."""
+    weight = torch.randn(5, 6, 3, 3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        kernel = upsampling_kernel(weight)
+    assert kernel.dtype == torch.float32
+    torch.testing.assert_close(kernel, upsampling_kernel(weight))
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_collapse_is_the_valid_conv_with_the_same_penalty_gradients(channels_last):
+    """D's last conv as one matmul: the same scores as the VALID conv over the whole map, the same input
+    gradient, and the same weight and bias gradients of a gradient penalty built on that input gradient."""
+    torch.manual_seed(0)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    layer = EqualizedCollapse(6, 5, (2, 4)).double().to(memory_format=layout)
+    with torch.no_grad():
+        layer.bias.normal_()
+    x = torch.randn(3, 6, 2, 4, dtype=torch.float64).contiguous(memory_format=layout).requires_grad_(True)
+
+    def penalty_step(conv):
+        score = conv(x)
+        (grad,) = torch.autograd.grad(score.square().sum(), x, create_graph=True)
+        (grad.square().sum() + score.sum()).backward()
+        gradients = [layer.weight.grad.clone(), layer.bias.grad.clone()]
+        layer.zero_grad()
+        return score, grad, gradients
+
+    collapsed = penalty_step(layer)
+    expected = penalty_step(lambda x: F.conv2d(x, layer.weight * layer.scale, layer.bias))
+    assert collapsed[0].shape == (3, 5, 1, 1)
+    for got, want in zip([collapsed[0], collapsed[1], *collapsed[2]], [expected[0], expected[1], *expected[2]]):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
 
 
 def test_pixel_norm_gives_unit_mean_square():

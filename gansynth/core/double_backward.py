@@ -30,7 +30,7 @@ def _compute_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.get_autocast_dtype(x.device.type) if _autocast_on(x.device.type) else x.dtype
 
 
-def _no_autocast(device: str):
+def no_autocast(device: str):
     """What runs inside runs in the dtypes it is given (the casts are made explicitly)."""
     return torch.autocast(device, enabled=False) if torch.amp.is_autocast_available(device) else contextlib.nullcontext()
 
@@ -40,7 +40,8 @@ def _pair(padding: int | tuple[int, int]) -> list[int]:
 
 
 class _Conv2d(torch.autograd.Function):
-    """Stride 1, no dilation, no groups: the only convolutions G and D train."""
+    """Stride 1, no dilation, no groups: every convolution a critic trains (G's first block convs upsample in a
+    transposed conv of their own, `layers.EqualizedUpsamplingConv2d`; nothing differentiates G twice)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, padding):
@@ -48,7 +49,7 @@ class _Conv2d(torch.autograd.Function):
         x = x.to(dtype)  # only the weight gradient reads it, under no_grad: the cast copy is enough
         ctx.save_for_backward(x, weight)  # the original weight: a double backward must reach the parameter
         ctx.dtype, ctx.padding, ctx.has_bias = dtype, _pair(padding), bias is not None
-        with _no_autocast(x.device.type):
+        with no_autocast(x.device.type):
             return F.conv2d(x, weight.to(dtype), None if bias is None else bias.to(dtype), padding=padding)
 
     @staticmethod
@@ -56,7 +57,7 @@ class _Conv2d(torch.autograd.Function):
         x, weight = ctx.saved_tensors
         grad = grad.to(ctx.dtype)
         grad_x = grad_weight = grad_bias = None
-        with _no_autocast(x.device.type):
+        with no_autocast(x.device.type):
             if ctx.needs_input_grad[0]:  # differentiable: the penalty's backward goes through here
                 grad_x = F.conv_transpose2d(grad, weight.to(ctx.dtype), padding=ctx.padding)
                 missing = (x.shape[-2] - grad_x.shape[-2], x.shape[-1] - grad_x.shape[-1])

@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn.utils import skip_init
 from torch.nn.utils.parametrizations import spectral_norm
 
-from gansynth.core.double_backward import conv2d
+from gansynth.core.double_backward import conv2d, no_autocast
 from gansynth.core.errors import GANSynthError
 
 LEAKY_SLOPE = 0.2
@@ -57,6 +57,21 @@ class EqualizedConv2d(nn.Module):
         return constant_copy(conv, self.weight * self.scale, self.bias)
 
 
+class EqualizedCollapse(EqualizedConv2d):
+    """An equalised VALID conv whose kernel covers its whole input map: D's last conv, from the start grid to one
+    feature vector per note, computed as one matmul. As a convolution, oneDNN's weight gradient converts the
+    [out, C, h, w] weight between layouts twice in every backward (8 MB copies for the paper's 256x256x2x16):
+    its forward, gradient penalty and backward took 47 ms on 2 cores, the matmul 15. Built as
+    ``EqualizedCollapse(in_channels, out_channels, (h, w))``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # [B, C, h, w] (h, w: the kernel's) -> [B, out, 1, 1]
+        weight = self.weight * self.scale
+        if is_channels_last(weight):  # flattened in (h, w, C) order, a view of channels_last tensors
+            weight, x = weight.permute(0, 2, 3, 1), x.permute(0, 2, 3, 1)
+        return F.linear(x.flatten(1), weight.flatten(1), self.bias)[:, :, None, None]
+
+
 # A 3x3 tap t of a conv over a 2x nearest-upsampled map, as taps k of a stride-2 transposed 4x4 kernel over
 # the coarse map (padding 1): fine pixel 2i reads coarse rows i-1 (tap 0) and i (taps 1, 2), fine pixel
 # 2i+1 reads rows i (taps 0, 1) and i+1 (tap 2); the transposed conv's tap k puts coarse row j at 2j + k - 1.
@@ -67,7 +82,8 @@ def upsampling_kernel(weight: torch.Tensor) -> torch.Tensor:
     """A 3x3 conv weight [out, C, 3, 3] -> the [C, out, 4, 4] kernel of the stride-2 transposed conv (padding 1)
     that computes that conv of x's 2x nearest upsampling from x itself."""
     taps = TRANSPOSED_TAPS.to(weight)
-    return torch.einsum("kt,oits,ls->iokl", taps, weight, taps)
+    with no_autocast(weight.device.type):  # summed in the weight's dtype; the conv casts the sum once
+        return torch.einsum("kt,oits,ls->iokl", taps, weight, taps)
 
 
 def upsampling_conv(x: torch.Tensor, extras: list[torch.Tensor], kernel: torch.Tensor, extra_weight: torch.Tensor,
@@ -85,8 +101,8 @@ def upsampling_conv(x: torch.Tensor, extras: list[torch.Tensor], kernel: torch.T
 class EqualizedUpsamplingConv2d(EqualizedConv2d):
     """An equalised 3x3 conv (padding 1) of [x upsampled 2x, extras], handed ``(x, extras)`` apart: the first conv
     of every G block after the first. The same parameters (and checkpoint keys) as the `EqualizedConv2d` of
-    the joined map; `upsampling_conv` computes it. Fwd + bwd of the top blocks' first convs on 2 cores (fp32,
-    batch 8): 1.4-1.5x faster than upsampling and convolving, and no upsampled copy kept for the backward."""
+    the joined map; `upsampling_conv` computes it. G's forward + backward: 1.16-1.21x faster than upsampling and
+    convolving on 2 cores (fp32; BENCHMARKS.md, train_layers), and no upsampled copy kept for the backward."""
 
     def __init__(self, coarse_channels: int, extra_channels: int, out_channels: int) -> None:
         super().__init__(coarse_channels + extra_channels, out_channels, 3, padding=1)

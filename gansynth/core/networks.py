@@ -19,6 +19,7 @@ from gansynth.core.errors import GANSynthError
 from gansynth.core.double_backward import LeakyReLU
 from gansynth.core.layers import (
     LEAKY_SLOPE,
+    EqualizedCollapse,
     EqualizedConv2d,
     EqualizedLinear,
     EqualizedUpsamplingConv2d,
@@ -519,14 +520,14 @@ class _DiscriminatorBlock(nn.Module):
 
 
 class _DiscriminatorStem(nn.Module):
-    """Block 1: minibatch stddev, conv 3x3, [attention], start-shape VALID conv to one feature vector."""
+    """Block 1: minibatch stddev, conv 3x3, [attention], start-shape VALID conv to one feature vector (`EqualizedCollapse`)."""
 
     def __init__(self, channels: int, out_features: int, start_shape: tuple[int, int], attention: bool) -> None:
         super().__init__()
         self.stddev = MinibatchStddev()
         self.conv = _discriminator_conv(channels + 1, channels, 3, padding=1)
         self.attention = SelfAttention2d(channels) if attention else None
-        self.collapse = _discriminator_conv(channels, out_features, start_shape, padding=0)
+        self.collapse = nn.Sequential(EqualizedCollapse(channels, out_features, start_shape), LeakyReLU(LEAKY_SLOPE))
 
     def forward(self, x: torch.Tensor, double_backward: bool) -> torch.Tensor:
         # [B, width(1), start_h, start_w] -> [B, width(0)]
