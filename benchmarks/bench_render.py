@@ -214,7 +214,7 @@ def with_upsampling_apart(network, generator):
     block's first conv is the training conv's plain 3x3 form, folded, behind a 2x nearest upsampling."""
     import torch
 
-    from bench_train_layers import upsampled_join
+    from bench_train_parts import upsampled_join
     from gansynth.core.layers import EqualizedConv2d
 
     class UpsampleThenConv(torch.nn.Module):

@@ -58,8 +58,8 @@ SCRIPTS = {
                                           "--output", str(RESULTS / "train_precision.json")]},
                             quick={"cpu": ["--iters", "1", "--stages", "0", "4"]}),
     "double_backward": dict(script="bench_double_backward.py", args={"cpu": []}, quick={"cpu": ["--rounds", "1"]}),
-    "train_layers": dict(script="bench_train_layers.py", args={"cpu": ["--steps", "3"]},
-                         quick={"cpu": ["--configs", "paper:0", "tiny:8", "--rounds", "2", "--steps", "0"]}),
+    "train_parts": dict(script="bench_train_parts.py", args={"cpu": ["--steps", "3"]},
+                        quick={"cpu": ["--configs", "paper:0", "tiny:8", "--rounds", "2", "--steps", "0"]}),
 }
 GPU_SUFFIXES = ("_cuda", "_gpu")
 
@@ -212,7 +212,7 @@ def double_backward_table(data: dict):
     return setting, ["ops", "precision"], ["ms per penalty step", "× PyTorch's (same run)"], rows
 
 
-def train_layers_table(data: dict):
+def train_parts_table(data: dict):
     rows = []
     for r in data["rows"]:
         before, after = [(name, r[name]) for name in r if isinstance(r[name], dict)]
@@ -261,14 +261,16 @@ TABLES = {"codec": codec_table, "data": data_table, "attention": attention_table
           "render_breakdown": render_breakdown_table, "train": train_table, "train_levers": train_table,
           "train_allocator": train_table,
           "train_precision": train_table, "train_no_bf16_units": train_table,
-          "double_backward": double_backward_table, "train_layers": train_layers_table,
+          "double_backward": double_backward_table, "train_parts": train_parts_table,
+          "train_parts_adam": train_parts_table,
           "learning_curve": learning_curve_table,
           "mel_matrix": mel_matrix_table}
 SOURCES = {"learning_curve": "learning_curve.py", "render_levers": "bench_render.py",
            "render_levers_no_bf16_units": "bench_render.py",
            "render_memory": "bench_render.py", "render_breakdown": "bench_render.py",
            "train_levers": "bench_train.py", "train_allocator": "bench_train.py",
-           "train_precision": "bench_train.py", "train_no_bf16_units": "bench_train.py"}
+           "train_precision": "bench_train.py", "train_no_bf16_units": "bench_train.py",
+           "train_parts_adam": "bench_train_parts.py"}
 
 
 def device_of(stem: str, data: dict) -> tuple[str, str]:

@@ -167,6 +167,7 @@ class RecordStart(pl.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if not hasattr(self, "learning_rates"):
             self.learning_rates = [group["lr"] for opt in trainer.optimizers for group in opt.param_groups]
+            self.fused = [group["fused"] for opt in trainer.optimizers for group in opt.param_groups]
 
 
 def test_resume_continues_images_and_stage(notes, tmp_path):
@@ -183,10 +184,15 @@ def test_resume_continues_images_and_stage(notes, tmp_path):
     synth = load_checkpoint(ckpt)
     assert (synth.blocks, synth.alpha) == (2, 1.0)
     assert synth.generate([60], torch.zeros(1, synth.latent_dim)).shape == (1, 2, 320)
+    for state in saved["optimizer_states"]:  # as checkpoints saved before Adam ran fused
+        for group in state["param_groups"]:
+            group["fused"] = None
+    torch.save(saved, ckpt)
     start = RecordStart()
     _, resumed = train(notes, tmp_path, f"ckpt_path={ckpt}", "model.optim.lr=2e-4", callbacks=[start])
     assert (start.images_seen, start.stage) == (152, 2)
     assert start.learning_rates == [2e-4, 2e-4]  # the command line's, not the checkpoint's 8e-4
+    assert start.fused == [True, True]  # one kernel for all parameters, also resuming an older checkpoint
     # Adam was reset at the stage 2 boundary (128 images): 3 steps since, restored as saved.
     assert start.adam_steps == 3
     for key, value in start.ema.items():

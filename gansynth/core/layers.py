@@ -102,7 +102,7 @@ class EqualizedUpsamplingConv2d(EqualizedConv2d):
     """An equalised 3x3 conv (padding 1) of [x upsampled 2x, extras], handed ``(x, extras)`` apart: the first conv
     of every G block after the first. The same parameters (and checkpoint keys) as the `EqualizedConv2d` of
     the joined map; `upsampling_conv` computes it. G's forward + backward: 1.16-1.21x faster than upsampling and
-    convolving on 2 cores (fp32; BENCHMARKS.md, train_layers), and no upsampled copy kept for the backward."""
+    convolving on 2 cores (fp32; BENCHMARKS.md, train_parts), and no upsampled copy kept for the backward."""
 
     def __init__(self, coarse_channels: int, extra_channels: int, out_channels: int) -> None:
         super().__init__(coarse_channels + extra_channels, out_channels, 3, padding=1)

@@ -1,17 +1,20 @@
-"""Training layers computed another way than as a plain convolution, each against its before path, in one process.
+"""Parts of a training step computed another way than before, each against its before path, in one process.
 
 - ``upsampling``: G's first conv of every block after the first, one stride-2 transposed conv of the coarse map
   (`EqualizedUpsamplingConv2d`), against upsampling 2x (nearest), joining the extra channels and convolving.
   Timed: G's forward + backward.
 - ``collapse``: D's last conv, from the start grid to one feature vector, as one matmul (`EqualizedCollapse`),
   against the VALID convolution. Timed: D's score of a batch, its gradient penalty and backward.
+- ``adam``: Adam fused (one kernel for all parameters) against its default per-parameter loop. Timed: one
+  update of G's and D's parameters, every one with a gradient.
 
-The before path keeps the same parameters: each layer of the lever's type is told to run its old forward. With
-``--steps`` the whole training step (``bench_train.bench_stage``: the critic's step with its penalty and G's step)
-is timed too. Rounds are interleaved; each path's best and median kept.
+The before path keeps the same parameters: each layer of the lever's type runs its old forward, or the
+optimizer settings ask for the unfused Adam. With ``--steps`` the whole training step (``bench_train.bench_stage``:
+the critic's step with its penalty and G's step) is timed too. Rounds are interleaved; each path's best and
+median kept.
 
-    python benchmarks/bench_train_layers.py [--levers upsampling collapse] [--configs paper:0 paper:4 paper:8 paper:12 tiny:8]
-                                            [--rounds 6] [--steps 0] [--output PATH]
+    python benchmarks/bench_train_parts.py [--levers upsampling collapse adam]
+        [--configs paper:0 paper:4 paper:8 paper:12 tiny:8] [--rounds 6] [--steps 0] [--output PATH]
 """
 
 from __future__ import annotations
@@ -77,24 +80,59 @@ def critic_pass(model, blocks: int, alpha: float, batch: int):
     return run
 
 
-# lever -> (layer type, its before forward, (before, after) path names, what is timed, its pass)
+def adam_pass(model, blocks: int, alpha: float, batch: int):
+    for parameter in model.parameters():
+        parameter.grad = torch.randn_like(parameter).mul_(1e-3)
+    model.adam_optimizers = model.configure_optimizers()  # adam_path switches their fused flag
+
+    def run() -> None:
+        for optimizer in model.adam_optimizers:
+            optimizer.step()
+    return run
+
+
+class UnfusedAdam:
+    """A model's optimizer settings with Adam's default per-parameter loop, as before."""
+
+    def __init__(self, settings) -> None:
+        self.settings = settings
+
+    def __getattr__(self, name: str):
+        return getattr(self.settings, name)
+
+    def adam_arguments(self, stage: int) -> dict:
+        return dict(self.settings.adam_arguments(stage), fused=False)
+
+
+def adam_path(model, before: bool) -> None:
+    if before != isinstance(model.optim_settings, UnfusedAdam):
+        model.optim_settings = UnfusedAdam(model.optim_settings) if before else model.optim_settings.settings
+    for optimizer in getattr(model, "adam_optimizers", ()):
+        for group in optimizer.param_groups:
+            group["fused"] = not before
+
+
+def layer_path(kind: type, before_forward):
+    """The path switch of a lever that computes a layer type another way: its layers run `before_forward`, or
+    their own forward."""
+    def take_path(model, before: bool) -> None:
+        for layer in model.modules():
+            if isinstance(layer, kind):
+                if before:
+                    layer.forward = types.MethodType(before_forward, layer)
+                else:
+                    layer.__dict__.pop("forward", None)
+    return take_path
+
+
+# lever -> (its path switch, take_path(model, before); (before, after) path names; what is timed; its pass)
 LEVERS = {
-    "upsampling": (EqualizedUpsamplingConv2d, upsample_then_conv,
+    "upsampling": (layer_path(EqualizedUpsamplingConv2d, upsample_then_conv),
                    ("upsample, then conv (before)", "transposed conv of the coarse map"), "G fwd+bwd", generator_pass),
-    "collapse": (EqualizedCollapse, EqualizedConv2d.forward,
+    "collapse": (layer_path(EqualizedCollapse, EqualizedConv2d.forward),
                  ("VALID conv (before)", "one matmul"), "D score + penalty + bwd", critic_pass),
+    "adam": (adam_path, ("per-parameter loop (before)", "fused"), "Adam update of G and D", adam_pass),
 }
-
-
-def take_path(model, lever: str, before: bool) -> None:
-    """Every layer of the lever's type in `model` runs its before forward, or its own."""
-    kind, before_forward = LEVERS[lever][:2]
-    for layer in model.modules():
-        if isinstance(layer, kind):
-            if before:
-                layer.forward = types.MethodType(before_forward, layer)
-            else:
-                layer.__dict__.pop("forward", None)
 
 
 def interleaved(rounds: int, seconds_of) -> dict[bool, list[float]]:
@@ -114,7 +152,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6, help="interleaved rounds of the lever's own pass")
     parser.add_argument("--steps", type=int, default=0, help="interleaved rounds of the whole training step (0: none)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "train_layers.json")
+    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "train_parts.json")
     args = parser.parse_args()
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
@@ -122,7 +160,7 @@ def main() -> None:
     freed_memory = apply_freed_memory("reused")
     rows = []
     for lever in args.levers:
-        names, timed, make_pass = LEVERS[lever][2:]
+        take_path, names, timed, make_pass = LEVERS[lever]
         for spec in args.configs:
             config, _, stage = spec.partition(":")
             stage, batch = int(stage), BATCHES[config]
@@ -132,7 +170,7 @@ def main() -> None:
             run = make_pass(model, blocks, alpha, batch)
 
             def pass_seconds(before: bool) -> float:
-                take_path(model, lever, before)
+                take_path(model, before)
                 start = time.perf_counter()
                 run()
                 return time.perf_counter() - start
@@ -140,7 +178,7 @@ def main() -> None:
             def step_seconds(before: bool) -> float:  # a fresh model: the step's own warm-up batch comes first
                 torch.manual_seed(0)
                 fresh = bench_train.build_model(config)
-                take_path(fresh, lever, before)
+                take_path(fresh, before)
                 return bench_train.bench_stage(fresh, stage, "fp32", batch, 1, torch.device("cpu"))["ms_per_iter"] / 1e3
 
             interleaved(1, pass_seconds)  # warm-up: oneDNN picks its kernels
