@@ -81,9 +81,11 @@ def critic_pass(model, blocks: int, alpha: float, batch: int):
 
 
 def adam_pass(model, blocks: int, alpha: float, batch: int):
-    for parameter in model.parameters():
-        parameter.grad = torch.randn_like(parameter).mul_(1e-3)
     model.adam_optimizers = model.configure_optimizers()  # adam_path switches their fused flag
+    for optimizer in model.adam_optimizers:
+        for group in optimizer.param_groups:
+            for parameter in group["params"]:
+                parameter.grad = torch.randn_like(parameter).mul_(1e-3)
 
     def run() -> None:
         for optimizer in model.adam_optimizers:

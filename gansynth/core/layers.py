@@ -108,25 +108,27 @@ class EqualizedUpsamplingConv2d(EqualizedConv2d):
         super().__init__(coarse_channels + extra_channels, out_channels, 3, padding=1)
         self.coarse_channels = coarse_channels
 
+    def kernels(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the transposed kernel of x [C, out, 4, 4], the extras' 3x3 weight [out, k, 3, 3]), scale included."""
+        weight = self.weight * self.scale
+        return upsampling_kernel(weight[:, :self.coarse_channels]), weight[:, self.coarse_channels:]
+
     def forward(self, inputs: tuple[torch.Tensor, list[torch.Tensor]]) -> torch.Tensor:
         x, extras = inputs
-        weight = self.weight * self.scale
-        return upsampling_conv(x, extras, upsampling_kernel(weight[:, :self.coarse_channels]),
-                               weight[:, self.coarse_channels:], self.bias)
+        return upsampling_conv(x, extras, *self.kernels(), self.bias)
 
     def folded(self) -> "UpsamplingConv2d":
         """The same map with the scale and the upsampling folded into constant kernels once (inference)."""
-        return UpsamplingConv2d(self.weight * self.scale, self.bias, self.coarse_channels)
+        return UpsamplingConv2d(*self.kernels(), self.bias)
 
 
 class UpsamplingConv2d(nn.Module):
     """`EqualizedUpsamplingConv2d` frozen: its kernels as constant buffers, for the inference copy of G."""
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, coarse_channels: int) -> None:
+    def __init__(self, kernel: torch.Tensor, extra_weight: torch.Tensor, bias: torch.Tensor) -> None:
         super().__init__()
-        weight = weight.detach()
-        self.register_buffer("kernel", upsampling_kernel(weight[:, :coarse_channels]).contiguous())
-        self.register_buffer("extra_weight", weight[:, coarse_channels:].clone())
+        self.register_buffer("kernel", kernel.detach().contiguous())
+        self.register_buffer("extra_weight", extra_weight.detach().clone())
         self.register_buffer("bias", bias.detach().clone())
 
     def forward(self, inputs: tuple[torch.Tensor, list[torch.Tensor]]) -> torch.Tensor:
